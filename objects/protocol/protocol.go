@@ -1,0 +1,305 @@
+// Package protocol declares, once, the parts of Holocron's wire protocol
+// (PROTOCOL.md) that every object, the server, clients and tests share:
+// error codes, close codes, the error frame, frame decoding and field
+// validation. Object-specific frames live with their object.
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"regexp"
+	"time"
+	"unicode/utf8"
+)
+
+// Error codes of PROTOCOL.md.
+const (
+	CodeInvalidJSON       = "invalid_json"
+	CodeUnknownType       = "unknown_type"
+	CodeMissingField      = "missing_field"
+	CodeInvalidField      = "invalid_field"
+	CodeTooLarge          = "too_large"
+	CodeRateLimited       = "rate_limited"
+	CodeRoomNotFound      = "room_not_found"
+	CodeRoomExists        = "room_exists"
+	CodeRoomFull          = "room_full"
+	CodeNotInRoom         = "not_in_room"
+	CodeGameInProgress    = "game_in_progress"
+	CodeInvalidState      = "invalid_state"
+	CodeNotEnoughPlayers  = "not_enough_players"
+	CodeForbidden         = "forbidden"
+	CodeUnavailable       = "unavailable"
+	CodeInternal          = "internal"
+	CodeMethodNotAllowed  = "method_not_allowed"
+	CodeNotFound          = "not_found"
+	MessageInvalidFormat  = "Invalid message format"
+	MessageUnknownType    = "Unknown message type"
+	MessageJoinFailed     = "Failed to join room"
+	MessageStartFailed    = "Failed to start game"
+	MessageTooLarge       = "Message too large"
+	TypeError             = "error"
+	TypePing              = "ping"
+	TypePong              = "pong"
+	MaxMessageBytes       = 65536
+	MaxRequestIDRunes     = 64
+	MaxNameRunes          = 100
+	MaxHTTPBodyBytes      = 64 << 10
+	TimestampLayout       = "2006-01-02T15:04:05.000Z07:00"
+	roomIDPatternSource   = `^[A-Za-z0-9_-]{1,64}$`
+	defaultMessageForCode = "Request failed"
+)
+
+// Close codes the server uses, grouped by what a client should do. Defined
+// here once; PROTOCOL.md "Close codes" is the contract.
+const (
+	// CloseGoingAway: the node is shutting down; reconnect (to any node).
+	CloseGoingAway = 1001
+	// CloseMoved: the object moved to another node; reconnect at once.
+	CloseMoved = 1012
+	// CloseTryAgainLater: overloaded or unavailable; reconnect with backoff.
+	CloseTryAgainLater = 1013
+	// CloseAuthFailed: auth failed or token expired; do not reuse the token.
+	CloseAuthFailed = 4001
+	// ClosePolicy: too many sockets; reconnect later.
+	ClosePolicy = 4008
+)
+
+var roomIDPattern = regexp.MustCompile(roomIDPatternSource)
+
+// ValidRoomID reports whether s is a legal room id.
+func ValidRoomID(s string) bool { return roomIDPattern.MatchString(s) }
+
+// RuneCount counts code points, which is how PROTOCOL.md measures lengths.
+func RuneCount(s string) int { return utf8.RuneCountInString(s) }
+
+// Timestamp renders t as PROTOCOL.md's RFC 3339 UTC time with milliseconds.
+func Timestamp(t time.Time) string { return t.UTC().Format(TimestampLayout) }
+
+// Error is a protocol failure: a code and a human message.
+type Error struct {
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Errorf builds an Error.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorFrame is the generic failure frame {"type":"error",...}.
+type ErrorFrame struct {
+	Type        string `json:"type"`
+	Code        string `json:"code"`
+	Message     string `json:"message"`
+	RequestType string `json:"requestType,omitempty"`
+	RoomID      string `json:"roomId,omitempty"`
+	RequestID   string `json:"requestId,omitempty"`
+}
+
+// Frame is a decoded client frame: its type, request id and raw fields.
+type Frame struct {
+	Type      string
+	RequestID string
+	fields    map[string]json.RawMessage
+}
+
+// DecodeFrame parses one client WebSocket message. It fails with
+// invalid_json for anything but a JSON object (binary messages included) and
+// unknown_type for a missing or non-string type. A bad requestId is an
+// invalid_field failure, but the type is still returned so the reply can
+// name it.
+func DecodeFrame(data []byte, binary bool) (*Frame, *Error) {
+	if binary {
+		return nil, &Error{Code: CodeInvalidJSON, Message: MessageInvalidFormat}
+	}
+	trimmed := bytes.TrimLeft(data, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(data) {
+		return nil, &Error{Code: CodeInvalidJSON, Message: MessageInvalidFormat}
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return nil, &Error{Code: CodeInvalidJSON, Message: MessageInvalidFormat}
+	}
+	f := &Frame{fields: fields}
+	if raw, ok := fields["requestId"]; ok && !isNull(raw) {
+		var id string
+		if err := json.Unmarshal(raw, &id); err != nil || RuneCount(id) > MaxRequestIDRunes {
+			f.Type, _ = f.optString("type")
+			return f, Errorf(CodeInvalidField, "requestId must be a string of at most %d characters", MaxRequestIDRunes)
+		}
+		f.RequestID = id
+	}
+	t, ok := f.optString("type")
+	if !ok || t == "" {
+		return f, &Error{Code: CodeUnknownType, Message: MessageUnknownType}
+	}
+	f.Type = t
+	return f, nil
+}
+
+func isNull(raw json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(raw), []byte("null")) }
+
+func (f *Frame) optString(name string) (string, bool) {
+	raw, ok := f.fields[name]
+	if !ok {
+		return "", false
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// Has reports whether the frame has the field with a non-null value.
+func (f *Frame) Has(name string) bool {
+	raw, ok := f.fields[name]
+	return ok && !isNull(raw)
+}
+
+// Raw returns a field's raw JSON.
+func (f *Frame) Raw(name string) (json.RawMessage, bool) {
+	raw, ok := f.fields[name]
+	if !ok || isNull(raw) {
+		return nil, false
+	}
+	return raw, true
+}
+
+// String returns a required string field: missing_field when absent or
+// null, invalid_field when not a string.
+func (f *Frame) String(name string) (string, *Error) {
+	if !f.Has(name) {
+		return "", Errorf(CodeMissingField, "%s is required", name)
+	}
+	s, ok := f.optString(name)
+	if !ok {
+		return "", Errorf(CodeInvalidField, "%s must be a string", name)
+	}
+	return s, nil
+}
+
+// OptString returns an optional string field; present reports whether it
+// was given.
+func (f *Frame) OptString(name string) (s string, present bool, err *Error) {
+	if !f.Has(name) {
+		return "", false, nil
+	}
+	s, ok := f.optString(name)
+	if !ok {
+		return "", true, Errorf(CodeInvalidField, "%s must be a string", name)
+	}
+	return s, true, nil
+}
+
+// RoomID returns the required roomId field, checked against the id pattern.
+func (f *Frame) RoomID() (string, *Error) {
+	id, err := f.String("roomId")
+	if err != nil {
+		return "", err
+	}
+	if !ValidRoomID(id) {
+		return "", Errorf(CodeInvalidField, "roomId must match [A-Za-z0-9_-]{1,64}")
+	}
+	return id, nil
+}
+
+// PlayerID returns the required playerId field (1..64 characters).
+func (f *Frame) PlayerID() (string, *Error) {
+	id, err := f.String("playerId")
+	if err != nil {
+		return "", err
+	}
+	if id == "" || RuneCount(id) > 64 {
+		return "", Errorf(CodeInvalidField, "playerId must be 1..64 characters")
+	}
+	return id, nil
+}
+
+// OptBool returns an optional boolean field.
+func (f *Frame) OptBool(name string) (bool, *Error) {
+	raw, ok := f.Raw(name)
+	if !ok {
+		return false, nil
+	}
+	var b bool
+	if err := json.Unmarshal(raw, &b); err != nil {
+		return false, Errorf(CodeInvalidField, "%s must be a boolean", name)
+	}
+	return b, nil
+}
+
+// Number returns a required finite number field.
+func (f *Frame) Number(name string) (float64, *Error) {
+	raw, ok := f.Raw(name)
+	if !ok {
+		return 0, Errorf(CodeMissingField, "%s is required", name)
+	}
+	var n float64
+	if err := json.Unmarshal(raw, &n); err != nil || math.IsNaN(n) || math.IsInf(n, 0) {
+		return 0, Errorf(CodeInvalidField, "%s must be a finite number", name)
+	}
+	return n, nil
+}
+
+// OptInt returns an optional integer field within [lo, hi].
+func (f *Frame) OptInt(name string, lo, hi int) (n int, present bool, err *Error) {
+	raw, ok := f.Raw(name)
+	if !ok {
+		return 0, false, nil
+	}
+	var v float64
+	if e := json.Unmarshal(raw, &v); e != nil || v != math.Trunc(v) || v < float64(lo) || v > float64(hi) {
+		return 0, true, Errorf(CodeInvalidField, "%s must be an integer in %d..%d", name, lo, hi)
+	}
+	return int(v), true, nil
+}
+
+// WriteHTTPError answers an HTTP request with PROTOCOL.md's {code, message}.
+func WriteHTTPError(w http.ResponseWriter, status int, err *Error) {
+	WriteJSON(w, status, map[string]string{"code": err.Code, "message": err.Message})
+}
+
+// WriteJSON answers with v as JSON.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// DecodeHTTPBody reads a JSON object body of at most MaxHTTPBodyBytes into
+// a Frame, so HTTP handlers validate fields exactly as frames do.
+func DecodeHTTPBody(r *http.Request) (*Frame, *Error) {
+	body, err := readLimited(r, MaxHTTPBodyBytes)
+	if err != nil {
+		return nil, err
+	}
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return nil, Errorf(CodeInvalidJSON, "body must be a JSON object")
+	}
+	var fields map[string]json.RawMessage
+	if e := json.Unmarshal(body, &fields); e != nil {
+		return nil, Errorf(CodeInvalidJSON, "body must be a JSON object")
+	}
+	return &Frame{fields: fields}, nil
+}
+
+func readLimited(r *http.Request, limit int64) ([]byte, *Error) {
+	var buf bytes.Buffer
+	n, err := buf.ReadFrom(http.MaxBytesReader(nil, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) || n > limit {
+			return nil, Errorf(CodeTooLarge, "body over %d bytes", limit)
+		}
+		return nil, Errorf(CodeInvalidJSON, "read body: %v", err)
+	}
+	return buf.Bytes(), nil
+}

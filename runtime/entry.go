@@ -1,0 +1,612 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/holocron-run/holocron/storage"
+)
+
+type eventKind uint8
+
+const (
+	evHTTP eventKind = iota + 1
+	evWSMessage
+	evWSClose
+	evWSError
+	evAlarm
+)
+
+func (k eventKind) String() string {
+	switch k {
+	case evHTTP:
+		return "http"
+	case evWSMessage:
+		return "ws_message"
+	case evWSClose:
+		return "ws_close"
+	case evWSError:
+		return "ws_error"
+	case evAlarm:
+		return "alarm"
+	}
+	return "unknown"
+}
+
+// event is one unit of work for an object's actor.
+type event struct {
+	kind eventKind
+	// evHTTP
+	req  *http.Request
+	resp *gatedResponse
+	done chan struct{}
+	// evWS*
+	ws     *WebSocket
+	msg    Message
+	code   int
+	reason string
+	err    error
+	// evAlarm: called once the outcome is durable (true) or failed.
+	alarmDone func(ok bool)
+}
+
+// entry is everything a node holds for one object: its mailbox, its sockets,
+// its current instance (nil while hibernating) and its output gate.
+type entry struct {
+	rt    *Runtime
+	class string
+	ctor  Constructor
+	id    ID
+
+	mailbox chan event
+
+	mu      sync.Mutex
+	name    string
+	running bool // an actor goroutine is running
+	refs    int  // callers about to deliver
+	sockets []*WebSocket
+	byTag   map[string][]*WebSocket
+
+	// Actor-goroutine state.
+	state     *State
+	instance  Object
+	metaSaved bool
+	outbox    *[]outItem // the current event's outputs
+
+	gate gate
+}
+
+func newEntry(rt *Runtime, class string, ctor Constructor, id ID, name string) *entry {
+	e := &entry{
+		rt:      rt,
+		class:   class,
+		ctor:    ctor,
+		id:      id,
+		name:    name,
+		mailbox: make(chan event, rt.opts.MailboxSize),
+		byTag:   map[string][]*WebSocket{},
+	}
+	e.state = &State{entry: e, storage: newStorage(storage.ObjectID(id), rt.opts.Store)}
+	return e
+}
+
+// release drops a reference taken by acquire or terminate.
+func (e *entry) release() {
+	e.mu.Lock()
+	e.refs--
+	e.mu.Unlock()
+	e.rt.maybeDrop(e)
+}
+
+// deliver queues ev, waiting for room in the mailbox, and makes sure an actor
+// goroutine is running.
+func (e *entry) deliver(ctx context.Context, ev event) error {
+	select {
+	case e.mailbox <- ev:
+	case <-ctx.Done():
+		return fmt.Errorf("deliver %s event to %s: %w", ev.kind, e.id, ctx.Err())
+	}
+	e.mu.Lock()
+	if !e.running {
+		e.running = true
+		go e.run()
+	}
+	e.mu.Unlock()
+	return nil
+}
+
+// deliverBlocking delivers an event that has no caller to give up (socket
+// traffic): it waits for mailbox room, which is the socket's backpressure.
+func (e *entry) deliverBlocking(ev event) { _ = e.deliver(context.Background(), ev) }
+
+// run is the actor: it handles events one at a time and evicts the instance
+// after IdleTimeout without events.
+func (e *entry) run() {
+	idle := time.NewTimer(e.rt.opts.IdleTimeout)
+	defer idle.Stop()
+	for {
+		select {
+		case ev := <-e.mailbox:
+			e.handle(ev)
+			if !idle.Stop() {
+				select {
+				case <-idle.C:
+				default:
+				}
+			}
+			idle.Reset(e.rt.opts.IdleTimeout)
+		case <-idle.C:
+			if e.tryEvict() {
+				return
+			}
+			idle.Reset(e.rt.opts.IdleTimeout)
+		case <-e.rt.ctx.Done():
+			// Shutting down: finish what is queued, then go.
+			if len(e.mailbox) > 0 {
+				continue
+			}
+			e.gate.waitIdle()
+			if e.tryEvict() {
+				return
+			}
+		}
+	}
+}
+
+// tryEvict ends the actor if no event waits and no commit is in flight. The
+// sockets stay; the next event builds a new instance from storage.
+func (e *entry) tryEvict() bool {
+	if !e.gate.idle() {
+		return false
+	}
+	rt := e.rt
+	rt.mu.Lock()
+	e.mu.Lock()
+	if len(e.mailbox) > 0 {
+		e.mu.Unlock()
+		rt.mu.Unlock()
+		return false
+	}
+	e.running = false
+	if e.instance != nil {
+		rt.metrics.evictions.Inc()
+	}
+	e.instance = nil
+	e.metaSaved = false
+	drop := e.refs == 0 && len(e.sockets) == 0 && rt.entries[e.id] == e
+	if drop {
+		delete(rt.entries, e.id)
+		rt.metrics.objectsActive.Dec()
+	}
+	e.mu.Unlock()
+	rt.mu.Unlock()
+	return true
+}
+
+// outItem is one output held by the gate: a frame for a socket, or a
+// callback that releases an HTTP response or reports an alarm's outcome.
+type outItem struct {
+	ws    *WebSocket
+	frame outFrame
+	done  func(err error)
+}
+
+// emit records an output of the current event.
+func (e *entry) emit(it outItem) {
+	if e.outbox == nil {
+		// Outside an event (misuse): still never ahead of pending writes.
+		e.gate.after(nil, []outItem{it})
+		return
+	}
+	*e.outbox = append(*e.outbox, it)
+}
+
+func (e *entry) handle(ev event) {
+	rt := e.rt
+	start := time.Now()
+	if e.gate.broken() {
+		e.reset()
+	}
+	var out []outItem
+	e.outbox = &out
+	st := e.state.storage
+	st.begin()
+	ctx := context.WithValue(rt.ctx, stateKey, e.state)
+	if ev.req != nil {
+		ctx = context.WithValue(ev.req.Context(), stateKey, e.state)
+	}
+	alarmHandled := false
+	panicked := e.safely(ev, func() {
+		if e.instance == nil {
+			obj, err := e.ctor(e.state)
+			if err != nil {
+				panic(fmt.Errorf("construct %s %s: %w", e.class, e.id, err))
+			}
+			e.instance = obj
+			rt.metrics.activations.Inc()
+		}
+		alarmHandled = e.dispatch(ctx, ev)
+	})
+	e.outbox = nil
+	var w *writeSet
+	if panicked {
+		st.discard()
+		w = newWriteSet()
+		e.instance = nil // its memory may be inconsistent
+		out = e.failureOutputs(ev)
+	} else {
+		w = st.end()
+	}
+	if ev.kind == evAlarm {
+		ok := !panicked && alarmHandled
+		if ok && w.alarm == nil {
+			w.alarm = &storage.AlarmChange{Delete: true}
+		}
+		done := ev.alarmDone
+		out = append(out, outItem{done: func(err error) { done(ok && err == nil) }})
+	}
+	if ev.kind == evHTTP {
+		resp, doneCh := ev.resp, ev.done
+		out = append(out, outItem{done: func(err error) {
+			resp.failed = err
+			close(doneCh)
+		}})
+	}
+	var batch *storage.Batch
+	if !w.empty() {
+		batch = &storage.Batch{Object: storage.ObjectID(e.id), Ops: w.ops}
+		if w.alarm != nil {
+			batch.Alarm = *w.alarm
+		}
+		if !e.metaSaved {
+			e.mu.Lock()
+			batch.Meta = &storage.ObjectMeta{Class: e.class, Name: e.name}
+			e.mu.Unlock()
+			e.metaSaved = true
+		}
+		st.pushPending(w)
+	}
+	e.gate.after(batch, out)
+	if batch != nil {
+		rt.opts.Store.Commit(batch, func(err error) {
+			st.popPending()
+			if batch.Alarm.Set {
+				rt.alarms.poke()
+			}
+			e.gate.committed(err, e)
+		})
+	}
+	rt.metrics.events.WithLabelValues(ev.kind.String()).Inc()
+	rt.metrics.eventSeconds.Observe(time.Since(start).Seconds())
+}
+
+// dispatch calls the instance's handler for ev. For an alarm it reports
+// whether the handler succeeded (or there was nothing to do).
+func (e *entry) dispatch(ctx context.Context, ev event) bool {
+	switch ev.kind {
+	case evHTTP:
+		e.instance.ServeHTTP(ev.resp, ev.req)
+	case evWSMessage, evWSClose, evWSError:
+		h, ok := e.instance.(WebSocketHandler)
+		if !ok {
+			if ev.kind != evWSClose {
+				ev.ws.Close(websocket.CloseUnsupportedData, "object does not handle websocket messages")
+			}
+			return true
+		}
+		switch ev.kind {
+		case evWSMessage:
+			h.OnMessage(ctx, ev.ws, ev.msg)
+		case evWSClose:
+			h.OnClose(ctx, ev.ws, ev.code, ev.reason)
+		default:
+			h.OnError(ctx, ev.ws, ev.err)
+		}
+	case evAlarm:
+		st := e.state.storage
+		at, ok, err := st.GetAlarm()
+		if err != nil {
+			panic(err)
+		}
+		if !ok || at.After(e.rt.opts.Now()) {
+			return true // moved or deleted since it was scheduled
+		}
+		h, isHandler := e.instance.(AlarmHandler)
+		if !isHandler {
+			return true
+		}
+		if err := h.OnAlarm(ctx); err != nil {
+			e.rt.log.Warn("alarm failed", "class", e.class, "object", e.id.String(), "err", err)
+			st.discard()
+			st.begin()
+			*e.outbox = (*e.outbox)[:0]
+			// Keep the alarm for the retry.
+			return false
+		}
+		e.rt.metrics.alarmsFired.Inc()
+	}
+	return true
+}
+
+// safely runs fn and reports whether it panicked, logging the panic.
+func (e *entry) safely(ev event, fn func()) (panicked bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			panicked = true
+			e.rt.metrics.panics.Inc()
+			e.rt.log.Error("object handler panicked", "class", e.class, "object", e.id.String(),
+				"event", ev.kind.String(), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		}
+	}()
+	fn()
+	return false
+}
+
+// failureOutputs is what the client sees when a handler panicked: an HTTP
+// 500 or an internal error frame, in the protocol's error shape.
+func (e *entry) failureOutputs(ev event) []outItem {
+	switch ev.kind {
+	case evHTTP:
+		ev.resp.reset()
+		writeRuntimeError(ev.resp, http.StatusInternalServerError, "internal", "internal error")
+	case evWSMessage, evWSError:
+		return []outItem{{ws: ev.ws, frame: outFrame{data: []byte(`{"type":"error","code":"internal","message":"internal error"}`)}}}
+	}
+	return nil
+}
+
+// reset throws away an instance whose writes failed, once every in-flight
+// commit has finished, so the next event starts from durable state.
+func (e *entry) reset() {
+	e.gate.waitIdle()
+	e.instance = nil
+	e.metaSaved = false
+	e.gate.clearBroken()
+}
+
+// gate is the output gate: outputs wait until every batch submitted before
+// them is durable.
+type gate struct {
+	mu       sync.Mutex
+	cond     *sync.Cond
+	inflight []*[]outItem // per submitted batch, the outputs waiting on it
+	failed   bool
+}
+
+func (g *gate) idle() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.inflight) == 0
+}
+
+func (g *gate) broken() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.failed
+}
+
+func (g *gate) clearBroken() {
+	g.mu.Lock()
+	g.failed = false
+	g.mu.Unlock()
+}
+
+func (g *gate) waitIdle() {
+	g.mu.Lock()
+	if g.cond == nil {
+		g.cond = sync.NewCond(&g.mu)
+	}
+	for len(g.inflight) > 0 {
+		g.cond.Wait()
+	}
+	g.mu.Unlock()
+}
+
+// after holds out until batch (if any) and every earlier batch are durable.
+// With nothing in flight and no batch, out is released at once.
+func (g *gate) after(batch *storage.Batch, out []outItem) {
+	g.mu.Lock()
+	if batch != nil {
+		held := out
+		g.inflight = append(g.inflight, &held)
+		g.mu.Unlock()
+		return
+	}
+	if n := len(g.inflight); n > 0 {
+		last := g.inflight[n-1]
+		*last = append(*last, out...)
+		g.mu.Unlock()
+		return
+	}
+	failed := g.failed
+	g.mu.Unlock()
+	releaseOutputs(out, failed)
+}
+
+// committed is called by the store, in submission order, for each batch.
+func (g *gate) committed(err error, e *entry) {
+	g.mu.Lock()
+	out := g.inflight[0]
+	g.inflight[0] = nil
+	g.inflight = g.inflight[1:]
+	if err != nil && !g.failed {
+		g.failed = true
+		e.rt.log.Error("commit failed; outputs dropped", "class", e.class, "object", e.id.String(), "err", err)
+	}
+	failed := g.failed
+	if g.cond != nil {
+		g.cond.Broadcast()
+	}
+	g.mu.Unlock()
+	releaseOutputs(*out, failed)
+	if failed {
+		// What the sockets saw may now be ahead of durable state: make the
+		// clients reconnect and resync.
+		e.mu.Lock()
+		socks := append([]*WebSocket(nil), e.sockets...)
+		e.mu.Unlock()
+		for _, ws := range socks {
+			ws.enqueue(outFrame{close: true, code: CloseInternalError, reason: "storage failure"})
+		}
+	}
+}
+
+func releaseOutputs(out []outItem, failed bool) {
+	var err error
+	if failed {
+		err = errCommitFailed
+	}
+	for _, it := range out {
+		switch {
+		case it.done != nil:
+			it.done(err)
+		case !failed:
+			it.ws.enqueue(it.frame)
+		}
+	}
+}
+
+var errCommitFailed = fmt.Errorf("object storage commit failed")
+
+// gatedResponse buffers an object's HTTP response until the gate opens.
+type gatedResponse struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+	socket *WebSocket // set by AcceptWebSocket
+	failed error
+}
+
+func newGatedResponse() *gatedResponse { return &gatedResponse{header: http.Header{}} }
+
+func (g *gatedResponse) Header() http.Header { return g.header }
+
+func (g *gatedResponse) WriteHeader(status int) {
+	if g.status == 0 {
+		g.status = status
+	}
+}
+
+func (g *gatedResponse) Write(p []byte) (int, error) {
+	if g.status == 0 {
+		g.status = http.StatusOK
+	}
+	return g.body.Write(p)
+}
+
+func (g *gatedResponse) reset() {
+	g.header = http.Header{}
+	g.status = 0
+	g.body.Reset()
+	if g.socket != nil {
+		go g.socket.terminate(CloseInternalError, "handler failed")
+		g.socket = nil
+	}
+}
+
+func (g *gatedResponse) writeTo(w http.ResponseWriter) {
+	for k, v := range g.header {
+		w.Header()[k] = v
+	}
+	if g.status == 0 {
+		g.status = http.StatusOK
+	}
+	w.WriteHeader(g.status)
+	_, _ = w.Write(g.body.Bytes())
+}
+
+// State is what an object instance knows about itself and the runtime.
+type State struct {
+	entry   *entry
+	storage *Storage
+}
+
+// ID is the object's ID.
+func (s *State) ID() ID { return s.entry.id }
+
+// Class is the object's class name.
+func (s *State) Class() string { return s.entry.class }
+
+// Name is the name the object was addressed by, or "" for a unique ID.
+func (s *State) Name() string {
+	s.entry.mu.Lock()
+	defer s.entry.mu.Unlock()
+	return s.entry.name
+}
+
+// Storage is the object's durable storage.
+func (s *State) Storage() *Storage { return s.storage }
+
+// Now is the runtime's clock; use it for times that alarms compare against.
+func (s *State) Now() time.Time { return s.entry.rt.opts.Now() }
+
+// AcceptWebSocket accepts the WebSocket upgrade request r for this object.
+// The socket is listed by GetWebSockets at once and may be sent to; the
+// upgrade itself happens when the event's output gate opens.
+func (s *State) AcceptWebSocket(w http.ResponseWriter, r *http.Request, tags ...string) (*WebSocket, error) {
+	resp, ok := w.(*gatedResponse)
+	if !ok {
+		return nil, fmt.Errorf("accept websocket: not the object's own ResponseWriter")
+	}
+	if !websocket.IsWebSocketUpgrade(r) {
+		return nil, fmt.Errorf("accept websocket: not a websocket upgrade request")
+	}
+	if resp.socket != nil {
+		return nil, fmt.Errorf("accept websocket: already accepted")
+	}
+	e := s.entry
+	ws := &WebSocket{
+		entry:      e,
+		seq:        e.rt.socketSeq.Add(1),
+		remoteAddr: r.RemoteAddr,
+		wake:       make(chan struct{}, 1),
+		terminated: make(chan struct{}),
+	}
+	e.mu.Lock()
+	e.sockets = append(e.sockets, ws)
+	for _, t := range tags {
+		ws.tags = append(ws.tags, t)
+		e.byTag[t] = append(e.byTag[t], ws)
+	}
+	e.mu.Unlock()
+	e.rt.metrics.socketsOpen.Inc()
+	resp.socket = ws
+	return ws, nil
+}
+
+// GetWebSockets returns the object's open sockets carrying tag (all of them
+// for ""), in the order they were accepted or tagged.
+func (s *State) GetWebSockets(tag string) []*WebSocket {
+	e := s.entry
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if tag == "" {
+		return append([]*WebSocket(nil), e.sockets...)
+	}
+	return append([]*WebSocket(nil), e.byTag[tag]...)
+}
+
+// Broadcast sends data to every socket carrying tag, encoding the frame once.
+func (s *State) Broadcast(tag string, data []byte) {
+	socks := s.GetWebSockets(tag)
+	if len(socks) == 0 {
+		return
+	}
+	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, data)
+	if err != nil {
+		for _, ws := range socks {
+			ws.Send(data)
+		}
+		return
+	}
+	for _, ws := range socks {
+		s.entry.emit(outItem{ws: ws, frame: outFrame{data: data, prepared: pm}})
+	}
+}

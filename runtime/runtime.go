@@ -1,0 +1,346 @@
+// Package runtime is Holocron's object model: a registry of object classes,
+// namespaces that name objects, and the actor machinery that runs each object
+// one event at a time with implicit transactions, an output gate, WebSockets
+// that outlive their instance (hibernation) and durable alarms.
+//
+// The runtime reaches durable state only through storage.Store, so a
+// replicated store can replace the local one without changes here.
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/holocron-run/holocron/storage"
+)
+
+// Options configure a Runtime. Zero fields take the documented defaults.
+type Options struct {
+	// Store is where objects keep their state. Required.
+	Store storage.Store
+	// Registry lists the object classes. Required.
+	Registry *Registry
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Metrics, when set, receives the runtime's Prometheus collectors.
+	Metrics prometheus.Registerer
+	// IdleTimeout is how long an object instance lives without events before
+	// it is evicted; its sockets stay open. Default 30s.
+	IdleTimeout time.Duration
+	// MailboxSize bounds the events queued for one object; senders block
+	// (backpressure) beyond it. Default 1024.
+	MailboxSize int
+	// MaxMessageSize is the largest WebSocket message delivered to OnMessage;
+	// larger ones reach OnError as ErrMessageTooLarge. Default 64 KiB.
+	MaxMessageSize int
+	// MaxFrameSize is the largest message read at all; beyond it the socket
+	// is closed with 1009. Default 16 MiB.
+	MaxFrameSize int
+	// SocketQueueBytes bounds the frames waiting to be written to one socket;
+	// a socket beyond it is closed as a slow consumer (1013). Default 8 MiB.
+	SocketQueueBytes int
+	// PingInterval is the keepalive period; a socket silent for two periods
+	// is dropped. Default 30s.
+	PingInterval time.Duration
+	// WriteTimeout bounds one socket write. Default 10s.
+	WriteTimeout time.Duration
+	// Now is the clock for alarms. Default time.Now.
+	Now func() time.Time
+	// AlarmRetries is how many times a failing alarm is retried (with
+	// exponential backoff from 1s) before it is dropped. Default 6.
+	AlarmRetries int
+}
+
+func (o *Options) setDefaults() {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.IdleTimeout == 0 {
+		o.IdleTimeout = 30 * time.Second
+	}
+	if o.MailboxSize == 0 {
+		o.MailboxSize = 1024
+	}
+	if o.MaxMessageSize == 0 {
+		o.MaxMessageSize = 64 << 10
+	}
+	if o.MaxFrameSize == 0 {
+		o.MaxFrameSize = 16 << 20
+	}
+	if o.SocketQueueBytes == 0 {
+		o.SocketQueueBytes = 8 << 20
+	}
+	if o.PingInterval == 0 {
+		o.PingInterval = 30 * time.Second
+	}
+	if o.WriteTimeout == 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.AlarmRetries == 0 {
+		o.AlarmRetries = 6
+	}
+}
+
+// Runtime runs the objects of one node.
+type Runtime struct {
+	opts     Options
+	log      *slog.Logger
+	metrics  *metrics
+	upgrader websocket.Upgrader
+	alarms   *alarmScheduler
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	socketSeq atomic.Uint64
+
+	mu      sync.Mutex
+	entries map[ID]*entry
+	closed  bool
+}
+
+// New starts a runtime over opts.Store.
+func New(opts Options) (*Runtime, error) {
+	if opts.Store == nil || opts.Registry == nil {
+		return nil, errors.New("runtime: Options.Store and Options.Registry are required")
+	}
+	opts.setDefaults()
+	m, err := newMetrics(opts.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("runtime metrics: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	rt := &Runtime{
+		opts:    opts,
+		log:     opts.Logger,
+		metrics: m,
+		upgrader: websocket.Upgrader{
+			ReadBufferSize:  1024,
+			WriteBufferSize: 1024,
+			WriteBufferPool: &sync.Pool{},
+			// Origin policy belongs to the gateway's auth layer; the runtime
+			// accepts what the gateway routed to it.
+			CheckOrigin: func(*http.Request) bool { return true },
+		},
+		ctx:     ctx,
+		cancel:  cancel,
+		entries: map[ID]*entry{},
+	}
+	rt.alarms = newAlarmScheduler(rt)
+	go rt.alarms.run(ctx)
+	return rt, nil
+}
+
+// Namespace returns the namespace of a registered class.
+func (rt *Runtime) Namespace(class string) (*Namespace, error) {
+	ctor, ok := rt.opts.Registry.Lookup(class)
+	if !ok {
+		return nil, fmt.Errorf("namespace %q: %w", class, ErrUnknownClass)
+	}
+	return &Namespace{rt: rt, class: class, ctor: ctor}, nil
+}
+
+// ErrUnknownClass is returned for a class that is not registered.
+var ErrUnknownClass = errors.New("unknown object class")
+
+// ErrClosed is returned once the runtime is shutting down.
+var ErrClosed = errors.New("runtime closed")
+
+// ActiveObjects returns how many objects have a live instance or sockets.
+func (rt *Runtime) ActiveObjects() int {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	return len(rt.entries)
+}
+
+// LiveInstances returns how many objects have a constructed instance (are
+// not hibernating or idle).
+func (rt *Runtime) LiveInstances() int {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	n := 0
+	for _, e := range rt.entries {
+		e.mu.Lock()
+		if e.running {
+			n++
+		}
+		e.mu.Unlock()
+	}
+	return n
+}
+
+// Close closes every socket with 1001 (going away), waits until each
+// object's queued events are handled and their writes durable, and stops the
+// alarm scheduler. The Store is the caller's to close afterwards.
+func (rt *Runtime) Close(ctx context.Context) error {
+	rt.mu.Lock()
+	rt.closed = true
+	entries := make([]*entry, 0, len(rt.entries))
+	for _, e := range rt.entries {
+		entries = append(entries, e)
+	}
+	rt.mu.Unlock()
+	rt.cancel()
+	for _, e := range entries {
+		e.mu.Lock()
+		socks := append([]*WebSocket(nil), e.sockets...)
+		e.mu.Unlock()
+		for _, ws := range socks {
+			ws.enqueue(outFrame{close: true, code: CloseGoingAway, reason: "server shutting down"})
+		}
+	}
+	for {
+		rt.mu.Lock()
+		n := len(rt.entries)
+		rt.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("runtime close: %d objects still busy: %w", n, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// Namespace names the objects of one class.
+type Namespace struct {
+	rt    *Runtime
+	class string
+	ctor  Constructor
+}
+
+// Class is the namespace's class name.
+func (ns *Namespace) Class() string { return ns.class }
+
+// IDFromName returns the deterministic ID of the object called name.
+func (ns *Namespace) IDFromName(name string) ID { return idFromName(ns.class, name) }
+
+// IDFromString parses an ID's string form.
+func (ns *Namespace) IDFromString(s string) (ID, error) { return ParseID(s) }
+
+// NewUniqueID returns a fresh random ID.
+func (ns *Namespace) NewUniqueID() ID { return newUniqueID() }
+
+// Get returns a stub for the object with id.
+func (ns *Namespace) Get(id ID) *Stub { return &Stub{ns: ns, id: id} }
+
+// GetByName returns a stub for the object called name; the name is
+// recorded with the object so operators and State.Name can see it.
+func (ns *Namespace) GetByName(name string) *Stub {
+	return &Stub{ns: ns, id: ns.IDFromName(name), name: name}
+}
+
+// Stub addresses one object. Its methods may be called from any goroutine.
+type Stub struct {
+	ns   *Namespace
+	id   ID
+	name string
+}
+
+// ID is the object's ID.
+func (s *Stub) ID() ID { return s.id }
+
+// ServeHTTP delivers r to the object as one event and writes its response
+// once the event's writes are durable. If the object accepted a WebSocket,
+// the connection is upgraded here.
+func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rt := s.ns.rt
+	e, err := rt.acquire(s.ns.class, s.ns.ctor, s.id, s.name)
+	if err != nil {
+		writeRuntimeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+		return
+	}
+	ev := event{kind: evHTTP, req: r, resp: newGatedResponse(), done: make(chan struct{})}
+	err = e.deliver(r.Context(), ev)
+	e.release()
+	if err != nil {
+		writeRuntimeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+		return
+	}
+	select {
+	case <-ev.done:
+	case <-r.Context().Done():
+		// The client left; the event still runs and commits.
+		return
+	}
+	resp := ev.resp
+	if resp.failed != nil {
+		if resp.socket != nil {
+			resp.socket.terminate(CloseInternalError, "commit failed")
+		}
+		writeRuntimeError(w, http.StatusServiceUnavailable, "unavailable", resp.failed.Error())
+		return
+	}
+	if resp.socket != nil {
+		conn, err := rt.upgrader.Upgrade(w, r, nil)
+		if err != nil {
+			// Upgrade has already answered the client.
+			resp.socket.terminate(CloseAbnormal, "upgrade failed")
+			return
+		}
+		resp.socket.start(conn)
+		return
+	}
+	resp.writeTo(w)
+}
+
+// acquire returns the entry of id, creating it, with a reference held so it
+// cannot be dropped before the caller delivers its event.
+func (rt *Runtime) acquire(class string, ctor Constructor, id ID, name string) (*entry, error) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.closed {
+		return nil, ErrClosed
+	}
+	e := rt.entries[id]
+	if e == nil {
+		e = newEntry(rt, class, ctor, id, name)
+		rt.entries[id] = e
+		rt.metrics.objectsActive.Inc()
+	} else if e.class != class {
+		return nil, fmt.Errorf("object %s is a %s, not a %s", id, e.class, class)
+	}
+	e.mu.Lock()
+	e.refs++
+	if e.name == "" && name != "" {
+		e.name = name
+	}
+	e.mu.Unlock()
+	return e, nil
+}
+
+// maybeDrop forgets an entry that has no instance, sockets or references.
+func (rt *Runtime) maybeDrop(e *entry) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.running || e.refs > 0 || len(e.sockets) > 0 || len(e.mailbox) > 0 || rt.entries[e.id] != e {
+		return
+	}
+	delete(rt.entries, e.id)
+	rt.metrics.objectsActive.Dec()
+}
+
+func writeRuntimeError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	w.WriteHeader(status)
+	fmt.Fprintf(w, "{\"code\":%q,\"message\":%q}\n", code, msg)
+}

@@ -1,0 +1,219 @@
+package runtime_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/holocron-run/holocron/runtime"
+	"github.com/holocron-run/holocron/runtime/runtimetest"
+)
+
+// counter is a minimal object: GET / returns the count, POST / increments
+// it, WebSocket messages "inc" increment and echo the new count.
+type counter struct {
+	state *runtime.State
+	alarm *atomic.Int64
+}
+
+func (c *counter) count() int {
+	v, ok, err := runtime.GetJSON[int](c.state.Storage(), "n")
+	if err != nil {
+		panic(err)
+	}
+	if !ok {
+		return 0
+	}
+	return v
+}
+
+func (c *counter) inc() int {
+	n := c.count() + 1
+	if err := runtime.PutJSON(c.state.Storage(), "n", n); err != nil {
+		panic(err)
+	}
+	return n
+}
+
+func (c *counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.URL.Path == "/websocket":
+		ws, err := c.state.AcceptWebSocket(w, r, "all")
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		ws.Send([]byte(`{"type":"hello"}`))
+	case r.URL.Path == "/alarm":
+		d, _ := time.ParseDuration(r.URL.Query().Get("in"))
+		if err := c.state.Storage().SetAlarm(c.state.Now().Add(d)); err != nil {
+			http.Error(w, err.Error(), 500)
+		}
+	case r.URL.Path == "/panic":
+		c.inc()
+		panic("boom")
+	case r.Method == http.MethodPost:
+		fmt.Fprintf(w, `{"n":%d}`, c.inc())
+	default:
+		fmt.Fprintf(w, `{"n":%d}`, c.count())
+	}
+}
+
+func (c *counter) OnMessage(ctx context.Context, ws *runtime.WebSocket, msg runtime.Message) {
+	switch string(msg.Data) {
+	case `{"type":"ping"}`:
+		ws.Send([]byte(`{"type":"pong"}`))
+	case `{"type":"panic"}`:
+		panic("boom")
+	default:
+		n := c.inc()
+		c.state.Broadcast("all", []byte(`{"type":"count","n":`+strconv.Itoa(n)+`}`))
+	}
+}
+
+func (c *counter) OnClose(ctx context.Context, ws *runtime.WebSocket, code int, reason string) {}
+
+func (c *counter) OnError(ctx context.Context, ws *runtime.WebSocket, err error) {
+	if errors.Is(err, runtime.ErrMessageTooLarge) {
+		ws.Send([]byte(`{"type":"error","code":"too_large"}`))
+	}
+}
+
+func (c *counter) OnAlarm(ctx context.Context) error {
+	c.alarm.Add(1)
+	c.inc()
+	return nil
+}
+
+func startCounter(t *testing.T, dir string, fired *atomic.Int64, opts runtime.Options) *runtimetest.Server {
+	return runtimetest.Start(t, runtimetest.Options{
+		Dir:     dir,
+		Runtime: opts,
+		Register: func(r *runtime.Registry) {
+			r.Register("Counter", func(s *runtime.State) (runtime.Object, error) {
+				return &counter{state: s, alarm: fired}, nil
+			})
+		},
+	})
+}
+
+func TestHTTPWritesSurviveRestart(t *testing.T) {
+	var fired atomic.Int64
+	s := startCounter(t, "", &fired, runtime.Options{})
+	for i := 1; i <= 3; i++ {
+		if code, f := s.Do("POST", "/objects/Counter/a/", nil); code != 200 || f["n"] != float64(i) {
+			t.Fatalf("POST %d: %d %v", i, code, f)
+		}
+	}
+	s.Restart()
+	if _, f := s.Do("GET", "/objects/Counter/a/", nil); f["n"] != float64(3) {
+		t.Fatalf("after restart n = %v, want 3", f["n"])
+	}
+	if _, f := s.Do("GET", "/objects/Counter/b/", nil); f["n"] != float64(0) {
+		t.Fatalf("object b shares state with a: %v", f)
+	}
+}
+
+func TestWebSocketBroadcastAndHibernation(t *testing.T) {
+	var fired atomic.Int64
+	s := startCounter(t, "", &fired, runtime.Options{IdleTimeout: 20 * time.Millisecond})
+	a := s.Dial("/objects/Counter/x/websocket")
+	a.Expect("hello")
+	b := s.Dial("/objects/Counter/x/websocket")
+	b.Expect("hello")
+	for i := 1; i <= 5; i++ {
+		a.Send(map[string]any{"type": "inc"})
+		for _, c := range []*runtimetest.Conn{a, b} {
+			if f := c.Expect("count"); f["n"] != float64(i) {
+				t.Fatalf("count %v, want %d", f["n"], i)
+			}
+		}
+	}
+	// Wait until the instance is evicted; the sockets must keep working.
+	deadline := time.Now().Add(runtimetest.Timeout)
+	for s.Runtime.LiveInstances() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("instance never evicted")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	b.Send(map[string]any{"type": "inc"})
+	if f := a.Expect("count"); f["n"] != float64(6) {
+		t.Fatalf("after hibernation count %v, want 6", f["n"])
+	}
+}
+
+func TestPanicDropsWritesAndKeepsObjectWorking(t *testing.T) {
+	var fired atomic.Int64
+	s := startCounter(t, "", &fired, runtime.Options{})
+	s.Do("POST", "/objects/Counter/p/", nil)
+	code, f := s.Do("GET", "/objects/Counter/p/panic", nil)
+	if code != 500 || f["code"] != "internal" {
+		t.Fatalf("panic answered %d %v", code, f)
+	}
+	if _, f := s.Do("GET", "/objects/Counter/p/", nil); f["n"] != float64(1) {
+		t.Fatalf("panicking event's write kept: n=%v", f["n"])
+	}
+	c := s.Dial("/objects/Counter/p/websocket")
+	c.Expect("hello")
+	c.Send(map[string]any{"type": "panic"})
+	if f := c.Expect("error"); f["code"] != "internal" {
+		t.Fatalf("got %v", f)
+	}
+	c.Send(map[string]any{"type": "inc"})
+	if f := c.Expect("count"); f["n"] != float64(2) {
+		t.Fatalf("after panic count %v", f["n"])
+	}
+}
+
+func TestTooLargeMessageKeepsSocketOpen(t *testing.T) {
+	var fired atomic.Int64
+	s := startCounter(t, "", &fired, runtime.Options{MaxMessageSize: 1000})
+	c := s.Dial("/objects/Counter/big/websocket")
+	c.Expect("hello")
+	c.SendRaw(1, make([]byte, 5000))
+	if f := c.Expect("error"); f["code"] != "too_large" {
+		t.Fatalf("got %v", f)
+	}
+	c.Send(map[string]any{"type": "inc"})
+	c.Expect("count")
+}
+
+func TestAlarmFiresAfterRestart(t *testing.T) {
+	var fired atomic.Int64
+	dir := t.TempDir()
+	s := startCounter(t, dir, &fired, runtime.Options{})
+	s.Do("POST", "/objects/Counter/al/alarm?in=300ms", nil)
+	s.Close()
+	if fired.Load() != 0 {
+		t.Fatalf("alarm fired early")
+	}
+	s2 := startCounter(t, dir, &fired, runtime.Options{})
+	deadline := time.Now().Add(runtimetest.Timeout)
+	for fired.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("alarm did not fire after restart")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The alarm's write is durable and the alarm is gone.
+	deadline = time.Now().Add(runtimetest.Timeout)
+	for {
+		_, f := s2.Do("GET", "/objects/Counter/al/", nil)
+		if f["n"] == float64(1) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("alarm write not visible: %v", f)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, ok, _ := s2.Store.NextAlarm(); ok {
+		t.Fatal("alarm still scheduled after it fired")
+	}
+}

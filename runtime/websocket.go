@@ -1,0 +1,371 @@
+package runtime
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Close codes the runtime itself uses. Objects may close with any valid code.
+const (
+	CloseNormal         = websocket.CloseNormalClosure   // 1000
+	CloseGoingAway      = websocket.CloseGoingAway       // 1001: node shutting down
+	CloseAbnormal       = websocket.CloseAbnormalClosure // 1006: no close frame
+	CloseTooBig         = websocket.CloseMessageTooBig   // 1009
+	CloseInternalError  = websocket.CloseInternalServerErr
+	CloseServiceRestart = websocket.CloseServiceRestart // 1012: object moved
+	CloseTryAgainLater  = websocket.CloseTryAgainLater  // 1013: overloaded
+)
+
+// MaxAttachmentSize bounds a socket's attachment, which lives in memory for
+// as long as the socket is open, even while its object hibernates.
+const MaxAttachmentSize = 16 << 10
+
+// ErrAttachmentTooLarge is returned by SetAttachment beyond MaxAttachmentSize.
+var ErrAttachmentTooLarge = errors.New("websocket attachment too large")
+
+// WebSocket is one client socket accepted by an object. It belongs to the
+// object, not to an instance: it stays open while the object is evicted and
+// the next instance finds it again with GetWebSockets (hibernation).
+type WebSocket struct {
+	entry      *entry
+	seq        uint64
+	remoteAddr string
+
+	// Guarded by entry.mu.
+	tags       []string
+	attachment []byte
+	gone       bool // terminated: in no list of the entry
+
+	mu         sync.Mutex
+	conn       *websocket.Conn
+	queue      []outFrame
+	queueBytes int
+	overflow   bool
+	wake       chan struct{}
+	ended      bool // terminate ran
+	closing    bool // a close frame is queued
+	terminated chan struct{}
+}
+
+type outFrame struct {
+	data     []byte
+	prepared *websocket.PreparedMessage
+	close    bool
+	code     int
+	reason   string
+}
+
+func (f outFrame) size() int { return len(f.data) + 32 }
+
+// ID is unique among the sockets of one node's lifetime.
+func (ws *WebSocket) ID() uint64 { return ws.seq }
+
+// RemoteAddr is the client address the socket was accepted from.
+func (ws *WebSocket) RemoteAddr() string { return ws.remoteAddr }
+
+// Tags returns the socket's tags.
+func (ws *WebSocket) Tags() []string {
+	ws.entry.mu.Lock()
+	defer ws.entry.mu.Unlock()
+	return slices.Clone(ws.tags)
+}
+
+// HasTag reports whether the socket carries tag.
+func (ws *WebSocket) HasTag(tag string) bool {
+	ws.entry.mu.Lock()
+	defer ws.entry.mu.Unlock()
+	return slices.Contains(ws.tags, tag)
+}
+
+// AddTag tags the socket, so GetWebSockets(tag) finds it. Unlike Cloudflare,
+// tags may change after accept: a chat socket joins and leaves rooms.
+func (ws *WebSocket) AddTag(tag string) {
+	e := ws.entry
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if slices.Contains(ws.tags, tag) || ws.gone {
+		return
+	}
+	ws.tags = append(ws.tags, tag)
+	e.byTag[tag] = append(e.byTag[tag], ws)
+}
+
+// RemoveTag removes tag from the socket.
+func (ws *WebSocket) RemoveTag(tag string) {
+	e := ws.entry
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ws.removeTagLocked(tag)
+}
+
+func (ws *WebSocket) removeTagLocked(tag string) {
+	e := ws.entry
+	i := slices.Index(ws.tags, tag)
+	if i < 0 {
+		return
+	}
+	ws.tags = slices.Delete(ws.tags, i, i+1)
+	if ws.gone {
+		return
+	}
+	list := e.byTag[tag]
+	if j := slices.Index(list, ws); j >= 0 {
+		list = slices.Delete(list, j, j+1)
+	}
+	if len(list) == 0 {
+		delete(e.byTag, tag)
+	} else {
+		e.byTag[tag] = list
+	}
+}
+
+// SetAttachment stores v (as JSON) with the socket. It survives eviction of
+// the object, so per-socket identity need not be kept in storage.
+func (ws *WebSocket) SetAttachment(v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode attachment: %w", err)
+	}
+	if len(raw) > MaxAttachmentSize {
+		return fmt.Errorf("attachment of %d bytes: %w", len(raw), ErrAttachmentTooLarge)
+	}
+	ws.entry.mu.Lock()
+	ws.attachment = raw
+	ws.entry.mu.Unlock()
+	return nil
+}
+
+// Attachment decodes the socket's attachment into v and reports whether
+// there was one.
+func (ws *WebSocket) Attachment(v any) (bool, error) {
+	ws.entry.mu.Lock()
+	raw := ws.attachment
+	ws.entry.mu.Unlock()
+	if raw == nil {
+		return false, nil
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return false, fmt.Errorf("decode attachment: %w", err)
+	}
+	return true, nil
+}
+
+// Send queues a text message. It leaves after the current event's writes
+// (and every earlier one's) are durable. Call it only from a handler.
+func (ws *WebSocket) Send(data []byte) {
+	ws.entry.emit(outItem{ws: ws, frame: outFrame{data: data}})
+}
+
+// SendJSON encodes v and sends it as a text message.
+func (ws *WebSocket) SendJSON(v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode frame: %w", err)
+	}
+	ws.Send(raw)
+	return nil
+}
+
+// Close closes the socket with code and reason once the output gate opens.
+func (ws *WebSocket) Close(code int, reason string) {
+	ws.entry.emit(outItem{ws: ws, frame: outFrame{close: true, code: code, reason: reason}})
+}
+
+// enqueue hands a released frame to the socket's writer. A socket whose
+// queue exceeds the limit is a slow consumer: it is closed, never waited for.
+func (ws *WebSocket) enqueue(f outFrame) {
+	ws.mu.Lock()
+	if ws.ended || ws.closing || ws.overflow {
+		ws.mu.Unlock()
+		return
+	}
+	if f.close {
+		ws.closing = true
+	}
+	ws.queue = append(ws.queue, f)
+	ws.queueBytes += f.size()
+	if limit := ws.entry.rt.opts.SocketQueueBytes; ws.queueBytes > limit && !f.close {
+		ws.overflow = true
+	}
+	ws.mu.Unlock()
+	select {
+	case ws.wake <- struct{}{}:
+	default:
+	}
+}
+
+// start runs the socket's reader and writer on an upgraded connection.
+func (ws *WebSocket) start(conn *websocket.Conn) {
+	ws.mu.Lock()
+	ws.conn = conn
+	ws.mu.Unlock()
+	go ws.writeLoop()
+	go ws.readLoop()
+}
+
+func (ws *WebSocket) readLoop() {
+	rt := ws.entry.rt
+	conn := ws.conn
+	deadline := func() { _ = conn.SetReadDeadline(time.Now().Add(2 * rt.opts.PingInterval)) }
+	deadline()
+	conn.SetPongHandler(func(string) error { deadline(); return nil })
+	conn.SetReadLimit(int64(rt.opts.MaxFrameSize))
+	limit := int64(rt.opts.MaxMessageSize)
+	for {
+		typ, r, err := conn.NextReader()
+		if err != nil {
+			code, reason := CloseAbnormal, ""
+			var ce *websocket.CloseError
+			if errors.As(err, &ce) {
+				code, reason = ce.Code, ce.Text
+			}
+			if errors.Is(err, websocket.ErrReadLimit) {
+				code, reason = CloseTooBig, "message too big"
+			}
+			ws.terminate(code, reason)
+			return
+		}
+		deadline()
+		data, err := io.ReadAll(io.LimitReader(r, limit+1))
+		if err == nil && int64(len(data)) > limit {
+			_, err = io.Copy(io.Discard, r)
+			if err == nil {
+				rt.metrics.wsMessagesIn.Inc()
+				ws.entry.deliverBlocking(event{kind: evWSError, ws: ws, err: ErrMessageTooLarge})
+				continue
+			}
+		}
+		if err != nil {
+			code := CloseAbnormal
+			if errors.Is(err, websocket.ErrReadLimit) {
+				code = CloseTooBig
+			}
+			ws.terminate(code, err.Error())
+			return
+		}
+		rt.metrics.wsMessagesIn.Inc()
+		ws.entry.deliverBlocking(event{kind: evWSMessage, ws: ws, msg: Message{Data: data, Binary: typ == websocket.BinaryMessage}})
+	}
+}
+
+func (ws *WebSocket) writeLoop() {
+	rt := ws.entry.rt
+	conn := ws.conn
+	ping := time.NewTicker(rt.opts.PingInterval)
+	defer ping.Stop()
+	var batch []outFrame
+	for {
+		select {
+		case <-ws.wake:
+		case <-ping.C:
+			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(rt.opts.WriteTimeout)); err != nil {
+				ws.abort()
+				return
+			}
+			continue
+		case <-ws.terminated:
+			return
+		}
+		ws.mu.Lock()
+		batch, ws.queue = ws.queue, batch[:0]
+		ws.queueBytes = 0
+		overflow := ws.overflow
+		ws.mu.Unlock()
+		if overflow {
+			batch = append(batch[:0], outFrame{close: true, code: CloseTryAgainLater, reason: "slow consumer"})
+		}
+		for _, f := range batch {
+			_ = conn.SetWriteDeadline(time.Now().Add(rt.opts.WriteTimeout))
+			var err error
+			switch {
+			case f.close:
+				msg := websocket.FormatCloseMessage(f.code, f.reason)
+				err = conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(rt.opts.WriteTimeout))
+				ws.mu.Lock()
+				ws.closing = true
+				ws.mu.Unlock()
+				// Give the peer a moment to answer the close, then give up.
+				_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+				go func(code int, reason string) {
+					select {
+					case <-ws.terminated:
+					case <-time.After(2 * time.Second):
+						ws.terminate(code, reason)
+					}
+				}(f.code, f.reason)
+			case f.prepared != nil:
+				err = conn.WritePreparedMessage(f.prepared)
+			default:
+				err = conn.WriteMessage(websocket.TextMessage, f.data)
+			}
+			if err != nil {
+				ws.abort()
+				return
+			}
+			if !f.close {
+				rt.metrics.wsFramesOut.Inc()
+			}
+		}
+		clear(batch)
+	}
+}
+
+// abort closes the connection after a write failure; the reader then ends
+// the socket.
+func (ws *WebSocket) abort() {
+	ws.mu.Lock()
+	conn := ws.conn
+	ws.mu.Unlock()
+	if conn != nil {
+		_ = conn.Close()
+	}
+}
+
+// terminate ends the socket once: it leaves the object's socket list and the
+// object gets OnClose.
+func (ws *WebSocket) terminate(code int, reason string) {
+	ws.mu.Lock()
+	if ws.ended {
+		ws.mu.Unlock()
+		return
+	}
+	ws.ended = true
+	conn := ws.conn
+	ws.queue = nil
+	ws.mu.Unlock()
+	close(ws.terminated)
+	if conn != nil {
+		_ = conn.Close()
+	}
+	e := ws.entry
+	e.rt.metrics.socketsOpen.Dec()
+	e.mu.Lock()
+	e.refs++
+	ws.gone = true
+	// The socket keeps its tags, so OnClose can read them, but no longer
+	// appears under any of them.
+	for _, t := range ws.tags {
+		list := e.byTag[t]
+		if j := slices.Index(list, ws); j >= 0 {
+			list = slices.Delete(list, j, j+1)
+		}
+		if len(list) == 0 {
+			delete(e.byTag, t)
+		} else {
+			e.byTag[t] = list
+		}
+	}
+	if i := slices.Index(e.sockets, ws); i >= 0 {
+		e.sockets = slices.Delete(e.sockets, i, i+1)
+	}
+	e.mu.Unlock()
+	e.deliverBlocking(event{kind: evWSClose, ws: ws, code: code, reason: reason})
+	e.release()
+}

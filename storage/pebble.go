@@ -1,0 +1,459 @@
+package storage
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Key layout of the node's Pebble database. Every object gets a disjoint
+// range, so DeleteAll is one range deletion and a scan never crosses objects.
+//
+//	'o' id 0x00 userkey  object data
+//	'm' id               ObjectMeta (JSON)
+//	'a' id               the object's alarm (8-byte big-endian unix nanos)
+//	't' nanos id         alarm index, value ObjectMeta (JSON)
+const (
+	prefixData       = 'o'
+	prefixMeta       = 'm'
+	prefixAlarm      = 'a'
+	prefixAlarmIndex = 't'
+)
+
+// PebbleOptions configure a PebbleStore. The zero value is ready to use.
+type PebbleOptions struct {
+	// Logger receives Pebble's own log lines; nil discards them.
+	Logger *slog.Logger
+	// MaxGroupBytes bounds the size of one group commit. Zero means 8 MiB.
+	MaxGroupBytes int
+	// Metrics, when non-nil, is told about every group commit.
+	Metrics CommitObserver
+}
+
+// CommitObserver is told about each group commit, for metrics.
+type CommitObserver interface {
+	ObserveGroupCommit(batches int, bytes int, took time.Duration)
+}
+
+// PebbleStore is the local Store: one Pebble database, fsync'd group commits.
+type PebbleStore struct {
+	db   *pebble.DB
+	opts PebbleOptions
+
+	queue chan pendingCommit
+	wg    sync.WaitGroup
+
+	mu     sync.RWMutex // guards closed against concurrent Commit
+	closed bool
+}
+
+type pendingCommit struct {
+	batch *Batch
+	done  func(error)
+}
+
+var _ Store = (*PebbleStore)(nil)
+
+// OpenPebble opens (creating if needed) the Pebble database in dir.
+func OpenPebble(dir string, opts PebbleOptions) (*PebbleStore, error) {
+	if opts.MaxGroupBytes == 0 {
+		opts.MaxGroupBytes = 8 << 20
+	}
+	popts := &pebble.Options{Logger: pebbleLogger{opts.Logger}}
+	db, err := pebble.Open(dir, popts)
+	if err != nil {
+		return nil, fmt.Errorf("open pebble in %s: %w", dir, err)
+	}
+	s := &PebbleStore{db: db, opts: opts, queue: make(chan pendingCommit, 4096)}
+	s.wg.Add(1)
+	go s.commitLoop()
+	return s, nil
+}
+
+// DB exposes the underlying database to other storage-layer code of the node
+// (checkpoints, the Raft log); the runtime never uses it.
+func (s *PebbleStore) DB() *pebble.DB { return s.db }
+
+func dataPrefix(obj ObjectID) []byte {
+	k := make([]byte, 0, 2+len(obj))
+	k = append(k, prefixData)
+	k = append(k, obj[:]...)
+	return append(k, 0)
+}
+
+func dataKey(obj ObjectID, key string) []byte {
+	return append(dataPrefix(obj), key...)
+}
+
+func objKey(prefix byte, obj ObjectID) []byte {
+	k := make([]byte, 0, 1+len(obj))
+	k = append(k, prefix)
+	return append(k, obj[:]...)
+}
+
+func alarmIndexKey(at time.Time, obj ObjectID) []byte {
+	k := make([]byte, 0, 9+len(obj))
+	k = append(k, prefixAlarmIndex)
+	k = binary.BigEndian.AppendUint64(k, uint64(at.UnixNano()))
+	return append(k, obj[:]...)
+}
+
+// Get implements Store.
+func (s *PebbleStore) Get(obj ObjectID, key string) ([]byte, bool, error) {
+	return s.get(dataKey(obj, key))
+}
+
+func (s *PebbleStore) get(k []byte) ([]byte, bool, error) {
+	v, closer, err := s.db.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("pebble get: %w", err)
+	}
+	out := bytes.Clone(v)
+	if err := closer.Close(); err != nil {
+		return nil, false, fmt.Errorf("pebble get: %w", err)
+	}
+	return out, true, nil
+}
+
+// Scan implements Store.
+func (s *PebbleStore) Scan(obj ObjectID, opts ScanOptions, fn func(key string, value []byte) bool) error {
+	base := dataPrefix(obj)
+	lower := append(bytes.Clone(base), opts.Prefix...)
+	if opts.Start > opts.Prefix {
+		lower = append(bytes.Clone(base), opts.Start...)
+	}
+	var upper []byte
+	if opts.Prefix != "" {
+		if succ, ok := prefixSuccessor(opts.Prefix); ok {
+			upper = append(bytes.Clone(base), succ...)
+		}
+	}
+	if upper == nil {
+		upper = bytes.Clone(base)
+		upper[len(upper)-1] = 1
+	}
+	if opts.End != "" {
+		if e := append(bytes.Clone(base), opts.End...); bytes.Compare(e, upper) < 0 {
+			upper = e
+		}
+	}
+	if bytes.Compare(lower, upper) >= 0 {
+		return nil
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return fmt.Errorf("pebble scan: %w", err)
+	}
+	valid := it.First()
+	next := it.Next
+	if opts.Reverse {
+		valid, next = it.Last(), it.Prev
+	}
+	for ; valid; valid = next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return fmt.Errorf("pebble scan: %w", err)
+		}
+		if !fn(string(it.Key()[len(base):]), bytes.Clone(v)) {
+			break
+		}
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("pebble scan: %w", err)
+	}
+	return nil
+}
+
+// prefixSuccessor returns the smallest string greater than every string with
+// prefix p, or false when there is none (p is all 0xff).
+func prefixSuccessor(p string) (string, bool) {
+	b := []byte(p)
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] < 0xff {
+			b[i]++
+			return string(b[:i+1]), true
+		}
+	}
+	return "", false
+}
+
+// PrefixSuccessor is exported for layers above that merge their own view of
+// a prefix range with a Scan.
+func PrefixSuccessor(p string) (string, bool) { return prefixSuccessor(p) }
+
+// Alarm implements Store.
+func (s *PebbleStore) Alarm(obj ObjectID) (time.Time, bool, error) {
+	v, ok, err := s.get(objKey(prefixAlarm, obj))
+	if err != nil || !ok {
+		return time.Time{}, false, err
+	}
+	return decodeTime(v), true, nil
+}
+
+// Meta implements Store.
+func (s *PebbleStore) Meta(obj ObjectID) (ObjectMeta, bool, error) {
+	v, ok, err := s.get(objKey(prefixMeta, obj))
+	if err != nil || !ok {
+		return ObjectMeta{}, false, err
+	}
+	var m ObjectMeta
+	if err := json.Unmarshal(v, &m); err != nil {
+		return ObjectMeta{}, false, fmt.Errorf("decode object meta: %w", err)
+	}
+	return m, true, nil
+}
+
+func encodeTime(t time.Time) []byte {
+	return binary.BigEndian.AppendUint64(nil, uint64(t.UnixNano()))
+}
+
+func decodeTime(v []byte) time.Time {
+	if len(v) != 8 {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(v))).UTC()
+}
+
+// Commit implements Store.
+func (s *PebbleStore) Commit(b *Batch, done func(error)) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		done(ErrClosed)
+		return
+	}
+	s.queue <- pendingCommit{batch: b, done: done}
+}
+
+// commitLoop is the group committer: it takes every batch queued while the
+// previous fsync ran and writes them as one Pebble batch with one fsync.
+func (s *PebbleStore) commitLoop() {
+	defer s.wg.Done()
+	group := make([]pendingCommit, 0, 256)
+	for first := range s.queue {
+		group = append(group[:0], first)
+		size := batchSize(first.batch)
+	drain:
+		for size < s.opts.MaxGroupBytes {
+			select {
+			case p, ok := <-s.queue:
+				if !ok {
+					break drain
+				}
+				group = append(group, p)
+				size += batchSize(p.batch)
+			default:
+				break drain
+			}
+		}
+		start := time.Now()
+		err := s.commitGroup(group)
+		if s.opts.Metrics != nil {
+			s.opts.Metrics.ObserveGroupCommit(len(group), size, time.Since(start))
+		}
+		for _, p := range group {
+			p.done(err)
+		}
+	}
+}
+
+func batchSize(b *Batch) int {
+	n := 64
+	for _, op := range b.Ops {
+		n += len(op.Key) + len(op.Value) + 8
+	}
+	return n
+}
+
+func (s *PebbleStore) commitGroup(group []pendingCommit) error {
+	pb := s.db.NewBatch()
+	defer pb.Close()
+	// alarms tracks alarm changes made earlier in this group, which the
+	// database cannot show yet.
+	alarms := map[ObjectID]*time.Time{}
+	for _, p := range group {
+		if err := s.addBatch(pb, p.batch, alarms); err != nil {
+			return err
+		}
+	}
+	if err := pb.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("commit %d batches: %w", len(group), err)
+	}
+	return nil
+}
+
+func (s *PebbleStore) addBatch(pb *pebble.Batch, b *Batch, alarms map[ObjectID]*time.Time) error {
+	obj := b.Object
+	for _, op := range b.Ops {
+		var err error
+		switch op.Kind {
+		case OpPut:
+			err = pb.Set(dataKey(obj, op.Key), op.Value, nil)
+		case OpDelete:
+			err = pb.Delete(dataKey(obj, op.Key), nil)
+		case OpDeleteAll:
+			lo := dataPrefix(obj)
+			hi := bytes.Clone(lo)
+			hi[len(hi)-1] = 1
+			err = pb.DeleteRange(lo, hi, nil)
+		default:
+			err = fmt.Errorf("unknown op kind %d", op.Kind)
+		}
+		if err != nil {
+			return fmt.Errorf("batch for object %x: %w", obj[:4], err)
+		}
+	}
+	var meta ObjectMeta
+	if b.Meta != nil {
+		meta = *b.Meta
+		v, err := json.Marshal(meta)
+		if err != nil {
+			return fmt.Errorf("encode object meta: %w", err)
+		}
+		if err := pb.Set(objKey(prefixMeta, obj), v, nil); err != nil {
+			return fmt.Errorf("batch meta: %w", err)
+		}
+	}
+	if !b.Alarm.Set && !b.Alarm.Delete {
+		return nil
+	}
+	// Replace the old index entry, if any.
+	var old *time.Time
+	if prev, ok := alarms[obj]; ok {
+		old = prev
+	} else {
+		at, ok, err := s.Alarm(obj)
+		if err != nil {
+			return err
+		}
+		if ok {
+			old = &at
+		}
+	}
+	if old != nil {
+		if err := pb.Delete(alarmIndexKey(*old, obj), nil); err != nil {
+			return fmt.Errorf("batch alarm: %w", err)
+		}
+	}
+	if b.Alarm.Delete {
+		alarms[obj] = nil
+		return pb.Delete(objKey(prefixAlarm, obj), nil)
+	}
+	if b.Meta == nil {
+		m, _, err := s.Meta(obj)
+		if err != nil {
+			return err
+		}
+		meta = m
+	}
+	mv, err := json.Marshal(meta)
+	if err != nil {
+		return fmt.Errorf("encode object meta: %w", err)
+	}
+	at := b.Alarm.At
+	alarms[obj] = &at
+	if err := pb.Set(objKey(prefixAlarm, obj), encodeTime(at), nil); err != nil {
+		return fmt.Errorf("batch alarm: %w", err)
+	}
+	return pb.Set(alarmIndexKey(at, obj), mv, nil)
+}
+
+// Alarms implements Store.
+func (s *PebbleStore) Alarms(until time.Time, limit int) ([]Alarm, error) {
+	lower := []byte{prefixAlarmIndex}
+	upper := binary.BigEndian.AppendUint64([]byte{prefixAlarmIndex}, uint64(until.UnixNano())+1)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, fmt.Errorf("scan alarms: %w", err)
+	}
+	var out []Alarm
+	for valid := it.First(); valid && len(out) < limit; valid = it.Next() {
+		k := it.Key()
+		if len(k) != 1+8+len(ObjectID{}) {
+			continue
+		}
+		var a Alarm
+		a.At = decodeTime(k[1:9])
+		copy(a.Object[:], k[9:])
+		v, err := it.ValueAndErr()
+		if err == nil {
+			err = json.Unmarshal(v, &a.Meta)
+		}
+		if err != nil {
+			it.Close()
+			return nil, fmt.Errorf("scan alarms: %w", err)
+		}
+		out = append(out, a)
+	}
+	if err := it.Close(); err != nil {
+		return nil, fmt.Errorf("scan alarms: %w", err)
+	}
+	return out, nil
+}
+
+// NextAlarm implements Store.
+func (s *PebbleStore) NextAlarm() (time.Time, bool, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{
+		LowerBound: []byte{prefixAlarmIndex},
+		UpperBound: []byte{prefixAlarmIndex + 1},
+	})
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("next alarm: %w", err)
+	}
+	defer it.Close()
+	if !it.First() {
+		return time.Time{}, false, nil
+	}
+	return decodeTime(it.Key()[1:9]), true, nil
+}
+
+// Close implements Store: it waits for queued commits, then closes Pebble.
+func (s *PebbleStore) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.queue)
+	s.mu.Unlock()
+	s.wg.Wait()
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close pebble: %w", err)
+	}
+	return nil
+}
+
+// pebbleLogger routes Pebble's log lines to slog.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	if p.l != nil {
+		p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+	}
+}
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	if p.l != nil {
+		p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+	}
+}
+
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if p.l != nil {
+		p.l.Error(msg, "component", "pebble", "fatal", true)
+	}
+	panic(msg)
+}
