@@ -222,7 +222,7 @@ func (e *entry) handle(ev event) {
 	if ev.req != nil {
 		ctx = context.WithValue(ev.req.Context(), stateKey, e.state)
 	}
-	alarmHandled := false
+	alarm := alarmSkipped
 	panicked := e.safely(ev, func() {
 		if e.instance == nil {
 			obj, err := e.ctor(e.state)
@@ -232,7 +232,7 @@ func (e *entry) handle(ev event) {
 			e.instance = obj
 			rt.metrics.activations.Inc()
 		}
-		alarmHandled = e.dispatch(ctx, ev)
+		alarm = e.dispatch(ctx, ev)
 	})
 	e.outbox = nil
 	var w *writeSet
@@ -245,8 +245,9 @@ func (e *entry) handle(ev event) {
 		w = st.end()
 	}
 	if ev.kind == evAlarm {
-		ok := !panicked && alarmHandled
-		if ok && w.alarm == nil {
+		ok := !panicked && alarm != alarmFailed
+		if ok && alarm == alarmFired && w.alarm == nil {
+			// Done with this alarm, unless the handler set a new one.
 			w.alarm = &storage.AlarmChange{Delete: true}
 		}
 		done := ev.alarmDone
@@ -287,9 +288,18 @@ func (e *entry) handle(ev event) {
 	rt.metrics.eventSeconds.Observe(time.Since(start).Seconds())
 }
 
-// dispatch calls the instance's handler for ev. For an alarm it reports
-// whether the handler succeeded (or there was nothing to do).
-func (e *entry) dispatch(ctx context.Context, ev event) bool {
+// alarmOutcome is what became of an alarm event.
+type alarmOutcome uint8
+
+const (
+	alarmSkipped alarmOutcome = iota // not due any more (moved or deleted)
+	alarmFired                       // handled (or no handler): delete it
+	alarmFailed                      // handler failed: keep it for a retry
+)
+
+// dispatch calls the instance's handler for ev and, for an alarm, says how
+// it went.
+func (e *entry) dispatch(ctx context.Context, ev event) alarmOutcome {
 	switch ev.kind {
 	case evHTTP:
 		e.instance.ServeHTTP(ev.resp, ev.req)
@@ -299,7 +309,7 @@ func (e *entry) dispatch(ctx context.Context, ev event) bool {
 			if ev.kind != evWSClose {
 				ev.ws.Close(websocket.CloseUnsupportedData, "object does not handle websocket messages")
 			}
-			return true
+			return alarmSkipped
 		}
 		switch ev.kind {
 		case evWSMessage:
@@ -316,11 +326,11 @@ func (e *entry) dispatch(ctx context.Context, ev event) bool {
 			panic(err)
 		}
 		if !ok || at.After(e.rt.opts.Now()) {
-			return true // moved or deleted since it was scheduled
+			return alarmSkipped // moved or deleted since it was scheduled
 		}
 		h, isHandler := e.instance.(AlarmHandler)
 		if !isHandler {
-			return true
+			return alarmFired
 		}
 		if err := h.OnAlarm(ctx); err != nil {
 			e.rt.log.Warn("alarm failed", "class", e.class, "object", e.id.String(), "err", err)
@@ -328,11 +338,12 @@ func (e *entry) dispatch(ctx context.Context, ev event) bool {
 			st.begin()
 			*e.outbox = (*e.outbox)[:0]
 			// Keep the alarm for the retry.
-			return false
+			return alarmFailed
 		}
 		e.rt.metrics.alarmsFired.Inc()
+		return alarmFired
 	}
-	return true
+	return alarmSkipped
 }
 
 // safely runs fn and reports whether it panicked, logging the panic.

@@ -274,7 +274,14 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	select {
 	case <-ev.done:
 	case <-r.Context().Done():
-		// The client left; the event still runs and commits.
+		// The client left; the event still runs and commits. A socket it
+		// accepted can never be upgraded now.
+		go func() {
+			<-ev.done
+			if ev.resp.socket != nil {
+				ev.resp.socket.terminate(CloseAbnormal, "client gone before upgrade")
+			}
+		}()
 		return
 	}
 	resp := ev.resp

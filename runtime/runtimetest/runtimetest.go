@@ -31,6 +31,9 @@ type Options struct {
 	Dir string
 	// Runtime holds runtime options; Store, Registry are filled in.
 	Runtime runtime.Options
+	// WrapStore, when set, wraps the Pebble store the runtime sees (for
+	// fault and delay injection in tests of the runtime itself).
+	WrapStore func(storage.Store) storage.Store
 }
 
 // Server is a runtime serving HTTP on a loopback port.
@@ -74,6 +77,9 @@ func (s *Server) open() {
 	}
 	ro := s.opts.Runtime
 	ro.Store, ro.Registry = store, reg
+	if s.opts.WrapStore != nil {
+		ro.Store = s.opts.WrapStore(store)
+	}
 	rt, err := runtime.New(ro)
 	if err != nil {
 		t.Fatalf("start runtime: %v", err)
