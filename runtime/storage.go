@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -67,7 +68,9 @@ func (w *writeSet) empty() bool { return len(w.ops) == 0 && w.alarm == nil }
 
 func (w *writeSet) put(key string, value []byte) {
 	w.index[key] = len(w.ops)
-	w.ops = append(w.ops, storage.Op{Kind: storage.OpPut, Key: key, Value: value})
+	// Own the bytes: the caller may reuse its slice, and the store reads
+	// this one on its commit goroutine.
+	w.ops = append(w.ops, storage.Op{Kind: storage.OpPut, Key: key, Value: bytes.Clone(value)})
 }
 
 func (w *writeSet) del(key string) {
@@ -171,7 +174,7 @@ func (s *Storage) Get(key string) ([]byte, bool, error) {
 	}
 	for _, l := range s.visibleLayers() {
 		if v, present, decided := l.lookup(key); decided {
-			return v, present, nil
+			return bytes.Clone(v), present, nil
 		}
 	}
 	v, ok, err := s.store.Get(s.obj, key)
@@ -334,7 +337,7 @@ func (s *Storage) List(opts ListOptions) ([]KV, error) {
 	full := func() bool { return opts.Limit > 0 && len(out) >= opts.Limit }
 	emitMine := func(k string) {
 		if op := view[k]; op.Kind == storage.OpPut {
-			out = append(out, KV{Key: k, Value: op.Value})
+			out = append(out, KV{Key: k, Value: bytes.Clone(op.Value)})
 		}
 	}
 	i := 0

@@ -279,11 +279,11 @@ func batchSize(b *Batch) int {
 func (s *PebbleStore) commitGroup(group []pendingCommit) error {
 	pb := s.db.NewBatch()
 	defer pb.Close()
-	// alarms tracks alarm changes made earlier in this group, which the
+	// Alarm changes and metas written earlier in this group, which the
 	// database cannot show yet.
-	alarms := map[ObjectID]*time.Time{}
+	g := groupState{alarms: map[ObjectID]*time.Time{}, metas: map[ObjectID]ObjectMeta{}}
 	for _, p := range group {
-		if err := s.addBatch(pb, p.batch, alarms); err != nil {
+		if err := s.addBatch(pb, p.batch, &g); err != nil {
 			return err
 		}
 	}
@@ -293,7 +293,15 @@ func (s *PebbleStore) commitGroup(group []pendingCommit) error {
 	return nil
 }
 
-func (s *PebbleStore) addBatch(pb *pebble.Batch, b *Batch, alarms map[ObjectID]*time.Time) error {
+// groupState is what earlier batches of one group commit wrote that later
+// batches of the same group must see.
+type groupState struct {
+	alarms map[ObjectID]*time.Time
+	metas  map[ObjectID]ObjectMeta
+}
+
+func (s *PebbleStore) addBatch(pb *pebble.Batch, b *Batch, g *groupState) error {
+	alarms := g.alarms
 	obj := b.Object
 	for _, op := range b.Ops {
 		var err error
@@ -317,6 +325,7 @@ func (s *PebbleStore) addBatch(pb *pebble.Batch, b *Batch, alarms map[ObjectID]*
 	var meta ObjectMeta
 	if b.Meta != nil {
 		meta = *b.Meta
+		g.metas[obj] = meta
 		v, err := json.Marshal(meta)
 		if err != nil {
 			return fmt.Errorf("encode object meta: %w", err)
@@ -351,11 +360,15 @@ func (s *PebbleStore) addBatch(pb *pebble.Batch, b *Batch, alarms map[ObjectID]*
 		return pb.Delete(objKey(prefixAlarm, obj), nil)
 	}
 	if b.Meta == nil {
-		m, _, err := s.Meta(obj)
-		if err != nil {
-			return err
+		if m, ok := g.metas[obj]; ok {
+			meta = m
+		} else {
+			m, _, err := s.Meta(obj)
+			if err != nil {
+				return err
+			}
+			meta = m
 		}
-		meta = m
 	}
 	mv, err := json.Marshal(meta)
 	if err != nil {
