@@ -1,0 +1,232 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binary is the holocron binary built once for the process tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "holocron-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "holocron")
+	build := exec.Command("go", "build", "-race", "-o", binary, ".")
+	if os.Getenv("HOLOCRON_TEST_NORACE") != "" {
+		build = exec.Command("go", "build", "-o", binary, ".")
+	}
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build holocron:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// node is one running holocron process.
+type node struct {
+	t    testing.TB
+	cmd  *exec.Cmd
+	addr string
+	dir  string
+	logs *bytes.Buffer
+	done chan error
+}
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startNode runs `holocron serve` on dir and waits until /readyz answers.
+func startNode(t testing.TB, dir string, extra ...string) *node {
+	t.Helper()
+	n := &node{t: t, addr: freeAddr(t), dir: dir, logs: &bytes.Buffer{}, done: make(chan error, 1)}
+	args := append([]string{"serve", "-http", n.addr, "-data", dir}, extra...)
+	n.cmd = exec.Command(binary, args...)
+	n.cmd.Stdout = n.logs
+	n.cmd.Stderr = n.logs
+	if err := n.cmd.Start(); err != nil {
+		t.Fatalf("start holocron: %v", err)
+	}
+	go func() { n.done <- n.cmd.Wait() }()
+	t.Cleanup(func() {
+		if n.cmd.ProcessState == nil {
+			_ = n.cmd.Process.Kill()
+			<-n.done
+		}
+		if t.Failed() {
+			t.Logf("holocron logs (%s):\n%s", n.addr, tail(n.logs.String(), 4000))
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + n.addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return n
+			}
+		}
+		select {
+		case err := <-n.done:
+			t.Fatalf("holocron exited before ready: %v\n%s", err, n.logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("holocron not ready after 30s:\n%s", n.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// kill9 kills the process with SIGKILL and waits for it.
+func (n *node) kill9() {
+	n.t.Helper()
+	if err := n.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		n.t.Fatalf("kill -9: %v", err)
+	}
+	<-n.done
+}
+
+// stop sends SIGTERM and returns the exit code.
+func (n *node) stop() int {
+	n.t.Helper()
+	if err := n.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		n.t.Fatalf("SIGTERM: %v", err)
+	}
+	select {
+	case <-n.done:
+	case <-time.After(30 * time.Second):
+		n.t.Fatal("holocron did not exit within 30s of SIGTERM")
+	}
+	return n.cmd.ProcessState.ExitCode()
+}
+
+func (n *node) url(path string) string   { return "http://" + n.addr + path }
+func (n *node) wsURL(path string) string { return "ws://" + n.addr + path }
+
+// do sends a JSON request and decodes the JSON answer into out (if non-nil).
+func (n *node) do(method, path string, body any, out any) int {
+	n.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		raw, _ := json.Marshal(body)
+		rd = bytes.NewReader(raw)
+	}
+	req, _ := http.NewRequest(method, n.url(path), rd)
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		n.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			n.t.Fatalf("%s %s: %d %q: %v", method, path, resp.StatusCode, raw, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+func TestBadFlagsExitTwoWithOneLine(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "not-a-dir")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		args []string
+		env  []string
+		want string
+	}{
+		{"unknown flag", []string{"serve", "-no-such-flag"}, nil, "flag provided but not defined"},
+		{"bad duration", []string{"serve", "-idle-timeout", "soon"}, nil, "idle-timeout"},
+		{"extra argument", []string{"serve", "extra"}, nil, "unexpected argument"},
+		{"data dir is a file", []string{"serve", "-data", file, "-http", "127.0.0.1:0"}, nil, "data directory"},
+		{"bad env", []string{"serve"}, []string{"HOLOCRON_HISTORY_LIMIT=many"}, "HOLOCRON_HISTORY_LIMIT"},
+		{"unknown command", []string{"frobnicate"}, nil, "unknown command"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(binary, tc.args...)
+			cmd.Env = append(os.Environ(), tc.env...)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			exit, ok := err.(*exec.ExitError)
+			if !ok || exit.ExitCode() != 2 {
+				t.Fatalf("exit: %v, want code 2; stderr %q", err, stderr.String())
+			}
+			first := strings.SplitN(strings.TrimSpace(stderr.String()), "\n", 2)[0]
+			if !strings.Contains(first, tc.want) {
+				t.Fatalf("first stderr line %q does not mention %q", first, tc.want)
+			}
+		})
+	}
+}
+
+func TestSIGTERMShutsDownCleanly(t *testing.T) {
+	n := startNode(t, t.TempDir())
+	if code := n.do("GET", "/healthz", nil, nil); code != 200 {
+		t.Fatalf("/healthz = %d", code)
+	}
+	var metrics bytes.Buffer
+	resp, err := http.Get(n.url("/metrics"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(&metrics, resp.Body)
+	resp.Body.Close()
+	for _, name := range []string{"holocron_objects_active", "holocron_websockets_open", "go_goroutines"} {
+		if !strings.Contains(metrics.String(), name) {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+	if code := n.stop(); code != 0 {
+		t.Fatalf("exit code after SIGTERM = %d, want 0\n%s", code, n.logs.String())
+	}
+	// Every log line is one JSON object.
+	sc := bufio.NewScanner(bytes.NewReader(n.logs.Bytes()))
+	lines := 0
+	for sc.Scan() {
+		lines++
+		if !json.Valid(sc.Bytes()) {
+			t.Errorf("log line is not JSON: %q", sc.Text())
+		}
+	}
+	if lines < 2 {
+		t.Errorf("expected start and stop log lines, got %d", lines)
+	}
+}

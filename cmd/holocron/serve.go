@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/holocron-run/holocron/objects/chatlobby"
+	"github.com/holocron-run/holocron/objects/protocol"
+	"github.com/holocron-run/holocron/objects/roommanager"
+	"github.com/holocron-run/holocron/runtime"
+	"github.com/holocron-run/holocron/runtime/gateway"
+	"github.com/holocron-run/holocron/storage"
+)
+
+// routes are the public URL prefixes of the shipped object types.
+var routes = []gateway.Route{
+	{Prefix: "/api/lobby", Class: chatlobby.ClassName, Name: "main"},
+	{Prefix: "/api/lobbies/", Class: chatlobby.ClassName},
+	{Prefix: "/api/room-manager", Class: roommanager.ClassName, Name: "main"},
+}
+
+// serve runs one node until ctx is cancelled, then shuts down gracefully.
+func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
+	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	if err := checkDataDir(cfg.DataDir); err != nil {
+		return usageError{err}
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return usageError{fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)}
+	}
+	defer ln.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	storeMetrics := newStoreMetrics(reg)
+	store, err := storage.OpenPebble(filepath.Join(cfg.DataDir, "pebble"), storage.PebbleOptions{Logger: log, Metrics: storeMetrics})
+	if err != nil {
+		return usageError{fmt.Errorf("data directory %s unusable: %w", cfg.DataDir, err)}
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			log.Error("close store", "err", err)
+		}
+	}()
+
+	classes := runtime.NewRegistry()
+	classes.Register(chatlobby.ClassName, chatlobby.New(chatlobby.Options{HistoryLimit: cfg.HistoryLimit}))
+	classes.Register(roommanager.ClassName, roommanager.New(roommanager.Options{}))
+	rt, err := runtime.New(runtime.Options{
+		Store:       store,
+		Registry:    classes,
+		Logger:      log,
+		Metrics:     reg,
+		IdleTimeout: cfg.IdleTimeout,
+	})
+	if err != nil {
+		return fmt.Errorf("start runtime: %w", err)
+	}
+
+	var draining atomic.Bool
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		protocol.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if draining.Load() {
+			protocol.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
+			return
+		}
+		protocol.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	gw := gateway.New(rt, routes)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/" {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			fmt.Fprintf(w, "Holocron %s\n\nchat:  /api/lobby/websocket, /api/lobby/rooms\ngames: /api/room-manager/websocket, /api/room-manager/rooms\nany:   /objects/{class}/{name}/...\nops:   /healthz /readyz /metrics\n", version)
+			return
+		}
+		gw.ServeHTTP(w, r)
+	})
+
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("holocron serving", "version", version, "http", ln.Addr().String(), "data", cfg.DataDir,
+		"mode", "single-node", "auth", "open (no auth secret: dev mode)")
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		return fmt.Errorf("http server: %w", err)
+	}
+	log.Info("shutting down")
+	draining.Store(true)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	// Stop taking requests; WebSockets are hijacked and closed by the runtime.
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Error("http shutdown", "err", err)
+	}
+	if err := rt.Close(sctx); err != nil {
+		log.Error("runtime shutdown", "err", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// checkDataDir creates dir if needed and proves it is writable, so a bad
+// directory fails at start with one clear line, not at the first write.
+func checkDataDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("data directory %s unusable: %w", dir, err)
+	}
+	f, err := os.CreateTemp(dir, ".probe-*")
+	if err != nil {
+		return fmt.Errorf("data directory %s not writable: %w", dir, err)
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
+}
+
+// storeMetrics exports group commit figures.
+type storeMetrics struct {
+	groups  prometheus.Counter
+	batches prometheus.Counter
+	size    prometheus.Histogram
+	seconds prometheus.Histogram
+}
+
+func newStoreMetrics(reg prometheus.Registerer) *storeMetrics {
+	m := &storeMetrics{
+		groups:  prometheus.NewCounter(prometheus.CounterOpts{Name: "holocron_storage_group_commits_total", Help: "fsync'd Pebble batches (group commits)."}),
+		batches: prometheus.NewCounter(prometheus.CounterOpts{Name: "holocron_storage_batches_total", Help: "Object event batches committed."}),
+		size:    prometheus.NewHistogram(prometheus.HistogramOpts{Name: "holocron_storage_group_commit_batches", Help: "Event batches per group commit.", Buckets: prometheus.ExponentialBuckets(1, 2, 10)}),
+		seconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "holocron_storage_group_commit_seconds", Help: "Time of one group commit including fsync.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14)}),
+	}
+	reg.MustRegister(m.groups, m.batches, m.size, m.seconds)
+	return m
+}
+
+func (m *storeMetrics) ObserveGroupCommit(batches, _ int, took time.Duration) {
+	m.groups.Inc()
+	m.batches.Add(float64(batches))
+	m.size.Observe(float64(batches))
+	m.seconds.Observe(took.Seconds())
+}

@@ -1,0 +1,261 @@
+package chatlobby
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/holocron-run/holocron/runtime"
+)
+
+// Storage layout of one lobby object. Room ids match [A-Za-z0-9_-], so a
+// room id followed by "/" never prefixes another room's keys.
+//
+//	lobby                          lobbyRecord: the room creation counter
+//	room/{roomId}                  roomRecord
+//	public/{createSeq:020}         roomId of a public room (GET /rooms, oldest first)
+//	msg/{roomId}/{seq:020}         ChatMessage, seq = the room's commit order
+//	cmid/{roomId}/{n}:{playerId}{clientMsgId}
+//	                               message id of the kept message a player sent
+//	                               with that clientMsgId (n = len(playerId))
+//
+// A sent message costs a fixed number of operations whatever the history's
+// size: read the room, read the clientMsgId index, write the message, the
+// index and the room, and delete the message it pushes out (read to find its
+// index entry).
+const (
+	keyLobby      = "lobby"
+	prefixRoom    = "room/"
+	prefixPublic  = "public/"
+	prefixMessage = "msg/"
+	prefixCMID    = "cmid/"
+)
+
+// lobbyRecord is the object-wide state kept in storage.
+type lobbyRecord struct {
+	// RoomSeq counts the rooms ever created; it orders GET /rooms.
+	RoomSeq uint64 `json:"roomSeq"`
+}
+
+// roomRecord is a room as stored. Presence is not stored: it is live, and
+// derived from the open sockets.
+type roomRecord struct {
+	ID              string   `json:"id"`
+	Name            string   `json:"name"`
+	MaxParticipants int      `json:"maxParticipants"`
+	IsPrivate       bool     `json:"isPrivate"`
+	AllowedPlayers  []string `json:"allowedPlayers,omitempty"`
+	CreatedAt       string   `json:"createdAt"`
+	LastActivity    string   `json:"lastActivity"`
+	// LastSeq is the sequence number of the room's newest message, 0 before
+	// the first one.
+	LastSeq uint64 `json:"lastSeq"`
+	// TrimmedThrough is the newest sequence number already deleted by the
+	// history limit; messages TrimmedThrough+1..LastSeq are kept.
+	TrimmedThrough uint64 `json:"trimmedThrough"`
+}
+
+func (r *roomRecord) allows(playerID string) bool {
+	if len(r.AllowedPlayers) == 0 {
+		return true
+	}
+	for _, p := range r.AllowedPlayers {
+		if p == playerID {
+			return true
+		}
+	}
+	return false
+}
+
+// view renders the room for clients with the given participants.
+func (r *roomRecord) view(participants []string) ChatRoom {
+	if participants == nil {
+		participants = []string{}
+	}
+	return ChatRoom{
+		ID:              r.ID,
+		Name:            r.Name,
+		Participants:    participants,
+		MaxParticipants: r.MaxParticipants,
+		IsPrivate:       r.IsPrivate,
+		CreatedAt:       r.CreatedAt,
+		LastActivity:    r.LastActivity,
+	}
+}
+
+// messageIDWidth is the width of message ids: every uint64 fits.
+const messageIDWidth = 20
+
+func messageID(seq uint64) string { return fmt.Sprintf("%0*d", messageIDWidth, seq) }
+
+func roomKey(id string) string           { return prefixRoom + id }
+func publicKey(seq uint64) string        { return prefixPublic + messageID(seq) }
+func messagePrefix(roomID string) string { return prefixMessage + roomID + "/" }
+func messageKey(roomID string, seq uint64) string {
+	return messagePrefix(roomID) + messageID(seq)
+}
+func clientMsgKey(roomID, playerID, clientMsgID string) string {
+	return prefixCMID + roomID + "/" + strconv.Itoa(len(playerID)) + ":" + playerID + clientMsgID
+}
+
+// store is the lobby's typed view of its storage. Every method runs inside
+// an event; writes join the event's atomic batch.
+type store struct {
+	kv           *runtime.Storage
+	historyLimit int
+}
+
+func (s store) room(id string) (*roomRecord, bool, error) {
+	r, ok, err := runtime.GetJSON[roomRecord](s.kv, roomKey(id))
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	return &r, true, nil
+}
+
+func (s store) putRoom(r *roomRecord) error { return runtime.PutJSON(s.kv, roomKey(r.ID), r) }
+
+// createRoom stores a new room (the caller checked it does not exist) and
+// lists it in GET /rooms if it is public.
+func (s store) createRoom(r *roomRecord) error {
+	lobby, _, err := runtime.GetJSON[lobbyRecord](s.kv, keyLobby)
+	if err != nil {
+		return err
+	}
+	lobby.RoomSeq++
+	if err := runtime.PutJSON(s.kv, keyLobby, lobby); err != nil {
+		return err
+	}
+	if !r.IsPrivate {
+		if err := s.kv.Put(publicKey(lobby.RoomSeq), []byte(r.ID)); err != nil {
+			return err
+		}
+	}
+	return s.putRoom(r)
+}
+
+// publicRooms returns the public rooms, oldest first.
+func (s store) publicRooms() ([]*roomRecord, error) {
+	index, err := s.kv.List(runtime.ListOptions{Prefix: prefixPublic})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*roomRecord, 0, len(index))
+	for _, kv := range index {
+		r, ok, err := s.room(string(kv.Value))
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// appendMessage gives m the room's next id, stores it with its clientMsgId
+// index entry, trims the history to the limit and saves the room. m.RoomID,
+// sender, content, type and timestamp are the caller's.
+func (s store) appendMessage(r *roomRecord, m *ChatMessage) (json.RawMessage, error) {
+	r.LastSeq++
+	m.ID = messageID(r.LastSeq)
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("encode message: %w", err)
+	}
+	if err := s.kv.Put(messageKey(r.ID, r.LastSeq), raw); err != nil {
+		return nil, err
+	}
+	if m.ClientMsgID != "" {
+		if err := s.kv.Put(clientMsgKey(r.ID, m.SenderID, m.ClientMsgID), []byte(m.ID)); err != nil {
+			return nil, err
+		}
+	}
+	r.LastActivity = m.Timestamp
+	for r.LastSeq-r.TrimmedThrough > uint64(s.historyLimit) {
+		if err := s.deleteMessage(r.ID, r.TrimmedThrough+1); err != nil {
+			return nil, err
+		}
+		r.TrimmedThrough++
+	}
+	return raw, s.putRoom(r)
+}
+
+// deleteMessage removes a message and its clientMsgId index entry.
+func (s store) deleteMessage(roomID string, seq uint64) error {
+	key := messageKey(roomID, seq)
+	old, ok, err := runtime.GetJSON[ChatMessage](s.kv, key)
+	if err != nil {
+		return err
+	}
+	if ok && old.ClientMsgID != "" {
+		if err := s.kv.Delete(clientMsgKey(roomID, old.SenderID, old.ClientMsgID)); err != nil {
+			return err
+		}
+	}
+	return s.kv.Delete(key)
+}
+
+// sentMessage returns the kept message playerID sent with clientMsgID.
+func (s store) sentMessage(roomID, playerID, clientMsgID string) (json.RawMessage, bool, error) {
+	id, ok, err := s.kv.Get(clientMsgKey(roomID, playerID, clientMsgID))
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	raw, ok, err := s.kv.Get(messagePrefix(roomID) + string(id))
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	return raw, true, nil
+}
+
+// selection picks a page of history (PROTOCOL.md "History selection"):
+// with no bound the newest Limit messages, with Before the newest Limit
+// older than it, with After the oldest Limit newer than it. Bounds compare
+// as strings with message ids and need not exist.
+type selection struct {
+	Limit     int
+	Before    string
+	HasBefore bool
+	After     string
+	HasAfter  bool
+}
+
+// maxPageBytes bounds the encoded messages of one page, so that a page of
+// long messages stays far below a socket's write queue limit. A page holds
+// at least one message; a page cut short by it reports hasMore.
+const maxPageBytes = 1 << 20
+
+// history returns the selected messages, oldest first, and whether more
+// exist beyond them in the selection's direction.
+func (s store) history(roomID string, sel selection) ([]json.RawMessage, bool, error) {
+	prefix := messagePrefix(roomID)
+	opts := runtime.ListOptions{Prefix: prefix, Limit: sel.Limit + 1, Reverse: true}
+	switch {
+	case sel.HasAfter:
+		// The smallest key greater than prefix+After.
+		opts.Start, opts.Reverse = prefix+sel.After+"\x00", false
+	case sel.HasBefore:
+		opts.End = prefix + sel.Before
+	}
+	kvs, err := s.kv.List(opts)
+	if err != nil {
+		return nil, false, err
+	}
+	msgs := make([]json.RawMessage, 0, min(len(kvs), sel.Limit))
+	size := 0
+	hasMore := false
+	for i, kv := range kvs {
+		size += len(kv.Value)
+		if i == sel.Limit || (i > 0 && size > maxPageBytes) {
+			hasMore = true
+			break
+		}
+		msgs = append(msgs, kv.Value)
+	}
+	if opts.Reverse {
+		slices.Reverse(msgs)
+	}
+	return msgs, hasMore, nil
+}

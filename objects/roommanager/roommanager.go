@@ -1,0 +1,382 @@
+// Package roommanager is the RoomManager object: multiplayer game rooms with
+// durable membership, scores, turns and a game clock (PROTOCOL.md
+// "RoomManager").
+//
+// One object (name "main") holds every room. Between events it keeps
+// nothing in memory but the sockets' rate limiters: rooms live in storage,
+// and what belongs to a socket — the player it speaks for and the rooms it
+// joined — lives on the socket (its attachment and "room:<id>" tags), which
+// survives hibernation. A fresh instance built by the constructor therefore
+// carries on where the evicted one stopped, and a restarted node finds
+// every room and game clock again.
+//
+// The path of one request through this package: OnMessage decodes the frame
+// and picks the handler (handlers.go), which validates the fields, loads the
+// room, checks who may act (authorize), writes the new room record and then
+// emits frames: the actor's reply with ws.Send, the room's frame with
+// State.Broadcast. The runtime commits the writes before any frame leaves.
+package roommanager
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/holocron-run/holocron/objects/protocol"
+	"github.com/holocron-run/holocron/runtime"
+)
+
+// ClassName is the class RoomManager objects are registered under.
+const ClassName = "RoomManager"
+
+// Options configure RoomManager objects. Zero fields take the documented
+// defaults.
+type Options struct {
+	// RateLimit is how many frames per second one socket may send,
+	// sustained; a frame beyond it gets rate_limited and is dropped.
+	// Default 100; negative means no limit.
+	RateLimit float64
+	// RateBurst is how many frames a socket may send at once. Default 200.
+	RateBurst int
+}
+
+func (o *Options) setDefaults() {
+	if o.RateLimit == 0 {
+		o.RateLimit = 100
+	}
+	if o.RateBurst <= 0 {
+		o.RateBurst = 200
+	}
+}
+
+// MaxRoomsPerSocket bounds the rooms one socket is joined to at once.
+const MaxRoomsPerSocket = 100
+
+// Manager is one RoomManager object instance.
+type Manager struct {
+	state *runtime.State
+	rooms rooms
+	opts  Options
+	// buckets are the sockets' rate limiters. They are the only in-memory
+	// state, and losing them to hibernation only refills them (an idle
+	// socket has a full bucket anyway).
+	buckets map[*runtime.WebSocket]*bucket
+}
+
+// New returns the constructor of RoomManager objects, for
+// runtime.Registry.Register(ClassName, New(opts)).
+func New(opts Options) runtime.Constructor {
+	opts.setDefaults()
+	return func(s *runtime.State) (runtime.Object, error) {
+		return &Manager{
+			state:   s,
+			rooms:   rooms{st: s.Storage()},
+			opts:    opts,
+			buckets: map[*runtime.WebSocket]*bucket{},
+		}, nil
+	}
+}
+
+var (
+	_ runtime.Object           = (*Manager)(nil)
+	_ runtime.WebSocketHandler = (*Manager)(nil)
+	_ runtime.AlarmHandler     = (*Manager)(nil)
+)
+
+// now is the object's clock, truncated to the millisecond that timestamps
+// show, so that a rendered time is exactly the stored one.
+func (m *Manager) now() time.Time { return m.state.Now().UTC().Truncate(time.Millisecond) }
+
+// identity is what a socket's attachment holds: the player its first
+// successful join_room fixed.
+type identity struct {
+	PlayerID   string `json:"playerId"`
+	PlayerName string `json:"playerName"`
+}
+
+func identityOf(ws *runtime.WebSocket) identity {
+	var id identity
+	if _, err := ws.Attachment(&id); err != nil {
+		return identity{}
+	}
+	return id
+}
+
+// roomTagPrefix starts the tags of the sockets joined to a room;
+// Broadcast(roomTag(id)) is "to the room". A socket's tags are also its
+// list of rooms: like attachments, they survive hibernation.
+const roomTagPrefix = "room:"
+
+func roomTag(roomID string) string { return roomTagPrefix + roomID }
+
+// roomsOf counts the rooms ws is joined to.
+func roomsOf(ws *runtime.WebSocket) int {
+	n := 0
+	for _, tag := range ws.Tags() {
+		if strings.HasPrefix(tag, roomTagPrefix) {
+			n++
+		}
+	}
+	return n
+}
+
+// connected returns the players of rec with an open socket joined to it, in
+// join order.
+func (m *Manager) connected(rec *roomRecord) []string {
+	online := map[string]bool{}
+	for _, ws := range m.state.GetWebSockets(roomTag(rec.ID)) {
+		online[identityOf(ws).PlayerID] = true
+	}
+	out := []string{}
+	for _, p := range rec.Players {
+		if online[p.ID] {
+			out = append(out, p.ID)
+		}
+	}
+	return out
+}
+
+// gameState renders a room's GameState, reading its kept actions and final
+// scores.
+func (m *Manager) gameState(rec *roomRecord) (GameState, error) {
+	actions, err := m.rooms.actions(rec.ID)
+	if err != nil {
+		return GameState{}, err
+	}
+	final, err := m.rooms.final(rec.ID)
+	if err != nil {
+		return GameState{}, err
+	}
+	return GameState{
+		RoomID:      rec.ID,
+		CurrentTurn: rec.CurrentTurn,
+		Players:     rec.players(),
+		GameData:    GameData{Actions: actions, FinalScores: final},
+		LastUpdate:  timestamp(rec.LastUpdate),
+	}, nil
+}
+
+// send sends frame to one socket.
+func send(ws *runtime.WebSocket, frame any) { ws.Send(encode(frame)) }
+
+// toRoom sends frame to every socket joined to the room. With a requestID,
+// the actor's own copy echoes it (PROTOCOL.md: where the only reply is a
+// room frame).
+func (m *Manager) toRoom(roomID string, frame roomFrame, actor *runtime.WebSocket, requestID string) {
+	tag := roomTag(roomID)
+	plain := encode(frame)
+	if requestID == "" || actor == nil || !actor.HasTag(tag) {
+		m.state.Broadcast(tag, plain)
+		return
+	}
+	frame.setRequestID(requestID)
+	echoed := encode(frame)
+	frame.setRequestID("")
+	for _, ws := range m.state.GetWebSockets(tag) {
+		if ws == actor {
+			ws.Send(echoed)
+		} else {
+			ws.Send(plain)
+		}
+	}
+}
+
+// encode marshals a frame. Frames are typed structs whose only free-form
+// part (action data) was validated as JSON, so failure is a bug.
+func encode(frame any) []byte {
+	raw, err := json.Marshal(frame)
+	if err != nil {
+		panic(fmt.Errorf("roommanager: encode %T: %w", frame, err))
+	}
+	return raw
+}
+
+// OnMessage handles one client frame. A frame that fails changes nothing:
+// the handler's writes run in a nested transaction that is dropped on
+// failure, and handlers touch sockets and send frames only once every
+// fallible step is behind them.
+func (m *Manager) OnMessage(ctx context.Context, ws *runtime.WebSocket, msg runtime.Message) {
+	if !m.allow(ws) {
+		return
+	}
+	frame, perr := protocol.DecodeFrame(msg.Data, msg.Binary)
+	req := &request{ws: ws, who: identityOf(ws)}
+	if frame != nil {
+		req.frame, req.typ, req.requestID = frame, frame.Type, frame.RequestID
+	}
+	if perr != nil {
+		m.fail(req, perr)
+		return
+	}
+	var handle func(*request) error
+	switch frame.Type {
+	case protocol.TypePing:
+		send(ws, &Pong{Type: protocol.TypePong, echo: echo{req.requestID}})
+		return
+	case TypeJoinRoom:
+		handle = m.joinRoom
+	case TypeLeaveRoom:
+		handle = m.leaveRoom
+	case TypeStartGame:
+		handle = m.startGame
+	case TypeUpdateScore:
+		handle = m.updateScore
+	case TypeGameAction:
+		handle = m.gameAction
+	case TypeEndGame:
+		handle = m.endGame
+	default:
+		m.fail(req, &protocol.Error{Code: protocol.CodeUnknownType, Message: protocol.MessageUnknownType})
+		return
+	}
+	err := m.state.Storage().Transaction(func(*runtime.Storage) error { return handle(req) })
+	if err != nil {
+		var pe *protocol.Error
+		if !errors.As(err, &pe) {
+			slog.Default().Error("roommanager: request failed", "type", req.typ, "room", req.roomID, "err", err)
+			pe = &protocol.Error{Code: protocol.CodeInternal, Message: "internal error"}
+		}
+		m.fail(req, pe)
+	}
+}
+
+// OnClose only forgets the socket's rate limiter: membership is durable,
+// and presence (connected) is read from the open sockets, which no longer
+// include ws.
+func (m *Manager) OnClose(ctx context.Context, ws *runtime.WebSocket, code int, reason string) {
+	delete(m.buckets, ws)
+}
+
+// OnError answers a message the runtime refused before OnMessage.
+func (m *Manager) OnError(ctx context.Context, ws *runtime.WebSocket, err error) {
+	if !m.allow(ws) {
+		return
+	}
+	pe := &protocol.Error{Code: protocol.CodeInternal, Message: "internal error"}
+	if errors.Is(err, runtime.ErrMessageTooLarge) {
+		pe = &protocol.Error{Code: protocol.CodeTooLarge, Message: protocol.MessageTooLarge}
+	}
+	m.fail(&request{ws: ws}, pe)
+}
+
+// OnAlarm ends every game whose clock ran out (endsAt ≤ now, never
+// earlier) and re-arms the alarm for the earliest remaining deadline.
+//
+// The alarm is one per object; it always points at or before the earliest
+// deadline in the clock index, so a due game is never missed. It may be
+// earlier than needed (a game ended before its clock): then this finds
+// nothing due and just re-arms. It must be re-armed here even when it
+// would not move: the runtime deletes an alarm that the handler leaves
+// untouched.
+func (m *Manager) OnAlarm(ctx context.Context) error {
+	var ended []*GameEnded
+	err := m.state.Storage().Transaction(func(*runtime.Storage) error {
+		now := m.now()
+		due, err := m.rooms.dueClocks(now)
+		if err != nil {
+			return err
+		}
+		for _, key := range due {
+			endsAt, roomID, err := parseClockKey(key)
+			if err != nil {
+				return err
+			}
+			rec, err := m.rooms.get(roomID)
+			if err != nil {
+				return err
+			}
+			if rec == nil || rec.Status != StatusPlaying || !rec.EndsAt.Equal(endsAt) || rec.EndsAt.After(now) {
+				// A stale index entry; the game it timed is gone.
+				if err := m.state.Storage().Delete(key); err != nil {
+					return err
+				}
+				continue
+			}
+			frame, err := m.finish(rec, ReasonClock, now, rec.finalScores())
+			if err != nil {
+				return err
+			}
+			if err := m.rooms.put(rec); err != nil {
+				return err
+			}
+			ended = append(ended, frame)
+		}
+		next, ok, err := m.rooms.nextClock()
+		if err != nil || !ok {
+			return err
+		}
+		return m.state.Storage().SetAlarm(next)
+	})
+	if err != nil {
+		return fmt.Errorf("roommanager: game clock: %w", err)
+	}
+	for _, f := range ended {
+		m.toRoom(f.RoomID, f, nil, "")
+	}
+	return nil
+}
+
+// finish ends rec's game: every player finished, the clock stopped, the
+// final scores stored. The caller stores rec and sends the returned frame.
+func (m *Manager) finish(rec *roomRecord, reason string, now time.Time, scores []FinalScore) (*GameEnded, error) {
+	if err := m.rooms.stopClock(rec); err != nil {
+		return nil, err
+	}
+	if err := m.rooms.putFinal(rec.ID, scores); err != nil {
+		return nil, err
+	}
+	rec.Status = StatusFinished
+	rec.EndedAt = now
+	rec.EndReason = reason
+	rec.LastUpdate = now
+	rec.setPlayerStatus(PlayerFinished)
+	return &GameEnded{
+		Type:        TypeGameEnded,
+		RoomID:      rec.ID,
+		EndedAt:     timestamp(now),
+		Reason:      reason,
+		FinalScores: scores,
+	}, nil
+}
+
+// allow charges one frame to ws's rate limiter; a frame over the limit gets
+// rate_limited (with no requestType or requestId: it is not even decoded)
+// and is dropped.
+func (m *Manager) allow(ws *runtime.WebSocket) bool {
+	b, ok := m.buckets[ws]
+	if !ok {
+		b = &bucket{tokens: float64(m.opts.RateBurst), last: m.state.Now()}
+		m.buckets[ws] = b
+	}
+	if b.allow(m.state.Now(), m.opts.RateLimit, m.opts.RateBurst) {
+		return true
+	}
+	m.fail(&request{ws: ws}, protocol.Errorf(protocol.CodeRateLimited, "too many frames; slow down"))
+	return false
+}
+
+// bucket is a token bucket: burst tokens, refilled at rate per second, one
+// per frame.
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+func (b *bucket) allow(now time.Time, rate float64, burst int) bool {
+	if rate < 0 {
+		return true
+	}
+	if dt := now.Sub(b.last).Seconds(); dt > 0 {
+		b.tokens = min(float64(burst), b.tokens+dt*rate)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
