@@ -105,7 +105,7 @@ func (r *request) reply(v any) {
 // OnMessage handles one client frame.
 func (l *Lobby) OnMessage(ctx context.Context, ws *runtime.WebSocket, msg runtime.Message) {
 	sock := l.socket(ws)
-	if !sock.bucket.allow(l.state.Now(), l.opts.RateLimit, l.opts.RateBurst) {
+	if !sock.bucket.Allow(l.state.Now(), l.opts.RateLimit, l.opts.RateBurst) {
 		l.fail(ws, "", "", "", protocol.Errorf(protocol.CodeRateLimited, "too many frames; slow down"))
 		return
 	}
@@ -159,7 +159,7 @@ func (l *Lobby) fail(ws *runtime.WebSocket, requestType, roomID, requestID strin
 // OnError reports a message the runtime refused before OnMessage.
 func (l *Lobby) OnError(ctx context.Context, ws *runtime.WebSocket, err error) {
 	sock := l.socket(ws)
-	if !sock.bucket.allow(l.state.Now(), l.opts.RateLimit, l.opts.RateBurst) {
+	if !sock.bucket.Allow(l.state.Now(), l.opts.RateLimit, l.opts.RateBurst) {
 		l.fail(ws, "", "", "", protocol.Errorf(protocol.CodeRateLimited, "too many frames; slow down"))
 		return
 	}

@@ -3,8 +3,8 @@ package chatlobby
 import (
 	"cmp"
 	"slices"
-	"time"
 
+	"github.com/holocron-run/holocron/objects/protocol"
 	"github.com/holocron-run/holocron/runtime"
 )
 
@@ -65,7 +65,7 @@ func (s session) withoutRoom(roomID string) session {
 // hibernation (an idle socket has a full bucket anyway).
 type socketState struct {
 	session session
-	bucket  bucket
+	bucket  protocol.RateBucket
 }
 
 // roomTag tags the sockets joined to a room, so GetWebSockets and Broadcast
@@ -78,7 +78,7 @@ func (l *Lobby) socket(ws *runtime.WebSocket) *socketState {
 	if st, ok := l.sockets[ws]; ok {
 		return st
 	}
-	st := &socketState{bucket: bucket{tokens: float64(l.opts.RateBurst), last: l.state.Now()}}
+	st := &socketState{bucket: protocol.NewRateBucket(l.opts.RateBurst, l.state.Now())}
 	if _, err := ws.Attachment(&st.session); err != nil {
 		// Only this package writes attachments; an unreadable one is a bug,
 		// but the socket is better treated as new than wedged.
@@ -147,26 +147,4 @@ func ids(ps []participant) []string {
 		out[i] = p.PlayerID
 	}
 	return out
-}
-
-// bucket is a token bucket: RateBurst tokens, refilled at RateLimit per
-// second, one per frame.
-type bucket struct {
-	tokens float64
-	last   time.Time
-}
-
-func (b *bucket) allow(now time.Time, rate float64, burst int) bool {
-	if rate < 0 {
-		return true
-	}
-	if dt := now.Sub(b.last).Seconds(); dt > 0 {
-		b.tokens = min(float64(burst), b.tokens+dt*rate)
-	}
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
 }

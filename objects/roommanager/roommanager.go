@@ -64,7 +64,7 @@ type Manager struct {
 	// buckets are the sockets' rate limiters. They are the only in-memory
 	// state, and losing them to hibernation only refills them (an idle
 	// socket has a full bucket anyway).
-	buckets map[*runtime.WebSocket]*bucket
+	buckets map[*runtime.WebSocket]*protocol.RateBucket
 }
 
 // New returns the constructor of RoomManager objects, for
@@ -76,7 +76,7 @@ func New(opts Options) runtime.Constructor {
 			state:   s,
 			rooms:   rooms{st: s.Storage()},
 			opts:    opts,
-			buckets: map[*runtime.WebSocket]*bucket{},
+			buckets: map[*runtime.WebSocket]*protocol.RateBucket{},
 		}, nil
 	}
 }
@@ -349,34 +349,13 @@ func (m *Manager) finish(rec *roomRecord, reason string, now time.Time, scores [
 func (m *Manager) allow(ws *runtime.WebSocket) bool {
 	b, ok := m.buckets[ws]
 	if !ok {
-		b = &bucket{tokens: float64(m.opts.RateBurst), last: m.state.Now()}
+		nb := protocol.NewRateBucket(m.opts.RateBurst, m.state.Now())
+		b = &nb
 		m.buckets[ws] = b
 	}
-	if b.allow(m.state.Now(), m.opts.RateLimit, m.opts.RateBurst) {
+	if b.Allow(m.state.Now(), m.opts.RateLimit, m.opts.RateBurst) {
 		return true
 	}
 	m.fail(&request{ws: ws}, protocol.Errorf(protocol.CodeRateLimited, "too many frames; slow down"))
 	return false
-}
-
-// bucket is a token bucket: burst tokens, refilled at rate per second, one
-// per frame.
-type bucket struct {
-	tokens float64
-	last   time.Time
-}
-
-func (b *bucket) allow(now time.Time, rate float64, burst int) bool {
-	if rate < 0 {
-		return true
-	}
-	if dt := now.Sub(b.last).Seconds(); dt > 0 {
-		b.tokens = min(float64(burst), b.tokens+dt*rate)
-	}
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
 }
