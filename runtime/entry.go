@@ -3,10 +3,12 @@ package runtime
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -81,6 +83,9 @@ type entry struct {
 	outbox    *[]outItem // the current event's outputs
 
 	gate gate
+	// stale asks the actor to drop its instance before the next event,
+	// because another node may have changed the object's storage.
+	stale atomic.Bool
 }
 
 func newEntry(rt *Runtime, class string, ctor Constructor, id ID, name string) *entry {
@@ -211,7 +216,7 @@ func (e *entry) emit(it outItem) {
 func (e *entry) handle(ev event) {
 	rt := e.rt
 	start := time.Now()
-	if e.gate.broken() {
+	if e.gate.broken() || e.stale.Swap(false) {
 		e.reset()
 	}
 	var out []outItem
@@ -389,6 +394,9 @@ type gate struct {
 	cond     *sync.Cond
 	inflight []*[]outItem // per submitted batch, the outputs waiting on it
 	failed   bool
+	// moved is set when the failure was a lost ownership, not a storage
+	// fault: sockets then close with 1012 "moved" and clients reconnect.
+	moved bool
 }
 
 func (g *gate) idle() bool {
@@ -406,6 +414,7 @@ func (g *gate) broken() bool {
 func (g *gate) clearBroken() {
 	g.mu.Lock()
 	g.failed = false
+	g.moved = false
 	g.mu.Unlock()
 }
 
@@ -449,9 +458,14 @@ func (g *gate) committed(err error, e *entry) {
 	g.inflight = g.inflight[1:]
 	if err != nil && !g.failed {
 		g.failed = true
-		e.rt.log.Error("commit failed; outputs dropped", "class", e.class, "object", e.id.String(), "err", err)
+		g.moved = errors.Is(err, storage.ErrNotOwner)
+		if g.moved {
+			e.rt.log.Info("object moved; outputs dropped", "class", e.class, "object", e.id.String())
+		} else {
+			e.rt.log.Error("commit failed; outputs dropped", "class", e.class, "object", e.id.String(), "err", err)
+		}
 	}
-	failed := g.failed
+	failed, moved := g.failed, g.moved
 	if g.cond != nil {
 		g.cond.Broadcast()
 	}
@@ -463,8 +477,12 @@ func (g *gate) committed(err error, e *entry) {
 		e.mu.Lock()
 		socks := append([]*WebSocket(nil), e.sockets...)
 		e.mu.Unlock()
+		code, reason := CloseInternalError, "storage failure"
+		if moved {
+			code, reason = CloseServiceRestart, "moved"
+		}
 		for _, ws := range socks {
-			ws.enqueue(outFrame{close: true, code: CloseInternalError, reason: "storage failure"})
+			ws.enqueue(outFrame{close: true, code: code, reason: reason})
 		}
 	}
 }

@@ -216,6 +216,33 @@ func (rt *Runtime) Close(ctx context.Context) error {
 	}
 }
 
+// Evict is for a node that stopped owning some objects (its Raft group lost
+// leadership, or the object is being moved): every object for which match
+// returns true has its sockets closed with code and reason (1012 "moved"
+// tells clients to reconnect through any node) and drops its instance before
+// its next event, so a later activation starts from replicated storage. It
+// returns how many objects matched.
+func (rt *Runtime) Evict(match func(ID) bool, code int, reason string) int {
+	rt.mu.Lock()
+	var hit []*entry
+	for id, e := range rt.entries {
+		if match(id) {
+			hit = append(hit, e)
+		}
+	}
+	rt.mu.Unlock()
+	for _, e := range hit {
+		e.stale.Store(true)
+		e.mu.Lock()
+		socks := append([]*WebSocket(nil), e.sockets...)
+		e.mu.Unlock()
+		for _, ws := range socks {
+			ws.enqueue(outFrame{close: true, code: code, reason: reason})
+		}
+	}
+	return len(hit)
+}
+
 // Namespace names the objects of one class.
 type Namespace struct {
 	rt    *Runtime

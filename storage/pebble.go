@@ -470,3 +470,22 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 	}
 	panic(msg)
 }
+
+// BatchWriter adds Batches to a Pebble batch owned by the caller. A
+// replicated store uses it to apply committed entries in the same atomic,
+// fsync'd Pebble batch as its Raft log writes, with the same key layout and
+// alarm index as the local store.
+type BatchWriter struct {
+	s  *PebbleStore
+	pb *pebble.Batch
+	g  groupState
+}
+
+// NewBatchWriter returns a writer that adds to pb. Batches added earlier to
+// the same writer are seen by later ones (alarm and meta replacement).
+func (s *PebbleStore) NewBatchWriter(pb *pebble.Batch) *BatchWriter {
+	return &BatchWriter{s: s, pb: pb, g: groupState{alarms: map[ObjectID]*time.Time{}, metas: map[ObjectID]ObjectMeta{}}}
+}
+
+// Add writes b into the Pebble batch.
+func (w *BatchWriter) Add(b *Batch) error { return w.s.addBatch(w.pb, b, &w.g) }

@@ -30,6 +30,10 @@ var (
 	ErrEmptyKey = errors.New("storage: empty key")
 	// ErrClosed is returned by a Store after Close.
 	ErrClosed = errors.New("storage: closed")
+	// ErrNotOwner is returned by a replicated Store for a batch of an object
+	// whose partition this node does not (or no longer) lead. The runtime
+	// answers it by closing the object's sockets with 1012 "moved".
+	ErrNotOwner = errors.New("storage: node does not own the object's partition")
 )
 
 // CheckKey reports whether key may be stored.

@@ -84,7 +84,7 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 		protocol.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	gw := gateway.New(rt, routes)
+	gw := gateway.New(rt, routes, nil)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/" {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -21,16 +21,26 @@ type Route struct {
 	Name   string
 }
 
+// Director decides where an object's request is served. In a cluster it
+// forwards requests for objects owned elsewhere; Direct returns true when
+// the request should be served by this node's runtime and false when it has
+// answered the request itself (forwarded it, or refused it as unavailable).
+type Director interface {
+	Direct(w http.ResponseWriter, r *http.Request, id runtime.ID) (local bool)
+}
+
 // Gateway is an http.Handler over a runtime.
 type Gateway struct {
 	rt     *runtime.Runtime
 	routes []Route
+	dir    Director
 }
 
 // New returns a gateway with routes plus the generic route
-// /objects/{class}/{name}/… that reaches any registered class.
-func New(rt *runtime.Runtime, routes []Route) *Gateway {
-	return &Gateway{rt: rt, routes: routes}
+// /objects/{class}/{name}/… that reaches any registered class. With a nil
+// Director every object is served locally (a single node).
+func New(rt *runtime.Runtime, routes []Route, dir Director) *Gateway {
+	return &Gateway{rt: rt, routes: routes, dir: dir}
 }
 
 // Target is the object a request addresses and the path it sees.
@@ -89,8 +99,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		protocol.WriteHTTPError(w, http.StatusNotFound, protocol.Errorf(protocol.CodeNotFound, "unknown object class %q", t.Class))
 		return
 	}
+	stub := ns.GetByName(t.Name)
+	if g.dir != nil && !g.dir.Direct(w, r, stub.ID()) {
+		return
+	}
 	r2 := r.Clone(r.Context())
 	r2.URL.Path = t.Path
 	r2.URL.RawPath = ""
-	ns.GetByName(t.Name).ServeHTTP(w, r2)
+	stub.ServeHTTP(w, r2)
 }

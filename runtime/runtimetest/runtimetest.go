@@ -85,7 +85,7 @@ func (s *Server) open() {
 		t.Fatalf("start runtime: %v", err)
 	}
 	s.Store, s.Runtime = store, rt
-	s.http = httptest.NewServer(gateway.New(rt, s.opts.Routes))
+	s.http = httptest.NewServer(gateway.New(rt, s.opts.Routes, nil))
 	s.URL = s.http.URL
 	s.closed = false
 }
