@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"os"
 	"strings"
 	"time"
 )
@@ -18,6 +20,33 @@ type serveConfig struct {
 	IdleTimeout     time.Duration
 	ShutdownTimeout time.Duration
 	HistoryLimit    int
+
+	// Cluster mode (any of Bind, Join or Bootstrap set).
+	NodeName          string
+	Bind              string
+	Advertise         string
+	AdvertiseHTTP     string
+	Join              string
+	Bootstrap         bool
+	Partitions        int
+	Replication       int
+	DeadMemberTimeout time.Duration
+	RaftTick          time.Duration
+}
+
+// clustered reports whether the node runs as a cluster member rather than
+// the embedded single node.
+func (c serveConfig) clustered() bool { return c.Bind != "" || c.Join != "" || c.Bootstrap }
+
+// joinList splits the -join flag.
+func (c serveConfig) joinList() []string {
+	var out []string
+	for _, a := range strings.Split(c.Join, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 var errHelp = errors.New("help requested")
@@ -31,6 +60,16 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) {
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 30*time.Second, "evict an object instance after this long without events (its sockets stay open)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a graceful shutdown may take")
 	fs.IntVar(&cfg.HistoryLimit, "history-limit", 1000, "chat messages kept per room")
+	fs.StringVar(&cfg.NodeName, "node-name", "", "cluster: this node's unique, stable name (default: host name)")
+	fs.StringVar(&cfg.Bind, "bind", "", "cluster: gossip address host:port, UDP and TCP (default :7946 when clustered)")
+	fs.StringVar(&cfg.Advertise, "advertise", "", "cluster: gossip address peers use (default: -bind)")
+	fs.StringVar(&cfg.AdvertiseHTTP, "advertise-http", "", "cluster: HTTP address peers use for forwarding and Raft (default: -http with the advertised host)")
+	fs.StringVar(&cfg.Join, "join", "", "cluster: comma-separated gossip addresses of any peers; retried until one answers")
+	fs.BoolVar(&cfg.Bootstrap, "bootstrap", false, "cluster: create a new cluster if no reachable peer has one (set on exactly one node)")
+	fs.IntVar(&cfg.Partitions, "partitions", 64, "cluster: number of partitions (fixed for the cluster's life)")
+	fs.IntVar(&cfg.Replication, "replication", 3, "cluster: replicas per partition (capped at the member count)")
+	fs.DurationVar(&cfg.DeadMemberTimeout, "dead-member-timeout", time.Minute, "cluster: how long a crashed node keeps its replicas before they are re-placed")
+	fs.DurationVar(&cfg.RaftTick, "raft-tick", 100*time.Millisecond, "cluster: Raft tick; leader elections take 10-20 ticks")
 }
 
 func envName(flagName string) string {
@@ -74,8 +113,51 @@ func parseServeFlags(args []string, getenv func(string) string) (serveConfig, er
 		return cfg, errors.New("-shutdown-timeout must be positive")
 	case cfg.HistoryLimit < 1:
 		return cfg, errors.New("-history-limit must be at least 1")
+	case cfg.Partitions < 1 || cfg.Partitions > 4096:
+		return cfg, errors.New("-partitions must be between 1 and 4096")
+	case cfg.Replication < 1:
+		return cfg, errors.New("-replication must be at least 1")
+	case cfg.DeadMemberTimeout <= 0 || cfg.RaftTick <= 0:
+		return cfg, errors.New("-dead-member-timeout and -raft-tick must be positive")
+	}
+	if cfg.clustered() {
+		if cfg.Bind == "" {
+			cfg.Bind = ":7946"
+		}
+		if cfg.NodeName == "" {
+			host, err := os.Hostname()
+			if err != nil {
+				return cfg, fmt.Errorf("-node-name not set and no host name: %w", err)
+			}
+			cfg.NodeName = host
+		}
+		if cfg.AdvertiseHTTP == "" {
+			cfg.AdvertiseHTTP = advertisedHTTP(cfg)
+		}
 	}
 	return cfg, nil
+}
+
+// advertisedHTTP derives the HTTP address peers should use: -http's host if
+// it names one, else the advertised or bound gossip host, else the host name.
+func advertisedHTTP(cfg serveConfig) string {
+	host, port, err := net.SplitHostPort(cfg.HTTPAddr)
+	if err != nil {
+		return cfg.HTTPAddr
+	}
+	specific := func(h string) bool { return h != "" && h != "0.0.0.0" && h != "::" }
+	if !specific(host) {
+		for _, a := range []string{cfg.Advertise, cfg.Bind} {
+			if h, _, err := net.SplitHostPort(a); err == nil && specific(h) {
+				host = h
+				break
+			}
+		}
+	}
+	if !specific(host) {
+		host, _ = os.Hostname()
+	}
+	return net.JoinHostPort(host, port)
 }
 
 func serveUsage() string {

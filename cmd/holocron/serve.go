@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/holocron-run/holocron/cluster"
 	"github.com/holocron-run/holocron/objects/chatlobby"
 	"github.com/holocron-run/holocron/objects/protocol"
 	"github.com/holocron-run/holocron/objects/roommanager"
@@ -44,6 +45,7 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	}
 	defer ln.Close()
 
+	var shutdownNode func(context.Context)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	storeMetrics := newStoreMetrics(reg)
@@ -57,11 +59,57 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 		}
 	}()
 
+	var (
+		objStore storage.Store = store
+		node     *cluster.Node
+		director gateway.Director
+		rtp      atomic.Pointer[runtime.Runtime]
+	)
+	if cfg.clustered() {
+		node, err = cluster.Start(cluster.Config{
+			NodeName:          cfg.NodeName,
+			BindAddr:          cfg.Bind,
+			AdvertiseAddr:     cfg.Advertise,
+			HTTPAddr:          cfg.AdvertiseHTTP,
+			Join:              cfg.joinList(),
+			Bootstrap:         cfg.Bootstrap,
+			Partitions:        cfg.Partitions,
+			Replication:       cfg.Replication,
+			DeadMemberTimeout: cfg.DeadMemberTimeout,
+			TickInterval:      cfg.RaftTick,
+			Store:             store,
+			Logger:            log,
+			OnServing: func(part int, serving bool) {
+				// Either way, no instance built under another leader may be
+				// reused: drop them; on a loss, clients reconnect elsewhere.
+				if rt := rtp.Load(); rt != nil {
+					rt.Evict(func(id runtime.ID) bool { return node.PartitionOf(id) == part }, runtime.CloseServiceRestart, "moved")
+				}
+			},
+		})
+		if err != nil {
+			return usageError{fmt.Errorf("join cluster: %w", err)}
+		}
+		objStore, director = node.Store(), node
+		nodeUp := true
+		defer func() {
+			if nodeUp {
+				node.Close()
+			}
+		}()
+		shutdownNode = func(ctx context.Context) {
+			nodeUp = false
+			if err := node.Shutdown(ctx); err != nil {
+				log.Error("leave cluster", "err", err)
+			}
+		}
+	}
+
 	classes := runtime.NewRegistry()
 	classes.Register(chatlobby.ClassName, chatlobby.New(chatlobby.Options{HistoryLimit: cfg.HistoryLimit}))
 	classes.Register(roommanager.ClassName, roommanager.New(roommanager.Options{}))
 	rt, err := runtime.New(runtime.Options{
-		Store:       store,
+		Store:       objStore,
 		Registry:    classes,
 		Logger:      log,
 		Metrics:     reg,
@@ -70,6 +118,7 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("start runtime: %w", err)
 	}
+	rtp.Store(rt)
 
 	var draining atomic.Bool
 	mux := http.NewServeMux()
@@ -84,7 +133,28 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 		protocol.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	gw := gateway.New(rt, routes, nil)
+	if node != nil {
+		mux.Handle("POST "+cluster.RaftPath, node.RaftHandler())
+		mux.Handle("GET /admin/cluster", node.AdminHandler())
+		mux.HandleFunc("GET /admin/cluster/locate/{class}/{name}", func(w http.ResponseWriter, r *http.Request) {
+			ns, err := rt.Namespace(r.PathValue("class"))
+			if err != nil {
+				protocol.WriteHTTPError(w, http.StatusNotFound, protocol.Errorf(protocol.CodeNotFound, "unknown object class %q", r.PathValue("class")))
+				return
+			}
+			loc, err := node.Locate(r.Context(), ns.IDFromName(r.PathValue("name")))
+			if err != nil {
+				protocol.WriteHTTPError(w, http.StatusServiceUnavailable, protocol.Errorf(protocol.CodeUnavailable, "%v", err))
+				return
+			}
+			protocol.WriteJSON(w, http.StatusOK, loc)
+		})
+	} else {
+		mux.HandleFunc("GET /admin/cluster", func(w http.ResponseWriter, r *http.Request) {
+			protocol.WriteJSON(w, http.StatusOK, map[string]string{"mode": "single-node"})
+		})
+	}
+	gw := gateway.New(rt, routes, director)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/" {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -97,8 +167,14 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	mode := "single-node"
+	if node != nil {
+		mode = "cluster"
+		log.Info("cluster member", "node", cfg.NodeName, "gossip", cfg.Bind, "advertise_http", cfg.AdvertiseHTTP,
+			"join", cfg.joinList(), "bootstrap", cfg.Bootstrap, "partitions", cfg.Partitions, "replication", cfg.Replication)
+	}
 	log.Info("holocron serving", "version", version, "http", ln.Addr().String(), "data", cfg.DataDir,
-		"mode", "single-node", "auth", "open (no auth secret: dev mode)")
+		"mode", mode, "auth", "open (no auth secret: dev mode)")
 
 	select {
 	case <-ctx.Done():
@@ -109,6 +185,11 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	draining.Store(true)
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
+	if shutdownNode != nil {
+		// Hand partitions to other nodes first; their sockets close with
+		// 1012 "moved" and reconnect elsewhere.
+		shutdownNode(sctx)
+	}
 	// Stop taking requests; WebSockets are hijacked and closed by the runtime.
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Error("http shutdown", "err", err)

@@ -1,0 +1,666 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/holocron-run/holocron/storage"
+)
+
+// EngineConfig configures the Raft engine of one node.
+type EngineConfig struct {
+	RaftID     uint64
+	Store      *storage.PebbleStore
+	Partitions int
+	// TickInterval is one Raft tick. Default 100ms; elections take
+	// ElectionTicks..2×ElectionTicks ticks.
+	TickInterval   time.Duration
+	ElectionTicks  int // default 10
+	HeartbeatTicks int // default 1
+	// Send delivers outgoing Raft messages (the transport).
+	Send func([]Envelope)
+	// OnServing is called on the engine goroutine when this node starts or
+	// stops serving a partition (it may activate its objects). It must not
+	// block.
+	OnServing func(part int, serving bool)
+	Logger    *slog.Logger
+}
+
+// Envelope is a Raft message of one partition's group.
+type Envelope struct {
+	Partition int
+	Msg       *pb.Message
+}
+
+// Engine runs one Raft group (etcd raft RawNode) per partition this node is
+// a member of, all driven by one goroutine: every Ready of every group is
+// persisted in one fsync'd Pebble batch, together with the application of
+// their committed entries, before messages leave and proposals are
+// acknowledged.
+type Engine struct {
+	cfg EngineConfig
+	log *slog.Logger
+	db  *pebble.DB
+
+	inbox chan []Envelope
+	props chan proposal
+	ctl   chan func()
+	stop  chan struct{}
+	done  chan struct{}
+
+	// views are read by any goroutine; the engine goroutine writes them.
+	views []partView
+
+	// Owned by the engine goroutine.
+	groups    []*group
+	started   time.Time
+	propEpoch uint64
+	propSeq   uint64
+}
+
+type partView struct {
+	lead    atomic.Uint64
+	serving atomic.Bool
+	member  atomic.Bool
+}
+
+type proposal struct {
+	part int
+	data []byte
+	done func(error)
+}
+
+type group struct {
+	part      int
+	rn        *raft.RawNode
+	st        *raftStorage
+	leader    bool
+	serving   bool
+	termStart uint64
+	removed   bool
+	pending   map[[16]byte]func(error)
+	// pendingConf is the index of a proposed, not yet applied, conf change.
+	pendingConf   uint64
+	pendingConfAt time.Time
+}
+
+// proposal IDs prefix each normal entry: 8 bytes of per-process epoch and
+// 8 bytes of sequence, so the proposer can match the applied entry.
+const propIDLen = 16
+
+// NewEngine loads every group this node holds and starts the engine.
+func NewEngine(cfg EngineConfig) (*Engine, error) {
+	if cfg.TickInterval == 0 {
+		cfg.TickInterval = 100 * time.Millisecond
+	}
+	if cfg.ElectionTicks == 0 {
+		cfg.ElectionTicks = 10
+	}
+	if cfg.HeartbeatTicks == 0 {
+		cfg.HeartbeatTicks = 1
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	e := &Engine{
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "raft"),
+		db:      cfg.Store.DB(),
+		inbox:   make(chan []Envelope, 1024),
+		props:   make(chan proposal, 8192),
+		ctl:     make(chan func(), 64),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+		views:   make([]partView, cfg.Partitions),
+		groups:  make([]*group, cfg.Partitions),
+		started: time.Now(),
+	}
+	var seed [8]byte
+	rand.Read(seed[:])
+	e.propEpoch = binary.BigEndian.Uint64(seed[:])
+	for p := range cfg.Partitions {
+		st, ok, err := loadRaftStorage(e.db, p)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		if err := e.startGroup(p, st, nil); err != nil {
+			return nil, err
+		}
+	}
+	go e.run()
+	return e, nil
+}
+
+// Initialized reports whether the node holds any Raft group.
+func (e *Engine) Initialized() bool {
+	for p := range e.views {
+		if e.views[p].member.Load() {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *Engine) startGroup(p int, st *raftStorage, bootstrap []raft.Peer) error {
+	rn, err := raft.NewRawNode(&raft.Config{
+		ID:                e.cfg.RaftID,
+		ElectionTick:      e.cfg.ElectionTicks,
+		HeartbeatTick:     e.cfg.HeartbeatTicks,
+		Storage:           st,
+		Applied:           st.applied,
+		MaxSizePerMsg:     1 << 20,
+		MaxInflightMsgs:   256,
+		CheckQuorum:       true,
+		PreVote:           true,
+		StepDownOnRemoval: true,
+		Logger:            raftLogger{e.log.With("partition", p)},
+	})
+	if err != nil {
+		return fmt.Errorf("start raft group of partition %d: %w", p, err)
+	}
+	if bootstrap != nil {
+		if err := rn.Bootstrap(bootstrap); err != nil {
+			return fmt.Errorf("bootstrap partition %d: %w", p, err)
+		}
+	}
+	e.groups[p] = &group{part: p, rn: rn, st: st, pending: map[[16]byte]func(error){}}
+	e.views[p].member.Store(true)
+	return nil
+}
+
+// Bootstrap creates every partition's group with this node as its only
+// voter. It is for the first node of a new cluster; others are added by the
+// rebalancer. It fails if the node already holds Raft state.
+func (e *Engine) Bootstrap(ctx context.Context) error {
+	return e.call(ctx, func() error {
+		for p := range e.groups {
+			if e.groups[p] != nil {
+				return errors.New("bootstrap: node already holds raft state")
+			}
+		}
+		for p := range e.groups {
+			st := &raftStorage{db: e.db, part: p, hard: &pb.HardState{}, conf: &pb.ConfState{}}
+			if err := e.startGroup(p, st, []raft.Peer{{ID: e.cfg.RaftID}}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// call runs fn on the engine goroutine and waits for its result.
+func (e *Engine) call(ctx context.Context, fn func() error) error {
+	res := make(chan error, 1)
+	select {
+	case e.ctl <- func() { res <- fn() }:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-e.done:
+		return storage.ErrClosed
+	}
+	select {
+	case err := <-res:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-e.done:
+		return storage.ErrClosed
+	}
+}
+
+// Leader returns the Raft ID of partition p's leader as this node knows it
+// (0 when unknown) and whether this node serves p itself.
+func (e *Engine) Leader(p int) (lead uint64, serving bool) {
+	v := &e.views[p]
+	return v.lead.Load(), v.serving.Load()
+}
+
+// Serving reports whether this node leads p and has applied its log.
+func (e *Engine) Serving(p int) bool { return e.views[p].serving.Load() }
+
+// Propose replicates data in partition p's group; done is called once it is
+// committed and applied on this node, or with storage.ErrNotOwner when this
+// node does not serve p (or loses leadership first).
+func (e *Engine) Propose(p int, data []byte, done func(error)) {
+	if !e.views[p].serving.Load() {
+		done(storage.ErrNotOwner)
+		return
+	}
+	select {
+	case e.props <- proposal{part: p, data: data, done: done}:
+	case <-e.done:
+		done(storage.ErrClosed)
+	}
+}
+
+// Step delivers messages received from peers.
+func (e *Engine) Step(envs []Envelope) {
+	select {
+	case e.inbox <- envs:
+	case <-e.done:
+	}
+}
+
+// ReportUnreachable tells the groups that messages to a peer failed.
+func (e *Engine) ReportUnreachable(to uint64, parts []int) {
+	select {
+	case e.ctl <- func() {
+		for _, p := range parts {
+			if g := e.groups[p]; g != nil {
+				g.rn.ReportUnreachable(to)
+			}
+		}
+	}:
+	default: // best effort: raft retries anyway
+	}
+}
+
+// Close stops the engine; pending proposals fail.
+func (e *Engine) Close() {
+	select {
+	case <-e.stop:
+	default:
+		close(e.stop)
+	}
+	<-e.done
+}
+
+func (e *Engine) run() {
+	defer close(e.done)
+	ticker := time.NewTicker(e.cfg.TickInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-e.stop:
+			e.failAll(storage.ErrClosed)
+			return
+		case <-ticker.C:
+			for _, g := range e.groups {
+				if g != nil {
+					g.rn.Tick()
+				}
+			}
+		case envs := <-e.inbox:
+			e.step(envs)
+		drainInbox:
+			for {
+				select {
+				case more := <-e.inbox:
+					e.step(more)
+				default:
+					break drainInbox
+				}
+			}
+		case p := <-e.props:
+			e.propose(p)
+		drainProps:
+			for range 4096 {
+				select {
+				case more := <-e.props:
+					e.propose(more)
+				default:
+					break drainProps
+				}
+			}
+		case fn := <-e.ctl:
+			fn()
+		}
+		if err := e.processReady(); err != nil {
+			// The node cannot persist Raft state: continuing could break
+			// Raft's promises, so stop serving everything.
+			e.log.Error("raft persistence failed; engine stopping", "err", err)
+			e.failAll(err)
+			for p := range e.views {
+				e.setServing(p, false)
+			}
+			return
+		}
+	}
+}
+
+func (e *Engine) step(envs []Envelope) {
+	for _, env := range envs {
+		p := env.Partition
+		if p < 0 || p >= len(e.groups) || env.Msg.GetTo() != e.cfg.RaftID {
+			continue
+		}
+		g := e.groups[p]
+		if g == nil {
+			// A leader is adding this node to the group: start it empty; the
+			// leader's log (or a snapshot) fills it in.
+			switch env.Msg.GetType() {
+			case pb.MessageType_MsgApp, pb.MessageType_MsgHeartbeat, pb.MessageType_MsgSnap:
+			default:
+				continue
+			}
+			st := &raftStorage{db: e.db, part: p, hard: &pb.HardState{}, conf: &pb.ConfState{}}
+			if err := e.startGroup(p, st, nil); err != nil {
+				e.log.Error("start group for incoming message", "partition", p, "err", err)
+				continue
+			}
+			g = e.groups[p]
+			e.log.Info("joining partition group", "partition", p, "from", env.Msg.GetFrom())
+		}
+		if err := g.rn.Step(env.Msg); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
+			e.log.Debug("raft step", "partition", p, "err", err)
+		}
+	}
+}
+
+func (e *Engine) propose(p proposal) {
+	g := e.groups[p.part]
+	if g == nil || !g.serving {
+		p.done(storage.ErrNotOwner)
+		return
+	}
+	e.propSeq++
+	var id [16]byte
+	binary.BigEndian.PutUint64(id[:8], e.propEpoch)
+	binary.BigEndian.PutUint64(id[8:], e.propSeq)
+	data := make([]byte, 0, propIDLen+len(p.data))
+	data = append(append(data, id[:]...), p.data...)
+	if err := g.rn.Propose(data); err != nil {
+		p.done(fmt.Errorf("propose in partition %d: %w: %w", p.part, storage.ErrNotOwner, err))
+		return
+	}
+	g.pending[id] = p.done
+}
+
+func (e *Engine) failAll(err error) {
+	for _, g := range e.groups {
+		if g != nil {
+			g.failPending(err)
+		}
+	}
+}
+
+func (g *group) failPending(err error) {
+	for id, done := range g.pending {
+		done(err)
+		delete(g.pending, id)
+	}
+}
+
+// readyWork is one group's Ready and what persisting it changes.
+type readyWork struct {
+	g          *group
+	rd         raft.Ready
+	last, term uint64
+	applied    uint64
+	conf       *pb.ConfState
+	acks       []func(error)
+}
+
+// processReady persists every group's Ready in one fsync'd batch, applies
+// committed entries in the same batch, then sends messages, acknowledges
+// applied proposals and advances the groups.
+func (e *Engine) processReady() error {
+	var work []*readyWork
+	for _, g := range e.groups {
+		if g != nil && g.rn.HasReady() {
+			work = append(work, &readyWork{g: g, rd: g.rn.Ready()})
+		}
+	}
+	if len(work) == 0 {
+		return nil
+	}
+	b := e.db.NewBatch()
+	defer b.Close()
+	writer := e.cfg.Store.NewBatchWriter(b)
+	for _, w := range work {
+		if err := e.persist(b, writer, w); err != nil {
+			return fmt.Errorf("partition %d: %w", w.g.part, err)
+		}
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("commit raft batch: %w", err)
+	}
+	var out []Envelope
+	for _, w := range work {
+		g := w.g
+		if hs := w.rd.HardState; hs != nil && !raft.IsEmptyHardState(hs) {
+			g.st.hard = proto.Clone(hs).(*pb.HardState)
+		}
+		g.st.last, g.st.lastTerm = w.last, w.term
+		g.st.applied = w.applied
+		if w.conf != nil {
+			g.st.conf = w.conf
+		}
+		for _, m := range w.rd.Messages {
+			out = append(out, Envelope{Partition: g.part, Msg: m})
+		}
+	}
+	if len(out) > 0 && e.cfg.Send != nil {
+		e.cfg.Send(out)
+	}
+	for _, w := range work {
+		for _, ack := range w.acks {
+			ack(nil)
+		}
+		w.g.rn.Advance(w.rd)
+		e.updateRole(w)
+		if w.g.removed {
+			e.dropGroup(w.g)
+		}
+	}
+	return nil
+}
+
+// dropGroup forgets a group this node was removed from, with its Raft
+// state. The partition's object data stays until the node is added again,
+// when replaying the log from the start (or a snapshot) overwrites it.
+func (e *Engine) dropGroup(g *group) {
+	e.log.Info("removed from partition group", "partition", g.part)
+	e.setServing(g.part, false)
+	g.failPending(storage.ErrNotOwner)
+	e.groups[g.part] = nil
+	e.views[g.part].member.Store(false)
+	e.views[g.part].lead.Store(0)
+	lo, hi := raftKey(g.part, 0), raftKey(g.part, 0xff)
+	if err := e.db.DeleteRange(lo, hi, pebble.Sync); err != nil {
+		e.log.Error("delete raft state of removed group", "partition", g.part, "err", err)
+	}
+}
+
+func (e *Engine) persist(b *pebble.Batch, writer *storage.BatchWriter, w *readyWork) error {
+	g, rd := w.g, w.rd
+	if rd.Snapshot != nil && !raft.IsEmptySnap(rd.Snapshot) {
+		return errors.New("raft snapshots are not supported yet")
+	}
+	last, term, err := g.st.appendEntries(b, rd.Entries)
+	if err != nil {
+		return err
+	}
+	w.last, w.term = last, term
+	if hs := rd.HardState; hs != nil && !raft.IsEmptyHardState(hs) {
+		if err := putProto(b, raftKey(g.part, suffixHardState), hs); err != nil {
+			return err
+		}
+	}
+	w.applied = g.st.applied
+	for _, ent := range rd.CommittedEntries {
+		switch ent.GetType() {
+		case pb.EntryType_EntryNormal:
+			if len(ent.Data) < propIDLen {
+				break // a new leader's empty entry
+			}
+			batch, err := storage.DecodeBatch(ent.Data[propIDLen:])
+			if err != nil {
+				// Deterministic on every replica: skipping keeps them equal.
+				e.log.Error("undecodable entry skipped", "partition", g.part, "index", ent.GetIndex(), "err", err)
+				break
+			}
+			if err := writer.Add(batch); err != nil {
+				return fmt.Errorf("apply entry %d: %w", ent.GetIndex(), err)
+			}
+			var id [16]byte
+			copy(id[:], ent.Data[:propIDLen])
+			if done, ok := g.pending[id]; ok {
+				delete(g.pending, id)
+				w.acks = append(w.acks, done)
+			}
+		case pb.EntryType_EntryConfChange, pb.EntryType_EntryConfChangeV2:
+			cc, err := decodeConfChange(ent)
+			if err != nil {
+				return fmt.Errorf("entry %d: %w", ent.GetIndex(), err)
+			}
+			w.conf = g.rn.ApplyConfChange(cc)
+			if err := putProto(b, raftKey(g.part, suffixConfState), w.conf); err != nil {
+				return err
+			}
+			if ent.GetIndex() >= g.pendingConf {
+				g.pendingConf = 0
+			}
+			g.removed = !slices.Contains(w.conf.Voters, e.cfg.RaftID) && !slices.Contains(w.conf.Learners, e.cfg.RaftID) &&
+				!slices.Contains(w.conf.VotersOutgoing, e.cfg.RaftID)
+			e.log.Info("membership of partition changed", "partition", g.part, "voters", w.conf.Voters, "learners", w.conf.Learners)
+		}
+		w.applied = ent.GetIndex()
+	}
+	if w.applied != g.st.applied {
+		if err := b.Set(raftKey(g.part, suffixApplied), binary.BigEndian.AppendUint64(nil, w.applied), nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func decodeConfChange(ent *pb.Entry) (pb.ConfChangeI, error) {
+	if ent.GetType() == pb.EntryType_EntryConfChange {
+		var cc pb.ConfChange
+		if err := proto.Unmarshal(ent.Data, &cc); err != nil {
+			return nil, fmt.Errorf("decode conf change: %w", err)
+		}
+		return &cc, nil
+	}
+	var cc pb.ConfChangeV2
+	if err := proto.Unmarshal(ent.Data, &cc); err != nil {
+		return nil, fmt.Errorf("decode conf change: %w", err)
+	}
+	return &cc, nil
+}
+
+// updateRole tracks leadership after a Ready: a leader serves its partition
+// once it has applied every entry up to the first of its term, so it never
+// activates an object on stale state; losing leadership fails the
+// partition's pending proposals (they may still commit, but were never
+// acknowledged) and stops serving at once.
+func (e *Engine) updateRole(w *readyWork) {
+	g := w.g
+	bs := g.rn.BasicStatus()
+	e.views[g.part].lead.Store(bs.Lead)
+	isLeader := bs.RaftState == raft.StateLeader
+	if isLeader && !g.leader {
+		g.termStart = g.st.last
+	}
+	g.leader = isLeader
+	if !isLeader {
+		g.pendingConf = 0
+		if len(g.pending) > 0 {
+			g.failPending(storage.ErrNotOwner)
+		}
+		e.setServing(g.part, false)
+		return
+	}
+	if !g.serving && g.st.applied >= g.termStart {
+		e.setServing(g.part, true)
+	}
+}
+
+func (e *Engine) setServing(p int, serving bool) {
+	if g := e.groups[p]; g != nil {
+		if g.serving == serving {
+			return
+		}
+		g.serving = serving
+	}
+	e.views[p].serving.Store(serving)
+	if e.cfg.OnServing != nil {
+		e.cfg.OnServing(p, serving)
+	}
+}
+
+// PartitionStatus describes one partition's group on this node.
+type PartitionStatus struct {
+	Partition int      `json:"partition"`
+	Member    bool     `json:"member"`
+	Role      string   `json:"role,omitempty"`
+	Leader    uint64   `json:"leader,omitempty"`
+	Serving   bool     `json:"serving"`
+	Term      uint64   `json:"term,omitempty"`
+	Commit    uint64   `json:"commit,omitempty"`
+	Applied   uint64   `json:"applied,omitempty"`
+	Voters    []uint64 `json:"voters,omitempty"`
+	Learners  []uint64 `json:"learners,omitempty"`
+	// Lag is, on the leader, how far each peer's log is behind its own.
+	Lag map[uint64]uint64 `json:"lag,omitempty"`
+}
+
+// Status reports every partition's group as this node sees it.
+func (e *Engine) Status(ctx context.Context) ([]PartitionStatus, error) {
+	out := make([]PartitionStatus, len(e.groups))
+	err := e.call(ctx, func() error {
+		for p, g := range e.groups {
+			ps := PartitionStatus{Partition: p}
+			if g != nil {
+				st := g.rn.Status()
+				ps.Member = true
+				ps.Role = st.RaftState.String()
+				ps.Leader = st.Lead
+				ps.Serving = g.serving
+				ps.Term = st.GetTerm()
+				ps.Commit = st.GetCommit()
+				ps.Applied = g.st.applied
+				ps.Voters = slices.Sorted(slices.Values(g.st.conf.Voters))
+				ps.Learners = slices.Sorted(slices.Values(g.st.conf.Learners))
+				if st.RaftState == raft.StateLeader {
+					ps.Lag = map[uint64]uint64{}
+					for id, pr := range st.Progress {
+						ps.Lag[id] = g.st.last - min(pr.Match, g.st.last)
+					}
+				}
+			}
+			out[p] = ps
+		}
+		return nil
+	})
+	return out, err
+}
+
+// raftLogger sends etcd raft's log lines to slog; its routine chatter
+// (elections, appends) goes to debug.
+type raftLogger struct{ l *slog.Logger }
+
+func (r raftLogger) Debug(v ...any)                 { r.l.Debug(fmt.Sprint(v...)) }
+func (r raftLogger) Debugf(format string, v ...any) { r.l.Debug(fmt.Sprintf(format, v...)) }
+func (r raftLogger) Info(v ...any)                  { r.l.Debug(fmt.Sprint(v...)) }
+func (r raftLogger) Infof(format string, v ...any)  { r.l.Debug(fmt.Sprintf(format, v...)) }
+func (r raftLogger) Warning(v ...any)               { r.l.Warn(fmt.Sprint(v...)) }
+func (r raftLogger) Warningf(format string, v ...any) {
+	r.l.Warn(fmt.Sprintf(format, v...))
+}
+func (r raftLogger) Error(v ...any)                 { r.l.Error(fmt.Sprint(v...)) }
+func (r raftLogger) Errorf(format string, v ...any) { r.l.Error(fmt.Sprintf(format, v...)) }
+func (r raftLogger) Fatal(v ...any)                 { r.Panic(v...) }
+func (r raftLogger) Fatalf(format string, v ...any) { r.Panicf(format, v...) }
+func (r raftLogger) Panic(v ...any) {
+	msg := fmt.Sprint(v...)
+	r.l.Error(msg, "fatal", true)
+	panic(msg)
+}
+func (r raftLogger) Panicf(format string, v ...any) { r.Panic(fmt.Sprintf(format, v...)) }

@@ -1,0 +1,425 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/holocron-run/holocron/runtime"
+	"github.com/holocron-run/holocron/storage"
+)
+
+// HopHeader marks a request forwarded by another node. A node that receives
+// it for an object it does not serve answers unavailable instead of
+// forwarding again, so a stale view can never make a loop.
+const HopHeader = "X-Holocron-Forwarded-By"
+
+// Config configures a cluster node.
+type Config struct {
+	NodeName string
+	// BindAddr and AdvertiseAddr are the gossip addresses (host:port).
+	BindAddr      string
+	AdvertiseAddr string
+	// HTTPAddr is the address other nodes reach this node's HTTP server at.
+	HTTPAddr string
+	Join     []string
+	// Bootstrap makes this node create the cluster's partition groups if no
+	// member it can reach holds any. Exactly one node of a new cluster sets it.
+	Bootstrap   bool
+	Partitions  int // default 64; fixed for the cluster's life
+	Replication int // default 3
+	// DeadMemberTimeout is how long a crashed member keeps its replicas
+	// before the partitions' leaders replace it. Default 1m.
+	DeadMemberTimeout time.Duration
+	// TickInterval is the Raft tick (elections take 10–20 ticks). Default 100ms.
+	TickInterval time.Duration
+	Store        *storage.PebbleStore
+	Logger       *slog.Logger
+	// OnServing is told when this node starts or stops serving a partition;
+	// the runtime evicts the partition's objects on a stop.
+	OnServing func(part int, serving bool)
+}
+
+// Node is one member of a Holocron cluster.
+type Node struct {
+	cfg       Config
+	log       *slog.Logger
+	self      uint64
+	members   *Membership
+	engine    *Engine
+	transport *Transport
+	store     *replicatedStore
+	proxy     *http.Transport
+
+	ring atomic.Pointer[Ring]
+
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
+	changed chan struct{}
+}
+
+// Start joins (or bootstraps) the cluster.
+func Start(cfg Config) (*Node, error) {
+	if cfg.Partitions == 0 {
+		cfg.Partitions = 64
+	}
+	if cfg.Replication == 0 {
+		cfg.Replication = 3
+	}
+	if cfg.DeadMemberTimeout == 0 {
+		cfg.DeadMemberTimeout = time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if err := checkIdentity(cfg.Store, cfg.NodeName, cfg.Partitions); err != nil {
+		return nil, err
+	}
+	n := &Node{
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "cluster"),
+		self:    RaftIDFor(cfg.NodeName),
+		changed: make(chan struct{}, 1),
+		proxy:   &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute},
+	}
+	n.ring.Store(NewRing(cfg.Partitions, cfg.Replication, []string{cfg.NodeName}))
+	n.transport = NewTransport(n.self, n.addrOf, func(envs []Envelope) { n.engine.Step(envs) },
+		func(to uint64, parts []int) { n.engine.ReportUnreachable(to, parts) }, cfg.Logger)
+	eng, err := NewEngine(EngineConfig{
+		RaftID:       n.self,
+		Store:        cfg.Store,
+		Partitions:   cfg.Partitions,
+		TickInterval: cfg.TickInterval,
+		Send:         n.transport.Send,
+		OnServing:    n.onServing,
+		Logger:       cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.engine = eng
+	n.store = &replicatedStore{local: cfg.Store, engine: eng, part: func(id storage.ObjectID) int { return n.PartitionOf(runtime.ID(id)) }}
+	ms, err := StartMembership(MembershipConfig{
+		NodeName:      cfg.NodeName,
+		BindAddr:      cfg.BindAddr,
+		AdvertiseAddr: cfg.AdvertiseAddr,
+		HTTPAddr:      cfg.HTTPAddr,
+		Join:          cfg.Join,
+		Logger:        cfg.Logger,
+		OnChange:      n.poke,
+	})
+	if err != nil {
+		eng.Close()
+		n.transport.Close()
+		return nil, err
+	}
+	n.members = ms
+	if eng.Initialized() {
+		ms.SetInitialized()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n.stop = cancel
+	n.wg.Add(1)
+	go n.maintain(ctx)
+	return n, nil
+}
+
+// identityKey records which node a data directory belongs to: Raft IDs are
+// derived from names, so reusing a directory under another name would make
+// one node speak with another's voice.
+var identityKey = []byte("\x00cluster-identity")
+
+func checkIdentity(s *storage.PebbleStore, name string, partitions int) error {
+	want, _ := json.Marshal(map[string]any{"node": name, "partitions": partitions})
+	got, ok, err := dbGet(s.DB(), identityKey)
+	if err != nil {
+		return err
+	}
+	if ok {
+		var id struct {
+			Node       string `json:"node"`
+			Partitions int    `json:"partitions"`
+		}
+		if err := json.Unmarshal(got, &id); err != nil {
+			return fmt.Errorf("data directory identity: %w", err)
+		}
+		if id.Node != name || id.Partitions != partitions {
+			return fmt.Errorf("data directory belongs to node %q with %d partitions, not %q with %d", id.Node, id.Partitions, name, partitions)
+		}
+		return nil
+	}
+	return s.DB().Set(identityKey, want, nil)
+}
+
+// Store is the replicated Store for the runtime.
+func (n *Node) Store() storage.Store { return n.store }
+
+// PartitionOf returns the partition of an object.
+func (n *Node) PartitionOf(id runtime.ID) int { return n.ring.Load().PartitionOf(id[:]) }
+
+// RaftHandler receives Raft traffic from peers (mount it at RaftPath).
+func (n *Node) RaftHandler() http.Handler { return n.transport }
+
+func (n *Node) addrOf(raftID uint64) (string, bool) {
+	for _, m := range n.members.Members() {
+		if m.RaftID == raftID && m.HTTPAddr != "" && m.State != StateLeft {
+			return m.HTTPAddr, true
+		}
+	}
+	return "", false
+}
+
+func (n *Node) poke() {
+	select {
+	case n.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (n *Node) onServing(part int, serving bool) {
+	if n.cfg.OnServing != nil {
+		n.cfg.OnServing(part, serving)
+	}
+	n.poke()
+}
+
+// maintain keeps the ring current, bootstraps when asked, announces led
+// partitions and runs the rebalancer.
+func (n *Node) maintain(ctx context.Context) {
+	defer n.wg.Done()
+	start := time.Now()
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-n.changed:
+		}
+		members := n.members.Members()
+		n.ring.Store(NewRing(n.cfg.Partitions, n.cfg.Replication, n.placementMembers(members)))
+		if n.cfg.Bootstrap && !n.engine.Initialized() && time.Since(start) > 2*time.Second {
+			n.maybeBootstrap(ctx, members)
+		}
+		if n.engine.Initialized() {
+			n.members.SetInitialized()
+		}
+		bitmap := make([]byte, (n.cfg.Partitions+7)/8)
+		for p := range n.cfg.Partitions {
+			if n.engine.Serving(p) {
+				bitmap[p/8] |= 1 << (p % 8)
+			}
+		}
+		n.members.SetLeads(bitmap)
+		if err := n.engine.rebalance(ctx, n.ring.Load(), members, n.cfg.DeadMemberTimeout); err != nil && ctx.Err() == nil {
+			n.log.Warn("rebalance", "err", err)
+		}
+	}
+}
+
+// placementMembers are the members the ring places partitions on: those
+// alive or suspected, and crashed ones until DeadMemberTimeout. Members that
+// left are gone at once.
+func (n *Node) placementMembers(members []Member) []string {
+	var names []string
+	for _, m := range members {
+		switch m.State {
+		case StateAlive, StateSuspect:
+		case StateDead:
+			if time.Since(m.Since) > n.cfg.DeadMemberTimeout {
+				continue
+			}
+		default:
+			continue
+		}
+		names = append(names, m.Name)
+	}
+	if len(names) == 0 {
+		names = []string{n.cfg.NodeName}
+	}
+	return names
+}
+
+func (n *Node) maybeBootstrap(ctx context.Context, members []Member) {
+	for _, m := range members {
+		if m.Initialized && m.Name != n.cfg.NodeName {
+			n.log.Info("cluster already initialized; waiting to be added", "seen", m.Name)
+			n.cfg.Bootstrap = false
+			return
+		}
+	}
+	if err := n.engine.Bootstrap(ctx); err != nil {
+		n.log.Error("bootstrap", "err", err)
+		return
+	}
+	n.log.Info("bootstrapped cluster", "partitions", n.cfg.Partitions)
+	n.members.SetInitialized()
+}
+
+// Direct implements gateway.Director: serve here if this node serves the
+// object's partition, otherwise forward to the leader in one hop, or answer
+// unavailable while leadership is changing.
+func (n *Node) Direct(w http.ResponseWriter, r *http.Request, id runtime.ID) bool {
+	p := n.PartitionOf(id)
+	lead, serving := n.engine.Leader(p)
+	if serving {
+		return true
+	}
+	if from := r.Header.Get(HopHeader); from != "" {
+		unavailable(w, fmt.Sprintf("partition %d is moving (forwarded by %s)", p, from))
+		return false
+	}
+	addr := ""
+	if lead != 0 && lead != n.self {
+		addr, _ = n.addrOf(lead)
+	}
+	if addr == "" {
+		for _, m := range n.members.Members() {
+			if m.Name != n.cfg.NodeName && m.State == StateAlive && m.Leads(p) {
+				addr = m.HTTPAddr
+				break
+			}
+		}
+	}
+	if addr == "" {
+		unavailable(w, fmt.Sprintf("partition %d has no leader right now", p))
+		return false
+	}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL.Scheme = "http"
+			pr.Out.URL.Host = addr
+			pr.Out.Host = pr.In.Host
+			pr.Out.Header.Set(HopHeader, n.cfg.NodeName)
+			pr.SetXForwarded()
+		},
+		Transport:     n.proxy,
+		FlushInterval: -1,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			n.log.Debug("forward failed", "to", addr, "err", err)
+			unavailable(w, fmt.Sprintf("partition %d leader unreachable", p))
+		},
+	}
+	rp.ServeHTTP(w, r)
+	return false
+}
+
+func unavailable(w http.ResponseWriter, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", "1")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	json.NewEncoder(w).Encode(map[string]string{"code": "unavailable", "message": msg})
+}
+
+// Location is where an object lives right now.
+type Location struct {
+	Partition int    `json:"partition"`
+	Leader    string `json:"leader,omitempty"`
+	LeaderURL string `json:"leaderHttp,omitempty"`
+	// Replicas are the partition's voters.
+	Replicas []string `json:"replicas,omitempty"`
+}
+
+// Locate tells which partition an object is in and which node leads it, as
+// this node knows.
+func (n *Node) Locate(ctx context.Context, id runtime.ID) (Location, error) {
+	p := n.PartitionOf(id)
+	loc := Location{Partition: p}
+	parts, err := n.engine.Status(ctx)
+	if err != nil {
+		return loc, err
+	}
+	lead, _ := n.engine.Leader(p)
+	names := map[uint64]Member{}
+	for _, m := range n.members.Members() {
+		names[m.RaftID] = m
+		if lead == 0 && m.Leads(p) {
+			lead = m.RaftID
+		}
+	}
+	if m, ok := names[lead]; ok {
+		loc.Leader, loc.LeaderURL = m.Name, m.HTTPAddr
+	}
+	for _, v := range parts[p].Voters {
+		if m, ok := names[v]; ok {
+			loc.Replicas = append(loc.Replicas, m.Name)
+		}
+	}
+	return loc, nil
+}
+
+// Status is what /admin/cluster shows.
+type Status struct {
+	Node       string            `json:"node"`
+	RaftID     uint64            `json:"raftId"`
+	Members    []Member          `json:"members"`
+	Partitions []PartitionStatus `json:"partitions"`
+	// Preferred is each partition's ring placement, preferred leader first.
+	Preferred [][]string `json:"preferred"`
+}
+
+// Status reports members and every partition's group.
+func (n *Node) Status(ctx context.Context) (Status, error) {
+	parts, err := n.engine.Status(ctx)
+	if err != nil {
+		return Status{}, err
+	}
+	ring := n.ring.Load()
+	pref := make([][]string, ring.Partitions())
+	for p := range pref {
+		pref[p] = ring.Preferred(p)
+	}
+	return Status{Node: n.cfg.NodeName, RaftID: n.self, Members: n.members.Members(), Partitions: parts, Preferred: pref}, nil
+}
+
+// AdminHandler serves /admin/cluster as JSON.
+func (n *Node) AdminHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st, err := n.Status(r.Context())
+		if err != nil {
+			unavailable(w, err.Error())
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(st)
+	})
+}
+
+// Shutdown leaves gracefully: it leaves the gossip cluster, hands leadership
+// of every partition it leads to another voter (bounded by ctx), and stops. Commits in flight on handed-off partitions fail with
+// ErrNotOwner, so nothing unacknowledged is reported as done.
+func (n *Node) Shutdown(ctx context.Context) error {
+	n.stop()
+	n.wg.Wait()
+	var errs []error
+	// Leave first, so that no peer's rebalancer steers leadership back here
+	// and the partitions' leaders replace this node's replicas.
+	if err := n.members.Leave(2 * time.Second); err != nil {
+		errs = append(errs, err)
+	}
+	if err := n.engine.handOff(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("hand off leadership: %w", err))
+	}
+	n.engine.Close()
+	n.transport.Close()
+	return errors.Join(errs...)
+}
+
+// Close stops without handing off (tests of crashes use kill -9 instead).
+func (n *Node) Close() {
+	n.stop()
+	n.wg.Wait()
+	n.members.Shutdown()
+	n.engine.Close()
+	n.transport.Close()
+}

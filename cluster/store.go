@@ -1,0 +1,65 @@
+package cluster
+
+import (
+	"time"
+
+	"github.com/holocron-run/holocron/storage"
+)
+
+// replicatedStore is the Store the runtime sees in a cluster. Reads come
+// from this node's Pebble database, which holds every applied entry of the
+// partitions it is a member of; a commit is a Raft proposal in the object's
+// partition, done once committed by a majority and applied here. Only the
+// partition's serving leader may commit: elsewhere Commit fails with
+// storage.ErrNotOwner.
+type replicatedStore struct {
+	local  *storage.PebbleStore
+	engine *Engine
+	part   func(storage.ObjectID) int
+}
+
+var _ storage.Store = (*replicatedStore)(nil)
+
+func (s *replicatedStore) Get(obj storage.ObjectID, key string) ([]byte, bool, error) {
+	return s.local.Get(obj, key)
+}
+
+func (s *replicatedStore) Scan(obj storage.ObjectID, opts storage.ScanOptions, fn func(string, []byte) bool) error {
+	return s.local.Scan(obj, opts, fn)
+}
+
+func (s *replicatedStore) Alarm(obj storage.ObjectID) (time.Time, bool, error) {
+	return s.local.Alarm(obj)
+}
+
+func (s *replicatedStore) Meta(obj storage.ObjectID) (storage.ObjectMeta, bool, error) {
+	return s.local.Meta(obj)
+}
+
+func (s *replicatedStore) Commit(b *storage.Batch, done func(error)) {
+	s.engine.Propose(s.part(b.Object), storage.AppendBatch(nil, b), done)
+}
+
+// Alarms returns only the due alarms of partitions this node serves: every
+// replica holds the alarm index, but only the leader fires.
+func (s *replicatedStore) Alarms(until time.Time, limit int) ([]storage.Alarm, error) {
+	all, err := s.local.Alarms(until, 1<<16)
+	if err != nil {
+		return nil, err
+	}
+	out := all[:0]
+	for _, a := range all {
+		if len(out) == limit {
+			break
+		}
+		if s.engine.Serving(s.part(a.Object)) {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+func (s *replicatedStore) NextAlarm() (time.Time, bool, error) { return s.local.NextAlarm() }
+
+// Close is a no-op: the node closes the engine and the local store.
+func (s *replicatedStore) Close() error { return nil }

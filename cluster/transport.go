@@ -1,0 +1,241 @@
+package cluster
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// RaftPath is the HTTP path on which nodes receive Raft messages.
+const RaftPath = "/internal/raft"
+
+// maxQueuedPerPeer bounds the messages waiting for one peer; beyond it the
+// oldest are dropped (Raft retransmits what matters).
+const maxQueuedPerPeer = 16384
+
+// Transport carries Raft messages of every partition between node pairs:
+// one sender goroutine per peer drains everything queued for it into one
+// HTTP request, so the heartbeats of all partitions travel together.
+type Transport struct {
+	self    uint64
+	resolve func(raftID uint64) (httpAddr string, ok bool)
+	deliver func([]Envelope)
+	// unreachable is told which partitions' messages to a peer failed.
+	unreachable func(to uint64, parts []int)
+	client      *http.Client
+	log         *slog.Logger
+
+	mu     sync.Mutex
+	peers  map[uint64]*peerQueue
+	closed bool
+	wg     sync.WaitGroup
+}
+
+type peerQueue struct {
+	mu     sync.Mutex
+	queue  []Envelope
+	wake   chan struct{}
+	closed bool
+}
+
+// NewTransport returns a transport; resolve maps a Raft ID to the peer's
+// HTTP address, deliver receives incoming messages.
+func NewTransport(self uint64, resolve func(uint64) (string, bool), deliver func([]Envelope), unreachable func(uint64, []int), log *slog.Logger) *Transport {
+	return &Transport{
+		self:        self,
+		resolve:     resolve,
+		deliver:     deliver,
+		unreachable: unreachable,
+		log:         log.With("component", "raft-transport"),
+		peers:       map[uint64]*peerQueue{},
+		client: &http.Client{
+			Timeout: 5 * time.Second,
+			Transport: &http.Transport{
+				DialContext:         (&net.Dialer{Timeout: time.Second}).DialContext,
+				MaxIdleConnsPerHost: 4,
+				IdleConnTimeout:     time.Minute,
+			},
+		},
+	}
+}
+
+// Send queues messages for their peers.
+func (t *Transport) Send(envs []Envelope) {
+	byPeer := map[uint64][]Envelope{}
+	for _, env := range envs {
+		byPeer[env.Msg.GetTo()] = append(byPeer[env.Msg.GetTo()], env)
+	}
+	for to, list := range byPeer {
+		if q := t.peer(to); q != nil {
+			q.push(list)
+		}
+	}
+}
+
+func (t *Transport) peer(id uint64) *peerQueue {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil
+	}
+	q := t.peers[id]
+	if q == nil {
+		q = &peerQueue{wake: make(chan struct{}, 1)}
+		t.peers[id] = q
+		t.wg.Add(1)
+		go t.sendLoop(id, q)
+	}
+	return q
+}
+
+func (q *peerQueue) push(envs []Envelope) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return
+	}
+	q.queue = append(q.queue, envs...)
+	if over := len(q.queue) - maxQueuedPerPeer; over > 0 {
+		q.queue = append(q.queue[:0:0], q.queue[over:]...)
+	}
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (t *Transport) sendLoop(to uint64, q *peerQueue) {
+	defer t.wg.Done()
+	var buf []byte
+	for range q.wake {
+		q.mu.Lock()
+		batch := q.queue
+		q.queue = nil
+		closed := q.closed
+		q.mu.Unlock()
+		if closed {
+			return
+		}
+		if len(batch) == 0 {
+			continue
+		}
+		buf = buf[:0]
+		for _, env := range batch {
+			buf = appendEnvelope(buf, env)
+		}
+		if err := t.post(to, buf); err != nil {
+			t.log.Debug("raft send failed", "to", to, "messages", len(batch), "err", err)
+			parts := map[int]bool{}
+			var list []int
+			for _, env := range batch {
+				if !parts[env.Partition] {
+					parts[env.Partition] = true
+					list = append(list, env.Partition)
+				}
+			}
+			t.unreachable(to, list)
+		}
+	}
+}
+
+func (t *Transport) post(to uint64, body []byte) error {
+	addr, ok := t.resolve(to)
+	if !ok {
+		return fmt.Errorf("no address for node %x", to)
+	}
+	req, err := http.NewRequest(http.MethodPost, "http://"+addr+RaftPath, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := t.client.Do(req)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return fmt.Errorf("peer answered %s", resp.Status)
+	}
+	return nil
+}
+
+func appendEnvelope(buf []byte, env Envelope) []byte {
+	buf = binary.AppendUvarint(buf, uint64(env.Partition))
+	buf = binary.AppendUvarint(buf, uint64(proto.Size(env.Msg)))
+	out, err := proto.MarshalOptions{}.MarshalAppend(buf, env.Msg)
+	if err != nil {
+		// A message raft produced always marshals.
+		panic(fmt.Sprintf("marshal raft message: %v", err))
+	}
+	return out
+}
+
+// maxRaftBody bounds one request of Raft messages.
+const maxRaftBody = 256 << 20
+
+// ServeHTTP receives a batch of messages from a peer.
+func (t *Transport) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		return
+	}
+	br := bufio.NewReader(io.LimitReader(r.Body, maxRaftBody))
+	var envs []Envelope
+	for {
+		part, err := binary.ReadUvarint(br)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			http.Error(w, "bad raft batch", http.StatusBadRequest)
+			return
+		}
+		n, err := binary.ReadUvarint(br)
+		if err != nil || n > maxRaftBody {
+			http.Error(w, "bad raft batch", http.StatusBadRequest)
+			return
+		}
+		b := make([]byte, n)
+		if _, err := io.ReadFull(br, b); err != nil {
+			http.Error(w, "bad raft batch", http.StatusBadRequest)
+			return
+		}
+		m := &pb.Message{}
+		if err := proto.Unmarshal(b, m); err != nil {
+			http.Error(w, "bad raft message", http.StatusBadRequest)
+			return
+		}
+		envs = append(envs, Envelope{Partition: int(part), Msg: m})
+	}
+	if len(envs) > 0 {
+		t.deliver(envs)
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// Close stops the sender goroutines.
+func (t *Transport) Close() {
+	t.mu.Lock()
+	t.closed = true
+	peers := t.peers
+	t.mu.Unlock()
+	for _, q := range peers {
+		q.mu.Lock()
+		q.closed = true
+		close(q.wake)
+		q.mu.Unlock()
+	}
+	t.wg.Wait()
+	t.client.CloseIdleConnections()
+}
