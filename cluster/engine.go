@@ -528,7 +528,7 @@ func (e *Engine) persist(b *pebble.Batch, writer *storage.BatchWriter, w *readyW
 			}
 			g.removed = !slices.Contains(w.conf.Voters, e.cfg.RaftID) && !slices.Contains(w.conf.Learners, e.cfg.RaftID) &&
 				!slices.Contains(w.conf.VotersOutgoing, e.cfg.RaftID)
-			e.log.Info("membership of partition changed", "partition", g.part, "voters", w.conf.Voters, "learners", w.conf.Learners)
+			e.log.Debug("membership of partition changed", "partition", g.part, "voters", w.conf.Voters, "learners", w.conf.Learners)
 		}
 		w.applied = ent.GetIndex()
 	}

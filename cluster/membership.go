@@ -102,6 +102,9 @@ type Membership struct {
 	stop context.CancelFunc
 	done chan struct{}
 
+	// self is this node's advertised gossip address.
+	self string
+
 	mu      sync.Mutex
 	meta    nodeMeta
 	members map[string]Member
@@ -131,6 +134,7 @@ func StartMembership(cfg MembershipConfig) (*Membership, error) {
 			return nil, fmt.Errorf("gossip advertise address %q: %w", cfg.AdvertiseAddr, err)
 		}
 	}
+	m.self = net.JoinHostPort(mc.AdvertiseAddr, strconv.Itoa(mc.AdvertisePort))
 	mc.Delegate = (*metaDelegate)(m)
 	mc.Events = (*eventDelegate)(m)
 	mc.Logger = slog.NewLogLogger(cfg.Logger.With("component", "memberlist").Handler(), slog.LevelDebug)
@@ -171,13 +175,17 @@ func (m *Membership) joinLoop(ctx context.Context) {
 	defer t.Stop()
 	joined := false
 	for {
+		// Our own member map, not memberlist's nodes: those are mutated by
+		// memberlist's goroutines while we would read them.
 		var missing []string
-		alive := map[string]bool{}
-		for _, n := range m.ml.Members() {
-			alive[n.Address()] = true
+		alive := map[string]bool{m.self: true}
+		for _, mem := range m.Members() {
+			if mem.State == StateAlive || mem.State == StateSuspect {
+				alive[mem.Gossip] = true
+			}
 		}
 		for _, addr := range m.cfg.Join {
-			if !alive[addr] && addr != m.ml.LocalNode().Address() {
+			if !alive[addr] {
 				missing = append(missing, addr)
 			}
 		}

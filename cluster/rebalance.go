@@ -155,7 +155,7 @@ func (e *Engine) proposeConf(g *group, typ pb.ConfChangeType, id uint64) {
 		e.log.Warn("propose membership change", "partition", g.part, "change", typ.String(), "node", id, "err", err)
 		return
 	}
-	e.log.Info("proposed membership change", "partition", g.part, "change", typ.String(), "node", id)
+	e.log.Debug("proposed membership change", "partition", g.part, "change", typ.String(), "node", id)
 	g.pendingConf = g.st.last + 1
 	g.pendingConfAt = time.Now()
 }

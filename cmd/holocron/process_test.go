@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -49,6 +50,9 @@ type node struct {
 	dir  string
 	logs *bytes.Buffer
 	done chan error
+	// exited is set once the process has been waited for; unlike
+	// cmd.ProcessState it may be read from any goroutine.
+	exited atomic.Bool
 }
 
 // freeAddr returns a loopback address with a port that was free a moment ago.
@@ -65,7 +69,14 @@ func freeAddr(t testing.TB) string {
 // startNode runs `holocron serve` on dir and waits until /readyz answers.
 func startNode(t testing.TB, dir string, extra ...string) *node {
 	t.Helper()
-	n := &node{t: t, addr: freeAddr(t), dir: dir, logs: &bytes.Buffer{}, done: make(chan error, 1)}
+	return startNodeAt(t, freeAddr(t), dir, extra...)
+}
+
+// startNodeAt is startNode on a given HTTP address (a restarted cluster
+// node keeps its address).
+func startNodeAt(t testing.TB, addr, dir string, extra ...string) *node {
+	t.Helper()
+	n := &node{t: t, addr: addr, dir: dir, logs: &bytes.Buffer{}, done: make(chan error, 1)}
 	args := append([]string{"serve", "-http", n.addr, "-data", dir}, extra...)
 	n.cmd = exec.Command(binary, args...)
 	n.cmd.Stdout = n.logs
@@ -73,9 +84,13 @@ func startNode(t testing.TB, dir string, extra ...string) *node {
 	if err := n.cmd.Start(); err != nil {
 		t.Fatalf("start holocron: %v", err)
 	}
-	go func() { n.done <- n.cmd.Wait() }()
+	go func() {
+		err := n.cmd.Wait()
+		n.exited.Store(true)
+		n.done <- err
+	}()
 	t.Cleanup(func() {
-		if n.cmd.ProcessState == nil {
+		if !n.exited.Load() {
 			_ = n.cmd.Process.Kill()
 			<-n.done
 		}

@@ -1,0 +1,535 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/holocron-run/holocron/runtime/runtimetest"
+)
+
+// testCluster is a set of real holocron processes gossiping on loopback.
+type testCluster struct {
+	t     *testing.T
+	nodes []*node
+	// gossip[i] is node i's gossip address; all nodes join all of them.
+	gossip []string
+	names  []string
+	dirs   []string
+	https  []string
+	extra  []string
+}
+
+// freeGossipAddr returns a loopback port free for both TCP and UDP.
+func freeGossipAddr(t testing.TB) string {
+	t.Helper()
+	for range 50 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		pc, err := net.ListenPacket("udp", addr)
+		ln.Close()
+		if err == nil {
+			pc.Close()
+			return addr
+		}
+	}
+	t.Fatal("no free TCP+UDP port")
+	return ""
+}
+
+// startCluster runs size nodes; n1 bootstraps, the others join. It waits
+// until every partition has min(size, 3) voters and a leader.
+func startCluster(t *testing.T, size int, extra ...string) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t, extra: extra}
+	for i := range size {
+		c.names = append(c.names, fmt.Sprintf("n%d", i+1))
+		c.gossip = append(c.gossip, freeGossipAddr(t))
+		c.https = append(c.https, freeAddr(t))
+		c.dirs = append(c.dirs, t.TempDir())
+	}
+	c.nodes = make([]*node, size)
+	for i := range size {
+		c.nodes[i] = c.launch(i, i == 0)
+	}
+	c.waitConverged(min(size, 3))
+	return c
+}
+
+// launch starts node i (again) with its fixed name, ports and data dir.
+func (c *testCluster) launch(i int, bootstrap bool) *node {
+	c.t.Helper()
+	args := []string{"-node-name", c.names[i], "-bind", c.gossip[i], "-join", strings.Join(c.gossip, ","),
+		"-history-limit", "100000", "-raft-tick", "50ms", "-log-level", "info"}
+	if bootstrap {
+		args = append(args, "-bootstrap")
+	}
+	return startNodeAt(c.t, c.https[i], c.dirs[i], append(args, c.extra...)...)
+}
+
+// grow adds one more node that joins the running cluster.
+func (c *testCluster) grow() *node {
+	c.t.Helper()
+	i := len(c.nodes)
+	c.names = append(c.names, fmt.Sprintf("n%d", i+1))
+	c.gossip = append(c.gossip, freeGossipAddr(c.t))
+	c.https = append(c.https, freeAddr(c.t))
+	c.dirs = append(c.dirs, c.t.TempDir())
+	n := c.launch(i, false)
+	c.nodes = append(c.nodes, n)
+	return n
+}
+
+// clusterStatus is the part of /admin/cluster the tests read.
+type clusterStatus struct {
+	Node    string `json:"node"`
+	Members []struct {
+		Name  string `json:"name"`
+		State string `json:"state"`
+	} `json:"members"`
+	Partitions []struct {
+		Partition int      `json:"partition"`
+		Leader    uint64   `json:"leader"`
+		Serving   bool     `json:"serving"`
+		Applied   uint64   `json:"applied"`
+		Voters    []uint64 `json:"voters"`
+		Learners  []uint64 `json:"learners"`
+	} `json:"partitions"`
+}
+
+func (c *testCluster) status(n *node) (clusterStatus, bool) {
+	var st clusterStatus
+	resp, err := (&httpClient).Get(n.url("/admin/cluster"))
+	if err != nil {
+		return st, false
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&st) != nil {
+		return st, false
+	}
+	return st, true
+}
+
+// waitConverged waits until, seen from every live node, every partition has
+// voters voters and no learners, and some live node serves it.
+func (c *testCluster) waitConverged(voters int) {
+	c.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ok, why := c.converged(voters)
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("cluster did not converge to %d voters per partition in 60s: %s", voters, why)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (c *testCluster) converged(voters int) (bool, string) {
+	serving := map[int]bool{}
+	var parts int
+	for _, n := range c.live() {
+		st, ok := c.status(n)
+		if !ok {
+			return false, n.addr + ": no status"
+		}
+		parts = len(st.Partitions)
+		for _, p := range st.Partitions {
+			if p.Serving {
+				if len(p.Voters) != voters || len(p.Learners) != 0 {
+					return false, fmt.Sprintf("partition %d on %s: %d voters, %d learners", p.Partition, st.Node, len(p.Voters), len(p.Learners))
+				}
+				serving[p.Partition] = true
+			}
+		}
+	}
+	if len(serving) != parts || parts == 0 {
+		return false, fmt.Sprintf("%d of %d partitions served", len(serving), parts)
+	}
+	return true, ""
+}
+
+func (c *testCluster) live() []*node {
+	var out []*node
+	for _, n := range c.nodes {
+		if n != nil && !n.exited.Load() {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// leaderOf returns the index of the node serving the object's partition.
+func (c *testCluster) leaderOf(class, name string) int {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, n := range c.live() {
+			var loc struct {
+				Leader string `json:"leader"`
+			}
+			if n.do("GET", "/admin/cluster/locate/"+class+"/"+name, nil, &loc) == 200 && loc.Leader != "" {
+				if i := slices.Index(c.names, loc.Leader); i >= 0 && !c.nodes[i].exited.Load() {
+					return i
+				}
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.t.Fatalf("no leader for %s/%s", class, name)
+	return -1
+}
+
+// chatLoad runs senders spread over the cluster's nodes. Each sender sends
+// one message at a time and records it as acknowledged when its own echo
+// arrives; when its node dies or the room moves, it reconnects through the
+// next live node and goes on.
+type chatLoad struct {
+	c    *testCluster
+	room string
+	stop chan struct{}
+	wg   sync.WaitGroup
+
+	mu    sync.Mutex
+	acked map[string]string // clientMsgId → message id
+	times []time.Time       // ack times, in order of arrival
+	// seen is, per connection, the message ids it received in order.
+	seen [][]string
+	errs []string
+}
+
+func startChatLoad(c *testCluster, room string, senders int) *chatLoad {
+	l := &chatLoad{c: c, room: room, stop: make(chan struct{}), acked: map[string]string{}}
+	for i := range senders {
+		l.wg.Add(1)
+		go l.sender(fmt.Sprintf("p%d", i), i)
+	}
+	return l
+}
+
+func (l *chatLoad) stopped() bool {
+	select {
+	case <-l.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+func (l *chatLoad) sender(player string, start int) {
+	defer l.wg.Done()
+	seq := 0
+	for attempt := start; !l.stopped(); attempt++ {
+		live := l.c.live()
+		if len(live) == 0 {
+			return
+		}
+		n := live[attempt%len(live)]
+		l.session(n, player, &seq)
+		if !l.stopped() {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+// session is one connection: join, then send until the socket fails.
+func (l *chatLoad) session(n *node, player string, seq *int) {
+	ws, _, err := dialer.Dial(n.wsURL("/api/lobby/websocket"), nil)
+	if err != nil {
+		return
+	}
+	defer ws.Close()
+	var seen []string
+	defer func() {
+		l.mu.Lock()
+		l.seen = append(l.seen, seen)
+		l.mu.Unlock()
+	}()
+	read := func() (runtimetest.Frame, bool) {
+		ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var f runtimetest.Frame
+		if err := ws.ReadJSON(&f); err != nil {
+			return nil, false
+		}
+		if f.Type() == "new_message" {
+			seen = append(seen, f.Obj("message").Str("id"))
+		}
+		return f, true
+	}
+	if ws.WriteJSON(map[string]any{"type": "join_room", "roomId": l.room, "playerId": player, "playerName": player}) != nil {
+		return
+	}
+	for {
+		f, ok := read()
+		if !ok {
+			return
+		}
+		if f.Type() == "room_joined" {
+			break
+		}
+		if f.Type() == "error" || f.Type() == "join_failed" {
+			l.fail("%s join via %s: %v", player, n.addr, f)
+			return
+		}
+	}
+	for !l.stopped() {
+		*seq++
+		cmid := fmt.Sprintf("%s-%06d", player, *seq)
+		if ws.WriteJSON(map[string]any{"type": "send_message", "roomId": l.room, "playerId": player,
+			"content": "message " + cmid, "clientMsgId": cmid}) != nil {
+			return
+		}
+		for {
+			f, ok := read()
+			if !ok {
+				return
+			}
+			if f.Type() == "error" {
+				l.fail("%s send via %s: %v", player, n.addr, f)
+				return
+			}
+			if m := f.Obj("message"); f.Type() == "new_message" && m.Str("clientMsgId") == cmid {
+				l.mu.Lock()
+				l.acked[cmid] = m.Str("id")
+				l.times = append(l.times, time.Now())
+				l.mu.Unlock()
+				break
+			}
+		}
+	}
+}
+
+func (l *chatLoad) fail(format string, args ...any) {
+	l.mu.Lock()
+	l.errs = append(l.errs, fmt.Sprintf(format, args...))
+	l.mu.Unlock()
+}
+
+func (l *chatLoad) ackCount() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.acked)
+}
+
+// waitAcks waits until at least n messages are acknowledged in total.
+func (l *chatLoad) waitAcks(n int, within time.Duration) {
+	l.c.t.Helper()
+	deadline := time.Now().Add(within)
+	for l.ackCount() < n {
+		if time.Now().After(deadline) {
+			l.c.t.Fatalf("only %d of %d acknowledgements within %s", l.ackCount(), n, within)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// gapAfter returns the longest pause between acknowledgements after t0:
+// the failover time as clients see it (last ack before → first ack after).
+func (l *chatLoad) gapAfter(t0 time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var gap time.Duration
+	for i := 1; i < len(l.times); i++ {
+		if l.times[i].After(t0) {
+			if d := l.times[i].Sub(l.times[i-1]); d > gap {
+				gap = d
+			}
+		}
+	}
+	return gap
+}
+
+// finish stops the senders and checks the room's history from every live
+// node: each acknowledged message is there exactly once with the id its
+// sender saw, the history is one strictly increasing sequence, and every
+// connection received messages in that same order.
+func (l *chatLoad) finish() {
+	t := l.c.t
+	t.Helper()
+	close(l.stop)
+	l.wg.Wait()
+	for _, e := range l.errs {
+		t.Errorf("client error: %s", e)
+	}
+	for _, n := range l.c.live() {
+		var page struct {
+			Messages []struct {
+				ID          string `json:"id"`
+				ClientMsgID string `json:"clientMsgId"`
+			} `json:"messages"`
+		}
+		var code int
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			code = n.do("GET", "/api/lobby/rooms/"+l.room+"/messages?limit=1000", nil, &page)
+			if code == 200 || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if code != 200 {
+			t.Fatalf("history via %s: HTTP %d", n.addr, code)
+		}
+		if len(page.Messages) >= 1000 {
+			t.Fatalf("history has %d messages: raise the page size, the check would be partial", len(page.Messages))
+		}
+		pos := map[string]int{}
+		count := map[string]int{}
+		for i, m := range page.Messages {
+			if i > 0 && m.ID <= page.Messages[i-1].ID {
+				t.Fatalf("history via %s out of order: %q after %q", n.addr, m.ID, page.Messages[i-1].ID)
+			}
+			pos[m.ID] = i
+			count[m.ClientMsgID]++
+		}
+		for cmid, id := range l.acked {
+			if count[cmid] != 1 {
+				t.Errorf("acknowledged message %s appears %d times in history via %s", cmid, count[cmid], n.addr)
+			} else if _, ok := pos[id]; !ok {
+				t.Errorf("acknowledged message %s has id %s, not in history via %s", cmid, id, n.addr)
+			}
+		}
+		for ci, seen := range l.seen {
+			last := -1
+			for _, id := range seen {
+				p, ok := pos[id]
+				if !ok {
+					t.Errorf("connection %d received message %s that is not in history", ci, id)
+					continue
+				}
+				if p <= last {
+					t.Errorf("connection %d received message %s out of history order", ci, id)
+				}
+				last = p
+			}
+		}
+	}
+}
+
+var (
+	httpClient = http.Client{Timeout: 5 * time.Second}
+	dialer     = websocket.Dialer{HandshakeTimeout: 5 * time.Second}
+)
+
+// until reads frames until one of type typ arrives (others are skipped).
+func until(c *runtimetest.Conn, typ string) runtimetest.Frame {
+	for {
+		if f := c.Read(); f.Type() == typ {
+			return f
+		}
+	}
+}
+
+func TestClusterChatAndGameAcrossNodes(t *testing.T) {
+	c := startCluster(t, 3)
+	n1, n2, n3 := c.nodes[0], c.nodes[1], c.nodes[2]
+	if code := n2.do("POST", "/api/lobby/rooms", map[string]any{"roomId": "across", "name": "Across"}, nil); code != 201 {
+		t.Fatalf("create room via n2: %d", code)
+	}
+	clients := []*runtimetest.Conn{
+		runtimetest.DialURL(t, n1.wsURL("/api/lobby/websocket"), nil),
+		runtimetest.DialURL(t, n2.wsURL("/api/lobby/websocket"), nil),
+		runtimetest.DialURL(t, n3.wsURL("/api/lobby/websocket"), nil),
+	}
+	for i, cl := range clients {
+		cl.Send(map[string]any{"type": "join_room", "roomId": "across", "playerId": fmt.Sprintf("u%d", i), "playerName": fmt.Sprintf("U%d", i)})
+		cl.Expect("room_joined")
+	}
+	// Everyone has joined; Sync drains the join notices (the pong comes
+	// after every earlier broadcast of the room's object).
+	for _, cl := range clients {
+		cl.Sync()
+	}
+	const each = 5
+	for round := range each {
+		for i, cl := range clients {
+			cl.Send(map[string]any{"type": "send_message", "roomId": "across", "playerId": fmt.Sprintf("u%d", i),
+				"content": fmt.Sprintf("hello %d from u%d", round, i)})
+		}
+	}
+	var orders [][]string
+	for _, cl := range clients {
+		var ids []string
+		for len(ids) < each*len(clients) {
+			if f := cl.Read(); f.Type() == "new_message" {
+				ids = append(ids, f.Obj("message").Str("id"))
+			}
+		}
+		orders = append(orders, ids)
+	}
+	for i := 1; i < len(orders); i++ {
+		if !slices.Equal(orders[0], orders[i]) {
+			t.Fatalf("client %d saw a different order:\n%v\nvs\n%v", i, orders[i], orders[0])
+		}
+	}
+	if !sort.StringsAreSorted(orders[0]) {
+		t.Fatalf("message ids not increasing: %v", orders[0])
+	}
+
+	// A game room: players on different nodes see each other's scores.
+	if code := n3.do("POST", "/api/room-manager/rooms", map[string]any{"roomId": "g", "name": "G", "gameType": "competitive"}, nil); code != 201 {
+		t.Fatalf("create game room via n3: %d", code)
+	}
+	a := runtimetest.DialURL(t, n1.wsURL("/api/room-manager/websocket"), nil)
+	b := runtimetest.DialURL(t, n2.wsURL("/api/room-manager/websocket"), nil)
+	a.Send(map[string]any{"type": "join_room", "roomId": "g", "playerId": "a", "playerName": "A"})
+	a.Expect("room_joined")
+	b.Send(map[string]any{"type": "join_room", "roomId": "g", "playerId": "b", "playerName": "B"})
+	b.Expect("room_joined")
+	until(a, "player_joined")
+	a.Send(map[string]any{"type": "start_game", "roomId": "g", "playerId": "a"})
+	until(b, "game_started")
+	a.Send(map[string]any{"type": "update_score", "roomId": "g", "playerId": "a", "score": 7})
+	if f := until(b, "score_updated"); f.Str("playerId") != "a" || f["score"] != 7.0 {
+		t.Fatalf("b saw %v, want a's score 7", f)
+	}
+	var room struct {
+		GameState struct {
+			Players []struct {
+				PlayerID string  `json:"playerId"`
+				Score    float64 `json:"score"`
+			} `json:"players"`
+		} `json:"gameState"`
+	}
+	if code := n3.do("GET", "/api/room-manager/rooms/g", nil, &room); code != 200 {
+		t.Fatalf("room via n3: %d", code)
+	}
+	found := false
+	for _, p := range room.GameState.Players {
+		found = found || (p.PlayerID == "a" && p.Score == 7)
+	}
+	if !found {
+		t.Fatalf("n3 does not see a's score: %+v", room)
+	}
+}
+
+func TestClusterLeaderKill9UnderLoad(t *testing.T) {
+	c := startCluster(t, 3)
+	if code := c.nodes[0].do("POST", "/api/lobby/rooms", map[string]any{"roomId": "load", "name": "Load"}, nil); code != 201 {
+		t.Fatalf("create room: %d", code)
+	}
+	load := startChatLoad(c, "load", 6)
+	load.waitAcks(150, 60*time.Second)
+	victim := c.leaderOf("ChatLobby", "main")
+	killedAt := time.Now()
+	before := load.ackCount()
+	c.nodes[victim].kill9()
+	load.waitAcks(before+150, 60*time.Second)
+	t.Logf("killed leader %s after %d acks; failover (longest gap between acks after the kill): %s",
+		c.names[victim], before, load.gapAfter(killedAt).Round(time.Millisecond))
+	load.finish()
+}
