@@ -230,8 +230,9 @@ func (m *Membership) SetLeads(bitmap []byte) {
 	}
 }
 
+// announce gossips the new metadata without waiting for it to spread.
 func (m *Membership) announce() {
-	if err := m.ml.UpdateNode(5 * time.Second); err != nil {
+	if err := m.ml.UpdateNode(0); err != nil {
 		m.log.Warn("gossip metadata update", "err", err)
 	}
 }

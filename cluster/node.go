@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"sync"
@@ -277,22 +278,33 @@ func (n *Node) Direct(w http.ResponseWriter, r *http.Request, id runtime.ID) boo
 		unavailable(w, fmt.Sprintf("partition %d is moving (forwarded by %s)", p, from))
 		return false
 	}
-	addr := ""
+	var candidates []string
 	if lead != 0 && lead != n.self {
-		addr, _ = n.addrOf(lead)
+		if addr, ok := n.addrOf(lead); ok {
+			candidates = append(candidates, addr)
+		}
 	}
-	if addr == "" {
+	if len(candidates) == 0 {
+		// Not a member of p's group: go by what leaders announce.
 		for _, m := range n.members.Members() {
 			if m.Name != n.cfg.NodeName && m.State == StateAlive && m.Leads(p) {
-				addr = m.HTTPAddr
-				break
+				candidates = append(candidates, m.HTTPAddr)
 			}
 		}
 	}
-	if addr == "" {
+	if len(candidates) == 0 {
 		unavailable(w, fmt.Sprintf("partition %d has no leader right now", p))
 		return false
 	}
+	n.forward(w, r, p, candidates)
+	return false
+}
+
+// forward proxies r to the first candidate; when a candidate cannot be
+// dialled (it just died, and gossip has not noticed) the next is tried,
+// which is safe because nothing of the request has been sent.
+func (n *Node) forward(w http.ResponseWriter, r *http.Request, p int, candidates []string) {
+	addr := candidates[0]
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme = "http"
@@ -305,11 +317,15 @@ func (n *Node) Direct(w http.ResponseWriter, r *http.Request, id runtime.ID) boo
 		FlushInterval: -1,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			n.log.Debug("forward failed", "to", addr, "err", err)
+			var op *net.OpError
+			if errors.As(err, &op) && op.Op == "dial" && len(candidates) > 1 {
+				n.forward(w, r, p, candidates[1:])
+				return
+			}
 			unavailable(w, fmt.Sprintf("partition %d leader unreachable", p))
 		},
 	}
 	rp.ServeHTTP(w, r)
-	return false
 }
 
 func unavailable(w http.ResponseWriter, msg string) {

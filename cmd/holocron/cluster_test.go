@@ -96,8 +96,9 @@ func (c *testCluster) grow() *node {
 type clusterStatus struct {
 	Node    string `json:"node"`
 	Members []struct {
-		Name  string `json:"name"`
-		State string `json:"state"`
+		Name   string `json:"name"`
+		State  string `json:"state"`
+		RaftID uint64 `json:"raftId"`
 	} `json:"members"`
 	Partitions []struct {
 		Partition int      `json:"partition"`
@@ -298,6 +299,11 @@ func (l *chatLoad) session(n *node, player string, seq *int) {
 			if !ok {
 				return
 			}
+			if f.Type() == "error" && f.Str("code") == "rate_limited" {
+				// Refused, not stored: back off and send a new message.
+				time.Sleep(100 * time.Millisecond)
+				break
+			}
 			if f.Type() == "error" {
 				l.fail("%s send via %s: %v", player, n.addr, f)
 				return
@@ -366,32 +372,12 @@ func (l *chatLoad) finish() {
 		t.Errorf("client error: %s", e)
 	}
 	for _, n := range l.c.live() {
-		var page struct {
-			Messages []struct {
-				ID          string `json:"id"`
-				ClientMsgID string `json:"clientMsgId"`
-			} `json:"messages"`
-		}
-		var code int
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			code = n.do("GET", "/api/lobby/rooms/"+l.room+"/messages?limit=1000", nil, &page)
-			if code == 200 || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		if code != 200 {
-			t.Fatalf("history via %s: HTTP %d", n.addr, code)
-		}
-		if len(page.Messages) >= 1000 {
-			t.Fatalf("history has %d messages: raise the page size, the check would be partial", len(page.Messages))
-		}
+		msgs := l.history(n)
 		pos := map[string]int{}
 		count := map[string]int{}
-		for i, m := range page.Messages {
-			if i > 0 && m.ID <= page.Messages[i-1].ID {
-				t.Fatalf("history via %s out of order: %q after %q", n.addr, m.ID, page.Messages[i-1].ID)
+		for i, m := range msgs {
+			if i > 0 && m.ID <= msgs[i-1].ID {
+				t.Fatalf("history via %s out of order: %q after %q", n.addr, m.ID, msgs[i-1].ID)
 			}
 			pos[m.ID] = i
 			count[m.ClientMsgID]++
@@ -417,6 +403,42 @@ func (l *chatLoad) finish() {
 				last = p
 			}
 		}
+	}
+}
+
+type historyMessage struct {
+	ID          string `json:"id"`
+	ClientMsgID string `json:"clientMsgId"`
+}
+
+// history reads the room's whole history through n, page by page.
+func (l *chatLoad) history(n *node) []historyMessage {
+	t := l.c.t
+	t.Helper()
+	var all []historyMessage
+	after := ""
+	for {
+		var page struct {
+			Messages []historyMessage `json:"messages"`
+			HasMore  bool             `json:"hasMore"`
+		}
+		var code int
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			code = n.do("GET", "/api/lobby/rooms/"+l.room+"/messages?limit=1000&after="+after, nil, &page)
+			if code == 200 || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if code != 200 {
+			t.Fatalf("history via %s: HTTP %d", n.addr, code)
+		}
+		all = append(all, page.Messages...)
+		if !page.HasMore || len(page.Messages) == 0 {
+			return all
+		}
+		after = page.Messages[len(page.Messages)-1].ID
 	}
 }
 
@@ -531,5 +553,119 @@ func TestClusterLeaderKill9UnderLoad(t *testing.T) {
 	load.waitAcks(before+150, 60*time.Second)
 	t.Logf("killed leader %s after %d acks; failover (longest gap between acks after the kill): %s",
 		c.names[victim], before, load.gapAfter(killedAt).Round(time.Millisecond))
+	load.finish()
+}
+
+// otherThan returns the index of a live node that is not i.
+func (c *testCluster) otherThan(i int) int {
+	for j, n := range c.nodes {
+		if j != i && n != nil && !n.exited.Load() {
+			return j
+		}
+	}
+	c.t.Fatal("no other live node")
+	return -1
+}
+
+func createRoom(t *testing.T, n *node, room string) {
+	t.Helper()
+	if code := n.do("POST", "/api/lobby/rooms", map[string]any{"roomId": room, "name": room}, nil); code != 201 {
+		t.Fatalf("create room %s: HTTP %d", room, code)
+	}
+}
+
+func TestClusterFollowerKill9RestartCatchUpThenLeaderKill(t *testing.T) {
+	c := startCluster(t, 3)
+	createRoom(t, c.nodes[0], "follow")
+	load := startChatLoad(c, "follow", 6)
+	load.waitAcks(100, 60*time.Second)
+	leader := c.leaderOf("ChatLobby", "main")
+	follower := c.otherThan(leader)
+	c.nodes[follower].kill9()
+	load.waitAcks(load.ackCount()+100, 60*time.Second)
+
+	// The follower restarts with its data and catches up from the log.
+	c.nodes[follower] = c.launch(follower, false)
+	c.waitConverged(3)
+	load.waitAcks(load.ackCount()+100, 60*time.Second)
+
+	// Now the old leader dies: the survivors include the restarted node,
+	// so what it caught up on must be complete.
+	leader = c.leaderOf("ChatLobby", "main")
+	killedAt := time.Now()
+	c.nodes[leader].kill9()
+	load.waitAcks(load.ackCount()+100, 60*time.Second)
+	t.Logf("follower %s killed and restarted; then leader %s killed; failover %s",
+		c.names[follower], c.names[leader], load.gapAfter(killedAt).Round(time.Millisecond))
+	load.finish()
+}
+
+func TestClusterLeaderSIGTERMHandsOff(t *testing.T) {
+	c := startCluster(t, 3)
+	createRoom(t, c.nodes[0], "term")
+	load := startChatLoad(c, "term", 6)
+	load.waitAcks(150, 60*time.Second)
+	leader := c.leaderOf("ChatLobby", "main")
+	stoppedAt := time.Now()
+	if code := c.nodes[leader].stop(); code != 0 {
+		t.Fatalf("SIGTERM: exit code %d, want 0", code)
+	}
+	load.waitAcks(load.ackCount()+150, 60*time.Second)
+	t.Logf("leader %s stopped gracefully; longest gap between acks: %s", c.names[leader], load.gapAfter(stoppedAt).Round(time.Millisecond))
+	load.finish()
+}
+
+func TestClusterFourthNodeJoinsUnderLoad(t *testing.T) {
+	c := startCluster(t, 3)
+	createRoom(t, c.nodes[0], "grow")
+	load := startChatLoad(c, "grow", 6)
+	load.waitAcks(100, 60*time.Second)
+	n4 := c.grow()
+	// The rebalancer moves about a quarter of the partitions to n4 and
+	// every partition ends with exactly three voters.
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		st, ok := c.status(n4)
+		voter := 0
+		if ok {
+			for _, p := range st.Partitions {
+				if len(p.Voters) == 3 && slices.Contains(p.Voters, raftIDOf(st, "n4")) {
+					voter++
+				}
+			}
+		}
+		if done, _ := c.converged(3); done && voter > 0 {
+			t.Logf("n4 is a voter of %d partitions", voter)
+			break
+		}
+		if time.Now().After(deadline) {
+			_, why := c.converged(3)
+			t.Fatalf("no rebalance onto n4 within 90s (n4 voter of %d partitions; %s)", voter, why)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	load.waitAcks(load.ackCount()+100, 60*time.Second)
+	load.finish()
+}
+
+func raftIDOf(st clusterStatus, name string) uint64 {
+	for _, m := range st.Members {
+		if m.Name == name {
+			return m.RaftID
+		}
+	}
+	return 0
+}
+
+func TestClusterFiveNodesForwardAndFailover(t *testing.T) {
+	c := startCluster(t, 5)
+	createRoom(t, c.nodes[4], "five")
+	load := startChatLoad(c, "five", 10)
+	load.waitAcks(150, 60*time.Second)
+	leader := c.leaderOf("ChatLobby", "main")
+	killedAt := time.Now()
+	c.nodes[leader].kill9()
+	load.waitAcks(load.ackCount()+150, 60*time.Second)
+	t.Logf("5 nodes: killed leader %s; failover %s", c.names[leader], load.gapAfter(killedAt).Round(time.Millisecond))
 	load.finish()
 }
