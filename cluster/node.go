@@ -88,7 +88,11 @@ func Start(cfg Config) (*Node, error) {
 		log:     cfg.Logger.With("component", "cluster"),
 		self:    RaftIDFor(cfg.NodeName),
 		changed: make(chan struct{}, 1),
-		proxy:   &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute},
+		proxy: &http.Transport{
+			DialContext:         (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
+			MaxIdleConnsPerHost: 64,
+			IdleConnTimeout:     time.Minute,
+		},
 	}
 	n.ring.Store(NewRing(cfg.Partitions, cfg.Replication, []string{cfg.NodeName}))
 	n.transport = NewTransport(n.self, n.addrOf, func(envs []Envelope) { n.engine.Step(envs) },

@@ -27,6 +27,8 @@ type testCluster struct {
 	dirs   []string
 	https  []string
 	extra  []string
+	// wrap, when set, gives node i's command prefix (a network namespace).
+	wrap func(i int) []string
 }
 
 // freeGossipAddr returns a loopback port free for both TCP and UDP.
@@ -60,12 +62,20 @@ func startCluster(t *testing.T, size int, extra ...string) *testCluster {
 		c.https = append(c.https, freeAddr(t))
 		c.dirs = append(c.dirs, t.TempDir())
 	}
+	c.start()
+	return c
+}
+
+// start launches every node (n1 bootstraps) and waits for convergence.
+func (c *testCluster) start() {
+	t := c.t
+	t.Helper()
+	size := len(c.names)
 	c.nodes = make([]*node, size)
 	for i := range size {
 		c.nodes[i] = c.launch(i, i == 0)
 	}
 	c.waitConverged(min(size, 3))
-	return c
 }
 
 // launch starts node i (again) with its fixed name, ports and data dir.
@@ -76,7 +86,11 @@ func (c *testCluster) launch(i int, bootstrap bool) *node {
 	if bootstrap {
 		args = append(args, "-bootstrap")
 	}
-	return startNodeAt(c.t, c.https[i], c.dirs[i], append(args, c.extra...)...)
+	var wrap []string
+	if c.wrap != nil {
+		wrap = c.wrap(i)
+	}
+	return startNodeWrapped(c.t, wrap, c.https[i], c.dirs[i], append(args, c.extra...)...)
 }
 
 // grow adds one more node that joins the running cluster.
@@ -208,6 +222,7 @@ type chatLoad struct {
 	mu    sync.Mutex
 	acked map[string]string // clientMsgId → message id
 	times []time.Time       // ack times, in order of arrival
+	via   []string          // the node address each ack came through
 	// seen is, per connection, the message ids it received in order.
 	seen [][]string
 	errs []string
@@ -312,6 +327,7 @@ func (l *chatLoad) session(n *node, player string, seq *int) {
 				l.mu.Lock()
 				l.acked[cmid] = m.Str("id")
 				l.times = append(l.times, time.Now())
+				l.via = append(l.via, n.addr)
 				l.mu.Unlock()
 				break
 			}

@@ -76,9 +76,17 @@ func startNode(t testing.TB, dir string, extra ...string) *node {
 // node keeps its address).
 func startNodeAt(t testing.TB, addr, dir string, extra ...string) *node {
 	t.Helper()
+	return startNodeWrapped(t, nil, addr, dir, extra...)
+}
+
+// startNodeWrapped runs the node under a command prefix (such as
+// `ip netns exec NS`, which execs, so the PID is still holocron's).
+func startNodeWrapped(t testing.TB, wrap []string, addr, dir string, extra ...string) *node {
+	t.Helper()
 	n := &node{t: t, addr: addr, dir: dir, logs: &bytes.Buffer{}, done: make(chan error, 1)}
 	args := append([]string{"serve", "-http", n.addr, "-data", dir}, extra...)
-	n.cmd = exec.Command(binary, args...)
+	argv := append(append(append([]string{}, wrap...), binary), args...)
+	n.cmd = exec.Command(argv[0], argv[1:]...)
 	n.cmd.Stdout = n.logs
 	n.cmd.Stderr = n.logs
 	if err := n.cmd.Start(); err != nil {
