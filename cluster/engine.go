@@ -64,8 +64,12 @@ type Engine struct {
 	views []partView
 
 	// Owned by the engine goroutine.
-	groups    []*group
-	started   time.Time
+	groups  []*group
+	started time.Time
+	// heard is when a message from each peer last arrived; lease is how
+	// recent that must be for a quorum before a leader may serve.
+	heard     map[uint64]time.Time
+	lease     time.Duration
 	propEpoch uint64
 	propSeq   uint64
 }
@@ -126,6 +130,8 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		views:   make([]partView, cfg.Partitions),
 		groups:  make([]*group, cfg.Partitions),
 		started: time.Now(),
+		heard:   map[uint64]time.Time{},
+		lease:   time.Duration(cfg.ElectionTicks) * cfg.TickInterval / 2,
 	}
 	var seed [8]byte
 	rand.Read(seed[:])
@@ -289,10 +295,11 @@ func (e *Engine) run() {
 		case <-e.stop:
 			e.failAll(storage.ErrClosed)
 			return
-		case <-ticker.C:
+		case now := <-ticker.C:
 			for _, g := range e.groups {
 				if g != nil {
 					g.rn.Tick()
+					e.refreshServing(g, now)
 				}
 			}
 		case envs := <-e.inbox:
@@ -334,7 +341,9 @@ func (e *Engine) run() {
 }
 
 func (e *Engine) step(envs []Envelope) {
+	now := time.Now()
 	for _, env := range envs {
+		e.heard[env.Msg.GetFrom()] = now
 		p := env.Partition
 		if p < 0 || p >= len(e.groups) || env.Msg.GetTo() != e.cfg.RaftID {
 			continue
@@ -577,9 +586,29 @@ func (e *Engine) updateRole(w *readyWork) {
 		e.setServing(g.part, false)
 		return
 	}
-	if !g.serving && g.st.applied >= g.termStart {
-		e.setServing(g.part, true)
+	e.refreshServing(g, time.Now())
+}
+
+// refreshServing decides whether a leader may serve: it must have applied
+// its log up to the start of its term (so objects never start on stale
+// state) and hold a lease: a quorum of the group's voters was heard from
+// within half an election timeout. Followers do not vote for anyone else
+// within an election timeout of hearing from this leader, so while the
+// lease holds no other node can have become leader, and an isolated leader
+// stops serving (and its objects close their sockets) well before the
+// majority elects a new one.
+func (e *Engine) refreshServing(g *group, now time.Time) {
+	if !g.leader {
+		return
 	}
+	heard := 0
+	for _, v := range g.st.conf.Voters {
+		if v == e.cfg.RaftID || now.Sub(e.heard[v]) < e.lease {
+			heard++
+		}
+	}
+	ok := g.st.applied >= g.termStart && heard*2 > len(g.st.conf.Voters)
+	e.setServing(g.part, ok)
 }
 
 func (e *Engine) setServing(p int, serving bool) {

@@ -1,0 +1,725 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/holocron-run/holocron/storage"
+)
+
+const (
+	testPartitions = 4
+	testTick       = 10 * time.Millisecond
+)
+
+// memNet connects engines in one process. Each engine has an inbox
+// drained by one goroutine, so messages between a pair keep their order,
+// and a full inbox drops messages as the real transport does. An isolated
+// engine neither sends nor receives anything.
+type memNet struct {
+	mu       sync.Mutex
+	closed   bool
+	engines  map[uint64]*Engine
+	isolated map[uint64]bool
+	inboxes  map[uint64]chan []Envelope
+	dropped  int
+	wg       sync.WaitGroup
+}
+
+func newMemNet() *memNet {
+	return &memNet{engines: map[uint64]*Engine{}, isolated: map[uint64]bool{}, inboxes: map[uint64]chan []Envelope{}}
+}
+
+// attach routes messages for id to e (nil detaches).
+func (n *memNet) attach(id uint64, e *Engine) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.engines[id] = e
+	if n.inboxes[id] == nil {
+		in := make(chan []Envelope, 4096)
+		n.inboxes[id] = in
+		n.wg.Add(1)
+		go n.deliverLoop(id, in)
+	}
+}
+
+func (n *memNet) setIsolated(id uint64, isolated bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.isolated[id] = isolated
+}
+
+// send is Engine.Send of the engine with Raft ID from.
+func (n *memNet) send(from uint64) func([]Envelope) {
+	return func(envs []Envelope) {
+		byPeer := map[uint64][]Envelope{}
+		for _, env := range envs {
+			// A copy, as the wire would make: engines must not share
+			// messages (and the entries in them).
+			msg := proto.Clone(env.Msg).(*pb.Message)
+			byPeer[msg.GetTo()] = append(byPeer[msg.GetTo()], Envelope{Partition: env.Partition, Msg: msg})
+		}
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if n.closed || n.isolated[from] {
+			return
+		}
+		for to, list := range byPeer {
+			in := n.inboxes[to]
+			if in == nil || n.isolated[to] {
+				continue
+			}
+			select {
+			case in <- list:
+			default:
+				n.dropped++
+			}
+		}
+	}
+}
+
+func (n *memNet) deliverLoop(id uint64, in chan []Envelope) {
+	defer n.wg.Done()
+	for envs := range in {
+		n.mu.Lock()
+		e := n.engines[id]
+		var keep []Envelope
+		if !n.isolated[id] {
+			// Messages queued before an isolation began are lost too.
+			for _, env := range envs {
+				if !n.isolated[env.Msg.GetFrom()] {
+					keep = append(keep, env)
+				}
+			}
+		}
+		n.mu.Unlock()
+		if e != nil && len(keep) > 0 {
+			e.Step(keep)
+		}
+	}
+}
+
+func (n *memNet) close() {
+	n.mu.Lock()
+	if !n.closed {
+		n.closed = true
+		for _, in := range n.inboxes {
+			close(in)
+		}
+	}
+	n.mu.Unlock()
+	n.wg.Wait()
+}
+
+// testNode is one engine with its store.
+type testNode struct {
+	name   string
+	id     uint64
+	dir    string
+	store  *storage.PebbleStore
+	engine *Engine
+}
+
+type engineCluster struct {
+	t       *testing.T
+	net     *memNet
+	nodes   []*testNode
+	ring    *Ring
+	members []Member
+}
+
+func engineConfig(n *testNode, send func([]Envelope)) EngineConfig {
+	return EngineConfig{
+		RaftID:       n.id,
+		Store:        n.store,
+		Partitions:   testPartitions,
+		TickInterval: testTick,
+		Send:         send,
+		Logger:       testLogger(),
+	}
+}
+
+// newEngineCluster starts one engine per name, none of them initialized.
+func newEngineCluster(t *testing.T, names ...string) *engineCluster {
+	t.Helper()
+	c := &engineCluster{t: t, net: newMemNet(), ring: NewRing(testPartitions, 3, names)}
+	for _, name := range names {
+		n := &testNode{name: name, id: RaftIDFor(name), dir: t.TempDir()}
+		n.store = openTestStore(t, n.dir)
+		e, err := NewEngine(engineConfig(n, c.net.send(n.id)))
+		if err != nil {
+			t.Fatalf("NewEngine(%s): %v", name, err)
+		}
+		n.engine = e
+		c.net.attach(n.id, e)
+		c.nodes = append(c.nodes, n)
+		c.members = append(c.members, Member{Name: name, RaftID: n.id, State: StateAlive})
+	}
+	t.Cleanup(func() {
+		for _, n := range c.nodes {
+			n.engine.Close()
+		}
+		c.net.close()
+		for _, n := range c.nodes {
+			if err := n.store.Close(); err != nil {
+				t.Errorf("close store of %s: %v", n.name, err)
+			}
+		}
+	})
+	return c
+}
+
+func (c *engineCluster) node(id uint64) *testNode {
+	for _, n := range c.nodes {
+		if n.id == id {
+			return n
+		}
+	}
+	return nil
+}
+
+func (c *engineCluster) ids() []uint64 {
+	var ids []uint64
+	for _, n := range c.nodes {
+		ids = append(ids, n.id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// servers returns the nodes that serve partition p.
+func (c *engineCluster) servers(p int, among []*testNode) []*testNode {
+	var out []*testNode
+	for _, n := range among {
+		if n.engine.Serving(p) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func status(t *testing.T, e *Engine) []PartitionStatus {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), convergeTimeout)
+	defer cancel()
+	st, err := e.Status(ctx)
+	if err != nil {
+		t.Fatalf("Status: %v", err)
+	}
+	return st
+}
+
+// settled reports whether every partition has all nodes as voters, no
+// learners, and its ring-preferred leader serving it alone: the state in
+// which the rebalancer has nothing left to do.
+func (c *engineCluster) settled() (bool, string) {
+	want := c.ids()
+	for p := range testPartitions {
+		pref := c.node(RaftIDFor(c.ring.Preferred(p)[0]))
+		if s := c.servers(p, c.nodes); len(s) != 1 || s[0] != pref {
+			return false, fmt.Sprintf("partition %d: served by %d nodes, want only %s", p, len(s), pref.name)
+		}
+		for _, n := range c.nodes {
+			st := status(c.t, n.engine)[p]
+			if !st.Member {
+				return false, fmt.Sprintf("partition %d: %s holds no group", p, n.name)
+			}
+			if n == pref && (!slices.Equal(st.Voters, want) || len(st.Learners) > 0) {
+				return false, fmt.Sprintf("partition %d: voters %x, learners %x; want voters %x", p, st.Voters, st.Learners, want)
+			}
+		}
+	}
+	return true, ""
+}
+
+// bootstrap makes the first node the cluster's only voter, then runs the
+// rebalancer on every node, as the maintenance loop of Node does, until
+// every partition is replicated on all nodes and led by its preferred
+// member.
+func (c *engineCluster) bootstrap() {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), convergeTimeout)
+	defer cancel()
+	first := c.nodes[0].engine
+	if err := first.Bootstrap(ctx); err != nil {
+		c.t.Fatalf("Bootstrap: %v", err)
+	}
+	if !first.Initialized() {
+		c.t.Fatal("Initialized() is false after Bootstrap")
+	}
+	waitFor(c.t, convergeTimeout, "partitions replicated on every node", func() (bool, string) {
+		for _, n := range c.nodes {
+			if err := n.engine.rebalance(ctx, c.ring, c.members, time.Minute); err != nil {
+				return false, fmt.Sprintf("rebalance on %s: %v", n.name, err)
+			}
+		}
+		return c.settled()
+	})
+}
+
+func testObject(name string) storage.ObjectID { return sha256.Sum256([]byte(name)) }
+
+func putBatch(obj storage.ObjectID, key, value string) []byte {
+	return storage.AppendBatch(nil, &storage.Batch{
+		Object: obj,
+		Meta:   &storage.ObjectMeta{Class: "Test", Name: "test"},
+		Ops:    []storage.Op{{Kind: storage.OpPut, Key: key, Value: []byte(value)}},
+	})
+}
+
+// propose proposes data on e and waits for the outcome.
+func propose(t *testing.T, e *Engine, p int, data []byte) error {
+	t.Helper()
+	done := make(chan error, 2)
+	e.Propose(p, data, func(err error) { done <- err })
+	select {
+	case err := <-done:
+		select {
+		case again := <-done:
+			t.Fatalf("proposal answered twice: %v, then %v", err, again)
+		case <-time.After(10 * time.Millisecond):
+		}
+		return err
+	case <-time.After(convergeTimeout):
+		t.Fatalf("proposal in partition %d not answered within %v", p, convergeTimeout)
+		return nil
+	}
+}
+
+// proposeOnLeader proposes data on whichever of among serves p, retrying
+// while leadership is moving (ErrNotOwner); it returns the node that
+// committed it.
+func (c *engineCluster) proposeOnLeader(p int, among []*testNode, data []byte) *testNode {
+	c.t.Helper()
+	deadline := time.Now().Add(convergeTimeout)
+	for {
+		var err error
+		s := c.servers(p, among)
+		if len(s) > 0 {
+			if err = propose(c.t, s[0].engine, p, data); err == nil {
+				return s[0]
+			}
+			if !errors.Is(err, storage.ErrNotOwner) {
+				c.t.Fatalf("proposal on the leader %s: %v", s[0].name, err)
+			}
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("no serving leader of partition %d accepted a proposal within %v (last error %v)", p, convergeTimeout, err)
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
+func valueOf(t *testing.T, s *storage.PebbleStore, obj storage.ObjectID, key string) (string, bool) {
+	t.Helper()
+	v, ok, err := s.Get(obj, key)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	return string(v), ok
+}
+
+func (c *engineCluster) waitValue(nodes []*testNode, obj storage.ObjectID, key, want string) {
+	c.t.Helper()
+	waitFor(c.t, convergeTimeout, fmt.Sprintf("%q = %q on every node", key, want), func() (bool, string) {
+		for _, n := range nodes {
+			if v, ok := valueOf(c.t, n.store, obj, key); !ok || v != want {
+				return false, fmt.Sprintf("%s has %q (present %v)", n.name, v, ok)
+			}
+		}
+		return true, ""
+	})
+}
+
+func TestEngineReplicates(t *testing.T) {
+	c := newEngineCluster(t, "alpha", "beta", "gamma")
+	start := time.Now()
+	c.bootstrap()
+	t.Logf("3 voters in every partition after %v", time.Since(start).Round(time.Millisecond))
+	for _, n := range c.nodes {
+		if !n.engine.Initialized() {
+			t.Errorf("%s: Initialized() is false in a replicated cluster", n.name)
+		}
+	}
+
+	obj := testObject("replicated")
+	p := c.ring.PartitionOf(obj[:])
+	leader := c.proposeOnLeader(p, c.nodes, putBatch(obj, "k", "v1"))
+	// done is called once the entry is applied on the leader.
+	if v, ok := valueOf(t, leader.store, obj, "k"); !ok || v != "v1" {
+		t.Errorf("leader %s: k = %q (present %v) when the proposal is done, want v1", leader.name, v, ok)
+	}
+	if meta, ok, err := leader.store.Meta(obj); err != nil || !ok || meta.Class != "Test" {
+		t.Errorf("leader %s: Meta = %+v, %v, %v", leader.name, meta, ok, err)
+	}
+	c.waitValue(c.nodes, obj, "k", "v1")
+
+	// Non-leaders refuse proposals at once.
+	for _, n := range c.nodes {
+		if n == leader {
+			continue
+		}
+		lead, serving := n.engine.Leader(p)
+		if serving || lead != leader.id {
+			t.Errorf("%s: Leader(%d) = %x, %v; want %x, false", n.name, p, lead, serving, leader.id)
+		}
+		if err := propose(t, n.engine, p, putBatch(obj, "k", "never")); !errors.Is(err, storage.ErrNotOwner) {
+			t.Errorf("proposal on follower %s: %v, want ErrNotOwner", n.name, err)
+		}
+	}
+
+	// Many concurrent proposals in every partition: each is acknowledged
+	// once, and all replicas end with every value.
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for i := range 40 {
+		obj := testObject(fmt.Sprint("many-", i))
+		p := c.ring.PartitionOf(obj[:])
+		s := c.servers(p, c.nodes)
+		if len(s) != 1 {
+			t.Fatalf("partition %d served by %d nodes", p, len(s))
+		}
+		wg.Add(1)
+		s[0].engine.Propose(p, putBatch(obj, "i", fmt.Sprint(i)), func(err error) {
+			defer wg.Done()
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("concurrent proposal: %v", err)
+		}
+	}
+	for i := range 40 {
+		c.waitValue(c.nodes, testObject(fmt.Sprint("many-", i)), "i", fmt.Sprint(i))
+	}
+	// Replicas agree on what they applied.
+	waitFor(t, convergeTimeout, "equal applied indexes", func() (bool, string) {
+		var applied [][]uint64
+		for _, n := range c.nodes {
+			var a []uint64
+			for _, st := range status(t, n.engine) {
+				a = append(a, st.Applied)
+			}
+			applied = append(applied, a)
+		}
+		for _, a := range applied[1:] {
+			if !slices.Equal(a, applied[0]) {
+				return false, fmt.Sprintf("applied indexes per node %v", applied)
+			}
+		}
+		return true, ""
+	})
+}
+
+func TestEngineFailover(t *testing.T) {
+	c := newEngineCluster(t, "alpha", "beta", "gamma")
+	c.bootstrap()
+	obj := testObject("failover")
+	p := c.ring.PartitionOf(obj[:])
+	old := c.proposeOnLeader(p, c.nodes, putBatch(obj, "k", "v1"))
+	c.waitValue(c.nodes, obj, "k", "v1")
+	var rest []*testNode
+	for _, n := range c.nodes {
+		if n != old {
+			rest = append(rest, n)
+		}
+	}
+
+	// Cut the leader off. A proposal it accepts now cannot commit: it
+	// must fail once the leader notices, never succeed.
+	c.net.setIsolated(old.id, true)
+	isolated := time.Now()
+	lost := make(chan error, 2)
+	old.engine.Propose(p, putBatch(obj, "k", "lost"), func(err error) { lost <- err })
+
+	var newLeaderAt, oldStoppedAt time.Duration
+	overlap := false
+	waitFor(t, convergeTimeout, "a new leader and the old one stepping down", func() (bool, string) {
+		others := c.servers(p, rest)
+		oldServes := old.engine.Serving(p)
+		if len(others) > 0 && newLeaderAt == 0 {
+			newLeaderAt = time.Since(isolated)
+		}
+		if !oldServes && oldStoppedAt == 0 {
+			oldStoppedAt = time.Since(isolated)
+		}
+		if len(others) > 0 && oldServes {
+			overlap = true
+		}
+		if len(others) > 1 {
+			t.Fatalf("partition %d served by %s and %s at once", p, others[0].name, others[1].name)
+		}
+		return len(others) == 1 && !oldServes, fmt.Sprintf("%d of the others serve; old leader serves: %v", len(others), oldServes)
+	})
+	t.Logf("after isolating %s: a new leader serves after %v, the old one stops after %v (overlap seen: %v)",
+		old.name, newLeaderAt.Round(time.Millisecond), oldStoppedAt.Round(time.Millisecond), overlap)
+
+	select {
+	case err := <-lost:
+		if !errors.Is(err, storage.ErrNotOwner) {
+			t.Fatalf("proposal on the isolated leader: %v, want ErrNotOwner", err)
+		}
+	case <-time.After(convergeTimeout):
+		t.Fatal("proposal on the isolated leader not answered")
+	}
+	if err := propose(t, old.engine, p, putBatch(obj, "k", "lost2")); !errors.Is(err, storage.ErrNotOwner) {
+		t.Fatalf("proposal on the deposed leader: %v, want ErrNotOwner", err)
+	}
+	if lead, serving := old.engine.Leader(p); serving || lead == old.id {
+		t.Errorf("deposed leader: Leader(%d) = %x, %v", p, lead, serving)
+	}
+
+	// The majority goes on without it.
+	c.proposeOnLeader(p, rest, putBatch(obj, "k", "v2"))
+	c.waitValue(rest, obj, "k", "v2")
+	if v, _ := valueOf(t, old.store, obj, "k"); v != "v1" {
+		t.Errorf("isolated node has k = %q, want v1", v)
+	}
+
+	// Heal: the old leader's uncommitted tail is replaced by the new
+	// leader's log, and every replica converges.
+	c.net.setIsolated(old.id, false)
+	c.waitValue(c.nodes, obj, "k", "v2")
+	c.proposeOnLeader(p, c.nodes, putBatch(obj, "k", "v3"))
+	c.waitValue(c.nodes, obj, "k", "v3")
+	waitFor(t, convergeTimeout, "one leader per partition", func() (bool, string) {
+		for p := range testPartitions {
+			if s := c.servers(p, c.nodes); len(s) != 1 {
+				return false, fmt.Sprintf("partition %d served by %d nodes", p, len(s))
+			}
+		}
+		return true, ""
+	})
+	select {
+	case err := <-lost:
+		t.Fatalf("proposal on the isolated leader answered twice, again with %v", err)
+	default:
+	}
+}
+
+// A deposed leader must stop serving before another node can be elected
+// (the design's leader lease), so that two nodes never serve a partition
+// at the same time.
+func TestEngineNoServingOverlap(t *testing.T) {
+	skipBug(t, "the isolated leader keeps serving until CheckQuorum steps it down (up to 2 election timeouts), while the others elect a new leader after 1-2 election timeouts: no leader lease (engine.go updateRole)")
+	c := newEngineCluster(t, "alpha", "beta", "gamma")
+	c.bootstrap()
+	for round := range 3 {
+		p := round % testPartitions
+		old := c.servers(p, c.nodes)[0]
+		c.net.setIsolated(old.id, true)
+		waitFor(t, convergeTimeout, "old leader stepping down", func() (bool, string) {
+			for _, n := range c.nodes {
+				if n != old && n.engine.Serving(p) && old.engine.Serving(p) {
+					t.Fatalf("round %d: partition %d served by the isolated %s and by %s at once", round, p, old.name, n.name)
+				}
+			}
+			return !old.engine.Serving(p), "old leader serves"
+		})
+		c.net.setIsolated(old.id, false)
+		waitFor(t, convergeTimeout, "one leader", func() (bool, string) {
+			return len(c.servers(p, c.nodes)) == 1, "no single leader"
+		})
+	}
+}
+
+func TestEngineRestartKeepsGroups(t *testing.T) {
+	for _, reopenStore := range []bool{false, true} {
+		t.Run(fmt.Sprintf("reopenStore=%v", reopenStore), func(t *testing.T) {
+			n := &testNode{name: "solo", id: RaftIDFor("solo"), dir: t.TempDir()}
+			n.store = openTestStore(t, n.dir)
+			defer func() { n.store.Close() }()
+			e, err := NewEngine(engineConfig(n, nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { e.Close() }()
+			if e.Initialized() {
+				t.Fatal("fresh engine: Initialized() is true")
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), convergeTimeout)
+			defer cancel()
+			if err := e.Bootstrap(ctx); err != nil {
+				t.Fatal(err)
+			}
+			obj := testObject("durable")
+			p := NewRing(testPartitions, 1, []string{n.name}).PartitionOf(obj[:])
+			waitServing(t, e, p)
+			for i := range 5 {
+				if err := propose(t, e, p, putBatch(obj, fmt.Sprint("k", i), fmt.Sprint("v", i))); err != nil {
+					t.Fatalf("proposal %d: %v", i, err)
+				}
+			}
+			before := status(t, e)[p]
+
+			e.Close()
+			if reopenStore {
+				if err := n.store.Close(); err != nil {
+					t.Fatal(err)
+				}
+				n.store = openTestStore(t, n.dir)
+			}
+			e, err = NewEngine(engineConfig(n, nil))
+			if err != nil {
+				t.Fatalf("NewEngine on the old store: %v", err)
+			}
+			if !e.Initialized() {
+				t.Fatal("reopened engine: Initialized() is false")
+			}
+			if err := e.Bootstrap(ctx); err == nil {
+				t.Error("Bootstrap of an initialized engine succeeded")
+			}
+			for i := range 5 {
+				if v, ok := valueOf(t, n.store, obj, fmt.Sprint("k", i)); !ok || v != fmt.Sprint("v", i) {
+					t.Errorf("after restart: k%d = %q (present %v)", i, v, ok)
+				}
+			}
+			after := status(t, e)
+			for q, st := range after {
+				if !st.Member || !slices.Equal(st.Voters, []uint64{n.id}) {
+					t.Errorf("partition %d after restart: member %v, voters %x", q, st.Member, st.Voters)
+				}
+			}
+			if after[p].Applied < before.Applied {
+				t.Errorf("applied index went back from %d to %d", before.Applied, after[p].Applied)
+			}
+			waitServing(t, e, p)
+			if err := propose(t, e, p, putBatch(obj, "k0", "new")); err != nil {
+				t.Fatalf("proposal after restart: %v", err)
+			}
+			if v, _ := valueOf(t, n.store, obj, "k0"); v != "new" {
+				t.Errorf("after a new proposal: k0 = %q, want new", v)
+			}
+			if st := status(t, e)[p]; st.Term <= before.Term || st.Applied <= before.Applied {
+				t.Errorf("after restart: term %d, applied %d; before: term %d, applied %d", st.Term, st.Applied, before.Term, before.Applied)
+			}
+		})
+	}
+}
+
+func waitServing(t *testing.T, e *Engine, p int) {
+	t.Helper()
+	waitFor(t, convergeTimeout, fmt.Sprintf("serving partition %d", p), func() (bool, string) {
+		return e.Serving(p), "not serving"
+	})
+}
+
+func startSolo(t *testing.T) (*testNode, *Engine) {
+	t.Helper()
+	n := &testNode{name: "solo", id: RaftIDFor("solo"), dir: t.TempDir()}
+	n.store = openTestStore(t, n.dir)
+	e, err := NewEngine(engineConfig(n, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		e.Close()
+		n.store.Close()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), convergeTimeout)
+	defer cancel()
+	if err := e.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for p := range testPartitions {
+		waitServing(t, e, p)
+	}
+	return n, e
+}
+
+// An undecodable entry is skipped (the same way on every replica) and
+// does not stop the group.
+func TestEngineSkipsUndecodableEntry(t *testing.T) {
+	n, e := startSolo(t)
+	e.Propose(0, []byte("not a batch"), func(error) {})
+	obj := testObject("after-garbage")
+	if err := propose(t, e, 0, putBatch(obj, "k", "v")); err != nil {
+		t.Fatalf("proposal after an undecodable one: %v", err)
+	}
+	if v, _ := valueOf(t, n.store, obj, "k"); v != "v" {
+		t.Fatalf("k = %q, want v", v)
+	}
+}
+
+func TestEngineAnswersUndecodableProposal(t *testing.T) {
+	skipBug(t, "a committed entry that does not decode is skipped before its proposer's done is looked up, so done is never called (engine.go persist, DecodeBatch error path)")
+	_, e := startSolo(t)
+	answered := make(chan error, 1)
+	e.Propose(0, []byte("not a batch"), func(err error) { answered <- err })
+	select {
+	case err := <-answered:
+		t.Logf("answered with %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("proposal of an undecodable batch never answered")
+	}
+}
+
+func TestEngineCloseAnswersProposals(t *testing.T) {
+	skipBug(t, "after Close, Serving stays true and Propose may queue into e.props, which nobody drains: done is never called (engine.go Propose and run)")
+	_, e := startSolo(t)
+	e.Close()
+	if e.Serving(0) {
+		t.Error("Serving(0) is true after Close")
+	}
+	const count = 32
+	answered := make(chan error, count)
+	for range count {
+		e.Propose(0, putBatch(testObject("x"), "k", "v"), func(err error) { answered <- err })
+	}
+	for i := range count {
+		select {
+		case err := <-answered:
+			if err == nil {
+				t.Fatalf("proposal after Close succeeded")
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("only %d of %d proposals after Close were answered", i, count)
+		}
+	}
+}
+
+// A new member catches up from the leader's log. A log longer than one
+// Raft message (1 MiB) reaches it in several pieces.
+func TestEngineAddMemberWithLongLog(t *testing.T) {
+	skipBug(t, "a node catching up applies the log's first conf changes before the one adding it, sets group.removed and drops the group, again and again (engine.go persist: g.removed)")
+	c := newEngineCluster(t, "alpha", "beta")
+	// Two members: the ring wants both in every partition.
+	c.ring = NewRing(testPartitions, 2, []string{"alpha", "beta"})
+	ctx, cancel := context.WithTimeout(context.Background(), convergeTimeout)
+	defer cancel()
+	first := c.nodes[0]
+	if err := first.engine.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitServing(t, first.engine, 0)
+	big := bytes.Repeat([]byte("x"), 100<<10)
+	for i := range 14 {
+		if err := propose(t, first.engine, 0, putBatch(testObject("big"), fmt.Sprint(i), string(big))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, convergeTimeout, "beta to become a voter of partition 0", func() (bool, string) {
+		if s := c.servers(0, c.nodes); len(s) == 1 {
+			if err := s[0].engine.rebalance(ctx, c.ring, c.members, time.Minute); err != nil {
+				return false, err.Error()
+			}
+			st := status(t, s[0].engine)[0]
+			return slices.Equal(st.Voters, c.ids()), fmt.Sprintf("voters %x, learners %x", st.Voters, st.Learners)
+		}
+		return false, "no single leader"
+	})
+	c.waitValue(c.nodes, testObject("big"), "13", string(big))
+}
