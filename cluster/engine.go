@@ -36,6 +36,7 @@ type EngineConfig struct {
 	// block.
 	OnServing func(part int, serving bool)
 	Logger    *slog.Logger
+	metrics   *metrics
 }
 
 // Envelope is a Raft message of one partition's group.
@@ -95,6 +96,7 @@ type group struct {
 	termStart uint64
 	removed   bool
 	pending   map[[16]byte]func(error)
+	metrics   *metrics
 	// pendingConf is the index of a proposed, not yet applied, conf change.
 	pendingConf   uint64
 	pendingConfAt time.Time
@@ -184,7 +186,7 @@ func (e *Engine) startGroup(p int, st *raftStorage, bootstrap []raft.Peer) error
 			return fmt.Errorf("bootstrap partition %d: %w", p, err)
 		}
 	}
-	e.groups[p] = &group{part: p, rn: rn, st: st, pending: map[[16]byte]func(error){}}
+	e.groups[p] = &group{part: p, rn: rn, st: st, pending: map[[16]byte]func(error){}, metrics: e.cfg.metrics}
 	e.views[p].member.Store(true)
 	return nil
 }
@@ -244,6 +246,9 @@ func (e *Engine) Serving(p int) bool { return e.views[p].serving.Load() }
 // node does not serve p (or loses leadership first).
 func (e *Engine) Propose(p int, data []byte, done func(error)) {
 	if !e.views[p].serving.Load() {
+		if m := e.cfg.metrics; m != nil {
+			m.proposals.WithLabelValues("not_owner").Inc()
+		}
 		done(storage.ErrNotOwner)
 		return
 	}
@@ -400,6 +405,13 @@ func (e *Engine) failAll(err error) {
 
 func (g *group) failPending(err error) {
 	for id, done := range g.pending {
+		if g.metrics != nil {
+			outcome := "failed"
+			if errors.Is(err, storage.ErrNotOwner) {
+				outcome = "not_owner"
+			}
+			g.metrics.proposals.WithLabelValues(outcome).Inc()
+		}
 		done(err)
 		delete(g.pending, id)
 	}
@@ -428,6 +440,7 @@ func (e *Engine) processReady() error {
 	if len(work) == 0 {
 		return nil
 	}
+	start := time.Now()
 	b := e.db.NewBatch()
 	defer b.Close()
 	writer := e.cfg.Store.NewBatchWriter(b)
@@ -438,6 +451,10 @@ func (e *Engine) processReady() error {
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("commit raft batch: %w", err)
+	}
+	if m := e.cfg.metrics; m != nil {
+		m.readyBatches.Inc()
+		m.readySeconds.Observe(time.Since(start).Seconds())
 	}
 	var out []Envelope
 	for _, w := range work {
@@ -456,10 +473,16 @@ func (e *Engine) processReady() error {
 	}
 	if len(out) > 0 && e.cfg.Send != nil {
 		e.cfg.Send(out)
+		if m := e.cfg.metrics; m != nil {
+			m.messagesSent.Add(float64(len(out)))
+		}
 	}
 	for _, w := range work {
 		for _, ack := range w.acks {
 			ack(nil)
+		}
+		if m := e.cfg.metrics; m != nil && len(w.acks) > 0 {
+			m.proposals.WithLabelValues("committed").Add(float64(len(w.acks)))
 		}
 		w.g.rn.Advance(w.rd)
 		e.updateRole(w)
@@ -619,6 +642,13 @@ func (e *Engine) setServing(p int, serving bool) {
 		g.serving = serving
 	}
 	e.views[p].serving.Store(serving)
+	if m := e.cfg.metrics; m != nil {
+		change := "stop"
+		if serving {
+			change = "start"
+		}
+		m.servingChanges.WithLabelValues(change).Inc()
+	}
 	if e.cfg.OnServing != nil {
 		e.cfg.OnServing(p, serving)
 	}

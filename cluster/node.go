@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/holocron-run/holocron/runtime"
 	"github.com/holocron-run/holocron/storage"
 )
@@ -46,6 +48,8 @@ type Config struct {
 	// OnServing is told when this node starts or stops serving a partition;
 	// the runtime evicts the partition's objects on a stop.
 	OnServing func(part int, serving bool)
+	// Metrics, when set, receives the cluster's Prometheus collectors.
+	Metrics prometheus.Registerer
 }
 
 // Node is one member of a Holocron cluster.
@@ -58,6 +62,7 @@ type Node struct {
 	transport *Transport
 	store     *replicatedStore
 	proxy     *http.Transport
+	metrics   *metrics
 
 	ring atomic.Pointer[Ring]
 
@@ -95,8 +100,18 @@ func Start(cfg Config) (*Node, error) {
 		},
 	}
 	n.ring.Store(NewRing(cfg.Partitions, cfg.Replication, []string{cfg.NodeName}))
+	if cfg.Metrics != nil {
+		m, err := newMetrics(cfg.Metrics, n)
+		if err != nil {
+			return nil, fmt.Errorf("cluster metrics: %w", err)
+		}
+		n.metrics = m
+	}
 	n.transport = NewTransport(n.self, n.addrOf, func(envs []Envelope) { n.engine.Step(envs) },
 		func(to uint64, parts []int) { n.engine.ReportUnreachable(to, parts) }, cfg.Logger)
+	if n.metrics != nil {
+		n.transport.onFailure = n.metrics.sendFailures.Inc
+	}
 	eng, err := NewEngine(EngineConfig{
 		RaftID:       n.self,
 		Store:        cfg.Store,
@@ -105,6 +120,7 @@ func Start(cfg Config) (*Node, error) {
 		Send:         n.transport.Send,
 		OnServing:    n.onServing,
 		Logger:       cfg.Logger,
+		metrics:      n.metrics,
 	})
 	if err != nil {
 		return nil, err
@@ -279,6 +295,7 @@ func (n *Node) Direct(w http.ResponseWriter, r *http.Request, id runtime.ID) boo
 		return true
 	}
 	if from := r.Header.Get(HopHeader); from != "" {
+		n.countForward("unavailable")
 		unavailable(w, fmt.Sprintf("partition %d is moving (forwarded by %s)", p, from))
 		return false
 	}
@@ -297,9 +314,11 @@ func (n *Node) Direct(w http.ResponseWriter, r *http.Request, id runtime.ID) boo
 		}
 	}
 	if len(candidates) == 0 {
+		n.countForward("unavailable")
 		unavailable(w, fmt.Sprintf("partition %d has no leader right now", p))
 		return false
 	}
+	n.countForward("proxied")
 	n.forward(w, r, p, candidates)
 	return false
 }
@@ -330,6 +349,12 @@ func (n *Node) forward(w http.ResponseWriter, r *http.Request, p int, candidates
 		},
 	}
 	rp.ServeHTTP(w, r)
+}
+
+func (n *Node) countForward(outcome string) {
+	if n.metrics != nil {
+		n.metrics.forwards.WithLabelValues(outcome).Inc()
+	}
 }
 
 func unavailable(w http.ResponseWriter, msg string) {

@@ -34,6 +34,8 @@ type Transport struct {
 	unreachable func(to uint64, parts []int)
 	client      *http.Client
 	log         *slog.Logger
+	// onFailure, when set, counts failed sends.
+	onFailure func()
 
 	mu     sync.Mutex
 	peers  map[uint64]*peerQueue
@@ -135,6 +137,9 @@ func (t *Transport) sendLoop(to uint64, q *peerQueue) {
 		}
 		if err := t.post(to, buf); err != nil {
 			t.log.Debug("raft send failed", "to", to, "messages", len(batch), "err", err)
+			if t.onFailure != nil {
+				t.onFailure()
+			}
 			parts := map[int]bool{}
 			var list []int
 			for _, env := range batch {

@@ -553,6 +553,54 @@ func TestClusterChatAndGameAcrossNodes(t *testing.T) {
 	if !found {
 		t.Fatalf("n3 does not see a's score: %+v", room)
 	}
+
+	// Operators see the cluster on /admin/cluster and /metrics.
+	st, ok := c.status(n2)
+	alive := 0
+	for _, m := range st.Members {
+		if m.State == "alive" {
+			alive++
+		}
+	}
+	if !ok || alive != 3 || len(st.Partitions) != 64 {
+		t.Fatalf("/admin/cluster on n2: ok=%v, %d alive members, %d partitions; want 3 and 64", ok, alive, len(st.Partitions))
+	}
+	served, committed := 0.0, 0.0
+	for _, n := range c.nodes {
+		body := n.get("/metrics")
+		for _, want := range []string{"holocron_cluster_members_alive 3", "holocron_raft_ready_batches_total"} {
+			if !strings.Contains(body, want) {
+				t.Errorf("/metrics of %s lacks %q", n.addr, want)
+			}
+		}
+		v, _ := metricValue(t, body, "holocron_cluster_partitions_serving")
+		served += v
+		v, _ = metricValue(t, body, `holocron_raft_proposals_total{outcome="committed"}`)
+		committed += v
+	}
+	if served != 64 {
+		t.Errorf("nodes serve %v partitions in all, want 64", served)
+	}
+	// 15 messages, 3 joins, a game room, 2 joins, a start and a score at least.
+	if committed < 23 {
+		t.Errorf("nodes committed %v proposals in all, want at least 23", committed)
+	}
+}
+
+// metricValue reads a metric's value (name with its labels, as printed)
+// from a Prometheus text page.
+func metricValue(t *testing.T, page, name string) (float64, bool) {
+	t.Helper()
+	for _, line := range strings.Split(page, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			var f float64
+			if _, err := fmt.Sscan(v, &f); err != nil {
+				t.Fatalf("metric %s: %q: %v", name, v, err)
+			}
+			return f, true
+		}
+	}
+	return 0, false
 }
 
 func TestClusterLeaderKill9UnderLoad(t *testing.T) {

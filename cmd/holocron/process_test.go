@@ -157,6 +157,21 @@ func (n *node) stop() int {
 	return n.cmd.ProcessState.ExitCode()
 }
 
+// get returns the body of a GET that must answer 200.
+func (n *node) get(path string) string {
+	n.t.Helper()
+	resp, err := http.Get(n.url(path))
+	if err != nil {
+		n.t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		n.t.Fatalf("GET %s: %d %v", path, resp.StatusCode, err)
+	}
+	return string(body)
+}
+
 func (n *node) url(path string) string   { return "http://" + n.addr + path }
 func (n *node) wsURL(path string) string { return "ws://" + n.addr + path }
 
@@ -225,15 +240,9 @@ func TestSIGTERMShutsDownCleanly(t *testing.T) {
 	if code := n.do("GET", "/healthz", nil, nil); code != 200 {
 		t.Fatalf("/healthz = %d", code)
 	}
-	var metrics bytes.Buffer
-	resp, err := http.Get(n.url("/metrics"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = io.Copy(&metrics, resp.Body)
-	resp.Body.Close()
+	metrics := n.get("/metrics")
 	for _, name := range []string{"holocron_objects_active", "holocron_websockets_open", "go_goroutines"} {
-		if !strings.Contains(metrics.String(), name) {
+		if !strings.Contains(metrics, name) {
 			t.Errorf("/metrics lacks %s", name)
 		}
 	}

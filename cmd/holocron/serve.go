@@ -79,6 +79,7 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 			TickInterval:      cfg.RaftTick,
 			Store:             store,
 			Logger:            log,
+			Metrics:           reg,
 			OnServing: func(part int, serving bool) {
 				// Either way, no instance built under another leader may be
 				// reused: drop them; on a loss, clients reconnect elsewhere.
