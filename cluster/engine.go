@@ -94,9 +94,11 @@ type group struct {
 	leader    bool
 	serving   bool
 	termStart uint64
-	removed   bool
 	pending   map[[16]byte]func(error)
 	metrics   *metrics
+	// heard is when each peer last acknowledged this node as the group's
+	// leader in its current term.
+	heard map[uint64]time.Time
 	// pendingConf is the index of a proposed, not yet applied, conf change.
 	pendingConf   uint64
 	pendingConfAt time.Time
@@ -132,7 +134,6 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		views:   make([]partView, cfg.Partitions),
 		groups:  make([]*group, cfg.Partitions),
 		started: time.Now(),
-		heard:   map[uint64]time.Time{},
 		lease:   time.Duration(cfg.ElectionTicks) * cfg.TickInterval / 2,
 	}
 	var seed [8]byte
@@ -186,7 +187,7 @@ func (e *Engine) startGroup(p int, st *raftStorage, bootstrap []raft.Peer) error
 			return fmt.Errorf("bootstrap partition %d: %w", p, err)
 		}
 	}
-	e.groups[p] = &group{part: p, rn: rn, st: st, pending: map[[16]byte]func(error){}, metrics: e.cfg.metrics}
+	e.groups[p] = &group{part: p, rn: rn, st: st, pending: map[[16]byte]func(error){}, metrics: e.cfg.metrics, heard: map[uint64]time.Time{}}
 	e.views[p].member.Store(true)
 	return nil
 }
@@ -253,6 +254,12 @@ func (e *Engine) Propose(p int, data []byte, done func(error)) {
 		return
 	}
 	select {
+	case <-e.done:
+		done(storage.ErrClosed)
+		return
+	default:
+	}
+	select {
 	case e.props <- proposal{part: p, data: data, done: done}:
 	case <-e.done:
 		done(storage.ErrClosed)
@@ -298,7 +305,7 @@ func (e *Engine) run() {
 	for {
 		select {
 		case <-e.stop:
-			e.failAll(storage.ErrClosed)
+			e.stopServing(storage.ErrClosed)
 			return
 		case now := <-ticker.C:
 			for _, g := range e.groups {
@@ -336,10 +343,7 @@ func (e *Engine) run() {
 			// The node cannot persist Raft state: continuing could break
 			// Raft's promises, so stop serving everything.
 			e.log.Error("raft persistence failed; engine stopping", "err", err)
-			e.failAll(err)
-			for p := range e.views {
-				e.setServing(p, false)
-			}
+			e.stopServing(err)
 			return
 		}
 	}
@@ -348,7 +352,6 @@ func (e *Engine) run() {
 func (e *Engine) step(envs []Envelope) {
 	now := time.Now()
 	for _, env := range envs {
-		e.heard[env.Msg.GetFrom()] = now
 		p := env.Partition
 		if p < 0 || p >= len(e.groups) || env.Msg.GetTo() != e.cfg.RaftID {
 			continue
@@ -369,6 +372,14 @@ func (e *Engine) step(envs []Envelope) {
 			}
 			g = e.groups[p]
 			e.log.Info("joining partition group", "partition", p, "from", env.Msg.GetFrom())
+		}
+		switch env.Msg.GetType() {
+		case pb.MessageType_MsgAppResp, pb.MessageType_MsgHeartbeatResp:
+			// Only a peer's acknowledgement of this group's leader in its
+			// current term extends the leader's lease.
+			if g.leader && env.Msg.GetTerm() == g.rn.BasicStatus().GetTerm() {
+				g.heard[env.Msg.GetFrom()] = now
+			}
 		}
 		if err := g.rn.Step(env.Msg); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
 			e.log.Debug("raft step", "partition", p, "err", err)
@@ -395,10 +406,23 @@ func (e *Engine) propose(p proposal) {
 	g.pending[id] = p.done
 }
 
-func (e *Engine) failAll(err error) {
+// stopServing ends the engine's service: no partition is served any more,
+// and every pending or queued proposal is answered with err.
+func (e *Engine) stopServing(err error) {
+	for p := range e.views {
+		e.setServing(p, false)
+	}
 	for _, g := range e.groups {
 		if g != nil {
 			g.failPending(err)
+		}
+	}
+	for {
+		select {
+		case p := <-e.props:
+			p.done(err)
+		default:
+			return
 		}
 	}
 }
@@ -425,6 +449,7 @@ type readyWork struct {
 	applied    uint64
 	conf       *pb.ConfState
 	acks       []func(error)
+	fails      []func()
 }
 
 // processReady persists every group's Ready in one fsync'd batch, applies
@@ -481,32 +506,16 @@ func (e *Engine) processReady() error {
 		for _, ack := range w.acks {
 			ack(nil)
 		}
+		for _, fail := range w.fails {
+			fail()
+		}
 		if m := e.cfg.metrics; m != nil && len(w.acks) > 0 {
 			m.proposals.WithLabelValues("committed").Add(float64(len(w.acks)))
 		}
 		w.g.rn.Advance(w.rd)
 		e.updateRole(w)
-		if w.g.removed {
-			e.dropGroup(w.g)
-		}
 	}
 	return nil
-}
-
-// dropGroup forgets a group this node was removed from, with its Raft
-// state. The partition's object data stays until the node is added again,
-// when replaying the log from the start (or a snapshot) overwrites it.
-func (e *Engine) dropGroup(g *group) {
-	e.log.Info("removed from partition group", "partition", g.part)
-	e.setServing(g.part, false)
-	g.failPending(storage.ErrNotOwner)
-	e.groups[g.part] = nil
-	e.views[g.part].member.Store(false)
-	e.views[g.part].lead.Store(0)
-	lo, hi := raftKey(g.part, 0), raftKey(g.part, 0xff)
-	if err := e.db.DeleteRange(lo, hi, pebble.Sync); err != nil {
-		e.log.Error("delete raft state of removed group", "partition", g.part, "err", err)
-	}
 }
 
 func (e *Engine) persist(b *pebble.Batch, writer *storage.BatchWriter, w *readyWork) error {
@@ -531,19 +540,25 @@ func (e *Engine) persist(b *pebble.Batch, writer *storage.BatchWriter, w *readyW
 			if len(ent.Data) < propIDLen {
 				break // a new leader's empty entry
 			}
+			var id [16]byte
+			copy(id[:], ent.Data[:propIDLen])
+			done, mine := g.pending[id]
+			if mine {
+				delete(g.pending, id)
+			}
 			batch, err := storage.DecodeBatch(ent.Data[propIDLen:])
 			if err != nil {
 				// Deterministic on every replica: skipping keeps them equal.
 				e.log.Error("undecodable entry skipped", "partition", g.part, "index", ent.GetIndex(), "err", err)
+				if mine {
+					w.fails = append(w.fails, func() { done(fmt.Errorf("entry %d: %w", ent.GetIndex(), err)) })
+				}
 				break
 			}
 			if err := writer.Add(batch); err != nil {
 				return fmt.Errorf("apply entry %d: %w", ent.GetIndex(), err)
 			}
-			var id [16]byte
-			copy(id[:], ent.Data[:propIDLen])
-			if done, ok := g.pending[id]; ok {
-				delete(g.pending, id)
+			if mine {
 				w.acks = append(w.acks, done)
 			}
 		case pb.EntryType_EntryConfChange, pb.EntryType_EntryConfChangeV2:
@@ -551,6 +566,10 @@ func (e *Engine) persist(b *pebble.Batch, writer *storage.BatchWriter, w *readyW
 			if err != nil {
 				return fmt.Errorf("entry %d: %w", ent.GetIndex(), err)
 			}
+			// A node removed from a group keeps it (a passive, vote-less
+			// member): a conf change removing this node may be old history
+			// being replayed by a re-added node, so dropping the group on
+			// seeing it would lose a live replica's state.
 			w.conf = g.rn.ApplyConfChange(cc)
 			if err := putProto(b, raftKey(g.part, suffixConfState), w.conf); err != nil {
 				return err
@@ -558,8 +577,6 @@ func (e *Engine) persist(b *pebble.Batch, writer *storage.BatchWriter, w *readyW
 			if ent.GetIndex() >= g.pendingConf {
 				g.pendingConf = 0
 			}
-			g.removed = !slices.Contains(w.conf.Voters, e.cfg.RaftID) && !slices.Contains(w.conf.Learners, e.cfg.RaftID) &&
-				!slices.Contains(w.conf.VotersOutgoing, e.cfg.RaftID)
 			e.log.Debug("membership of partition changed", "partition", g.part, "voters", w.conf.Voters, "learners", w.conf.Learners)
 		}
 		w.applied = ent.GetIndex()
@@ -599,6 +616,7 @@ func (e *Engine) updateRole(w *readyWork) {
 	isLeader := bs.RaftState == raft.StateLeader
 	if isLeader && !g.leader {
 		g.termStart = g.st.last
+		clear(g.heard) // acknowledgements of an earlier term do not count
 	}
 	g.leader = isLeader
 	if !isLeader {
@@ -626,7 +644,7 @@ func (e *Engine) refreshServing(g *group, now time.Time) {
 	}
 	heard := 0
 	for _, v := range g.st.conf.Voters {
-		if v == e.cfg.RaftID || now.Sub(e.heard[v]) < e.lease {
+		if v == e.cfg.RaftID || now.Sub(g.heard[v]) < e.lease {
 			heard++
 		}
 	}
@@ -668,6 +686,8 @@ type PartitionStatus struct {
 	Learners  []uint64 `json:"learners,omitempty"`
 	// Lag is, on the leader, how far each peer's log is behind its own.
 	Lag map[uint64]uint64 `json:"lag,omitempty"`
+	// Peers is, on the leader, Raft's replication state of each peer.
+	Peers map[uint64]string `json:"peers,omitempty"`
 }
 
 // Status reports every partition's group as this node sees it.
@@ -689,8 +709,10 @@ func (e *Engine) Status(ctx context.Context) ([]PartitionStatus, error) {
 				ps.Learners = slices.Sorted(slices.Values(g.st.conf.Learners))
 				if st.RaftState == raft.StateLeader {
 					ps.Lag = map[uint64]uint64{}
+					ps.Peers = map[uint64]string{}
 					for id, pr := range st.Progress {
 						ps.Lag[id] = g.st.last - min(pr.Match, g.st.last)
+						ps.Peers[id] = pr.String()
 					}
 				}
 			}

@@ -15,19 +15,6 @@ const (
 	pollInterval    = 20 * time.Millisecond
 )
 
-// showBugs makes the tests that demonstrate known bugs run instead of
-// skipping: HOLOCRON_SHOW_BUGS=1 go test ./cluster.
-var showBugs = os.Getenv("HOLOCRON_SHOW_BUGS") != ""
-
-// skipBug skips a test that demonstrates a known bug in non-test code,
-// unless HOLOCRON_SHOW_BUGS is set.
-func skipBug(t *testing.T, msg string) {
-	t.Helper()
-	if !showBugs {
-		t.Skip("bug: " + msg)
-	}
-}
-
 // testLogger discards logs unless HOLOCRON_TEST_LOG is set, in which case
 // everything goes to stderr (not t.Log: background goroutines of memberlist
 // and the engine may log after the test has returned).

@@ -47,6 +47,8 @@ type Member struct {
 	Since time.Time `json:"since"`
 	// leads is the bitmap of partitions the member leads.
 	leads []byte
+	// leaving is set while the member announces a graceful leave.
+	leaving bool
 }
 
 // Leads reports whether the member announced that it leads partition p.
@@ -68,9 +70,12 @@ func RaftIDFor(name string) uint64 {
 
 // nodeMeta travels in memberlist's per-node metadata (at most 512 bytes).
 type nodeMeta struct {
-	HTTP  string `json:"h"`
-	Init  bool   `json:"i,omitempty"`
-	Leads string `json:"l,omitempty"` // base64 bitmap of led partitions
+	HTTP string `json:"h"`
+	Init bool   `json:"i,omitempty"`
+	// Leaving is announced just before a graceful Leave: memberlist reports
+	// a leave and a death alike, so this is how peers tell them apart.
+	Leaving bool   `json:"x,omitempty"`
+	Leads   string `json:"l,omitempty"` // base64 bitmap of led partitions
 }
 
 // MembershipConfig configures gossip.
@@ -104,6 +109,8 @@ type Membership struct {
 
 	// self is this node's advertised gossip address.
 	self string
+	// dirty wakes announceLoop.
+	dirty chan struct{}
 
 	mu      sync.Mutex
 	meta    nodeMeta
@@ -118,7 +125,7 @@ func StartMembership(cfg MembershipConfig) (*Membership, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	m := &Membership{cfg: cfg, log: cfg.Logger, members: map[string]Member{}, done: make(chan struct{})}
+	m := &Membership{cfg: cfg, log: cfg.Logger, members: map[string]Member{}, done: make(chan struct{}), dirty: make(chan struct{}, 1)}
 	m.meta.HTTP = cfg.HTTPAddr
 
 	mc := memberlist.DefaultLANConfig()
@@ -128,13 +135,23 @@ func StartMembership(cfg MembershipConfig) (*Membership, error) {
 		return nil, fmt.Errorf("gossip bind address %q: %w", cfg.BindAddr, err)
 	}
 	mc.BindAddr, mc.BindPort = host, port
-	mc.AdvertiseAddr, mc.AdvertisePort = host, port
+	// With a wildcard bind and no advertise address memberlist advertises
+	// a private IP of this host (what containers want).
+	mc.AdvertisePort = port
+	if host != "0.0.0.0" && host != "::" {
+		mc.AdvertiseAddr = host
+	}
 	if cfg.AdvertiseAddr != "" {
 		if mc.AdvertiseAddr, mc.AdvertisePort, err = splitHostPort(cfg.AdvertiseAddr); err != nil {
 			return nil, fmt.Errorf("gossip advertise address %q: %w", cfg.AdvertiseAddr, err)
 		}
+		// memberlist needs an IP; a host name is resolved once here.
+		if ip, err := resolveHost(mc.AdvertiseAddr); err != nil {
+			return nil, fmt.Errorf("gossip advertise address %q: %w", cfg.AdvertiseAddr, err)
+		} else {
+			mc.AdvertiseAddr = ip
+		}
 	}
-	m.self = net.JoinHostPort(mc.AdvertiseAddr, strconv.Itoa(mc.AdvertisePort))
 	mc.Delegate = (*metaDelegate)(m)
 	mc.Events = (*eventDelegate)(m)
 	mc.Logger = slog.NewLogLogger(cfg.Logger.With("component", "memberlist").Handler(), slog.LevelDebug)
@@ -143,10 +160,46 @@ func StartMembership(cfg MembershipConfig) (*Membership, error) {
 		return nil, fmt.Errorf("start gossip on %s: %w", cfg.BindAddr, err)
 	}
 	m.ml = ml
+	m.self = ml.LocalNode().Address()
 	ctx, cancel := context.WithCancel(context.Background())
 	m.stop = cancel
 	go m.joinLoop(ctx)
+	go m.announceLoop(ctx)
 	return m, nil
+}
+
+// resolveHost returns host if it is an IP, else its first address.
+func resolveHost(host string) (string, error) {
+	if net.ParseIP(host) != nil {
+		return host, nil
+	}
+	ips, err := net.LookupIP(host)
+	if err != nil {
+		return "", err
+	}
+	for _, ip := range ips {
+		if ip.To4() != nil {
+			return ip.String(), nil
+		}
+	}
+	if len(ips) == 0 {
+		return "", fmt.Errorf("host %q has no address", host)
+	}
+	return ips[0].String(), nil
+}
+
+// resolveAddr turns host:port into ip:port, leaving it as is when the host
+// does not resolve (yet): peers may appear in DNS only once they start.
+func resolveAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	ip, err := resolveHost(host)
+	if err != nil {
+		return addr
+	}
+	return net.JoinHostPort(ip, port)
 }
 
 func splitHostPort(addr string) (string, int, error) {
@@ -185,7 +238,7 @@ func (m *Membership) joinLoop(ctx context.Context) {
 			}
 		}
 		for _, addr := range m.cfg.Join {
-			if !alive[addr] {
+			if !alive[resolveAddr(addr)] {
 				missing = append(missing, addr)
 			}
 		}
@@ -230,10 +283,28 @@ func (m *Membership) SetLeads(bitmap []byte) {
 	}
 }
 
-// announce gossips the new metadata without waiting for it to spread.
+// announce asks the announcer goroutine to gossip the current metadata.
+// It never blocks: memberlist's UpdateNode waits for the broadcast to go
+// out, which must not hold up the caller (the rebalancer).
 func (m *Membership) announce() {
-	if err := m.ml.UpdateNode(0); err != nil {
-		m.log.Warn("gossip metadata update", "err", err)
+	select {
+	case m.dirty <- struct{}{}:
+	default:
+	}
+}
+
+// announceLoop gossips metadata changes one at a time; changes made while
+// one is going out are sent together next.
+func (m *Membership) announceLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.dirty:
+		}
+		if err := m.ml.UpdateNode(2 * time.Second); err != nil {
+			m.log.Debug("gossip metadata update", "err", err)
+		}
 	}
 }
 
@@ -265,10 +336,17 @@ func (m *Membership) Local() Member {
 	return m.members[m.cfg.NodeName]
 }
 
-// Leave tells the cluster this node is going away and stops gossip.
+// Leave tells the cluster this node is going away for good (its replicas
+// are re-placed at once) and stops gossip.
 func (m *Membership) Leave(timeout time.Duration) error {
 	m.stop()
 	<-m.done
+	m.mu.Lock()
+	m.meta.Leaving = true
+	m.mu.Unlock()
+	if err := m.ml.UpdateNode(timeout); err != nil {
+		m.log.Warn("announce leave", "err", err)
+	}
 	if err := m.ml.Leave(timeout); err != nil {
 		return fmt.Errorf("leave cluster: %w", err)
 	}
@@ -282,16 +360,11 @@ func (m *Membership) Shutdown() error {
 	return m.ml.Shutdown()
 }
 
-func (m *Membership) updateLocked(n *memberlist.Node, now time.Time) {
-	state := StateAlive
-	switch n.State {
-	case memberlist.StateSuspect:
-		state = StateSuspect
-	case memberlist.StateDead:
-		state = StateDead
-	case memberlist.StateLeft:
-		state = StateLeft
-	}
+// updateLocked records a member from a memberlist event. memberlist's
+// Node.State is not kept current (its internal state shadows it), so the
+// state comes from the event: joins and updates mean alive; a leave is
+// graceful if the member announced it was leaving, else a death.
+func (m *Membership) updateLocked(n *memberlist.Node, gone bool, now time.Time) {
 	var meta nodeMeta
 	if len(n.Meta) > 0 {
 		if err := json.Unmarshal(n.Meta, &meta); err != nil {
@@ -300,13 +373,23 @@ func (m *Membership) updateLocked(n *memberlist.Node, now time.Time) {
 	}
 	leads, _ := base64.RawStdEncoding.DecodeString(meta.Leads)
 	prev, ok := m.members[n.Name]
+	state := StateAlive
+	if gone {
+		state = StateDead
+		if meta.Leaving || (ok && prev.leaving) {
+			state = StateLeft
+		}
+	}
 	since := now
 	if ok && prev.State == state {
 		since = prev.Since
 	}
+	if !ok || prev.State != state {
+		m.log.Info("member state", "member", n.Name, "state", string(state), "gossip", n.Address())
+	}
 	m.members[n.Name] = Member{
 		Name: n.Name, RaftID: RaftIDFor(n.Name), HTTPAddr: meta.HTTP, Gossip: n.Address(),
-		State: state, Initialized: meta.Init, Since: since, leads: leads,
+		State: state, Initialized: meta.Init, Since: since, leads: leads, leaving: meta.Leaving && !gone,
 	}
 }
 
@@ -334,14 +417,14 @@ func (d *metaDelegate) MergeRemoteState(buf []byte, join bool)     {}
 // synchronously, so it only records and hands off.
 type eventDelegate Membership
 
-func (d *eventDelegate) NotifyJoin(n *memberlist.Node)   { d.note(n) }
-func (d *eventDelegate) NotifyLeave(n *memberlist.Node)  { d.note(n) }
-func (d *eventDelegate) NotifyUpdate(n *memberlist.Node) { d.note(n) }
+func (d *eventDelegate) NotifyJoin(n *memberlist.Node)   { d.note(n, false) }
+func (d *eventDelegate) NotifyLeave(n *memberlist.Node)  { d.note(n, true) }
+func (d *eventDelegate) NotifyUpdate(n *memberlist.Node) { d.note(n, false) }
 
-func (d *eventDelegate) note(n *memberlist.Node) {
+func (d *eventDelegate) note(n *memberlist.Node, gone bool) {
 	m := (*Membership)(d)
 	m.mu.Lock()
-	m.updateLocked(n, time.Now())
+	m.updateLocked(n, gone, time.Now())
 	m.mu.Unlock()
 	if m.cfg.OnChange != nil {
 		m.cfg.OnChange()

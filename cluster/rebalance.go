@@ -14,6 +14,10 @@ import (
 // before the rebalancer tries again (the proposal was probably dropped).
 const confChangeTimeout = 10 * time.Second
 
+// catchUpSlack is how many entries behind the commit index a learner may be
+// and still count as caught up (Raft finishes the catch-up itself).
+const catchUpSlack = 256
+
 // rebalance moves, for every partition this node leads, the group's members
 // one step toward the ring's choice: add a missing member as a learner,
 // promote a caught-up learner, remove a member the ring no longer wants
@@ -69,9 +73,12 @@ func (e *Engine) rebalanceGroup(g *group, preferred []string, byID map[uint64]Me
 	}
 	status := g.rn.Status()
 	progress := status.Progress
+	// Caught up means replicating and close behind: under steady load a
+	// follower's match trails the commit index by the entries in flight, so
+	// demanding equality would starve promotions and transfers.
 	caughtUp := func(id uint64) bool {
 		pr, ok := progress[id]
-		return ok && pr.Match >= status.GetCommit() && pr.State == tracker.StateReplicate
+		return ok && pr.State == tracker.StateReplicate && pr.Match+catchUpSlack >= status.GetCommit()
 	}
 	voters, learners := conf.Voters, conf.Learners
 	// 1. Add a wanted member that is not in the group yet.
@@ -122,7 +129,7 @@ func (e *Engine) rebalanceGroup(g *group, preferred []string, byID map[uint64]Me
 	// 4. Steer leadership to the preferred member.
 	if len(target) > 0 && target[0] != e.cfg.RaftID && slices.Contains(voters, target[0]) &&
 		alive(target[0]) && caughtUp(target[0]) && status.LeadTransferee == 0 {
-		if pr := progress[target[0]]; pr.RecentActive && pr.Match == g.st.last {
+		if pr := progress[target[0]]; pr.RecentActive {
 			g.rn.TransferLeader(target[0])
 		}
 	}
@@ -155,7 +162,7 @@ func (e *Engine) proposeConf(g *group, typ pb.ConfChangeType, id uint64) {
 		e.log.Warn("propose membership change", "partition", g.part, "change", typ.String(), "node", id, "err", err)
 		return
 	}
-	e.log.Debug("proposed membership change", "partition", g.part, "change", typ.String(), "node", id)
+	e.log.Info("proposed membership change", "partition", g.part, "change", typ.String(), "node", id)
 	g.pendingConf = g.st.last + 1
 	g.pendingConfAt = time.Now()
 }

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/buraksezer/consistent"
 	"github.com/cespare/xxhash/v2"
@@ -27,10 +28,18 @@ func (xxHasher) Sum64(b []byte) uint64 { return xxhash.Sum64(b) }
 
 // NewRing places partitions on the named members. replication is the wanted
 // number of replicas per partition; fewer members cap it.
+//
+// Bounded-load placement needs at least as many partitions as members; with
+// more members, only the first partitions members (by name) hold replicas.
 func NewRing(partitions, replication int, members []string) *Ring {
-	cms := make([]consistent.Member, len(members))
-	for i, m := range members {
-		cms[i] = ringMember(m)
+	if len(members) > partitions {
+		members = slices.Clone(members)
+		slices.Sort(members)
+		members = members[:partitions]
+	}
+	var cms []consistent.Member // nil when empty: consistent panics on an empty non-nil slice
+	for _, m := range members {
+		cms = append(cms, ringMember(m))
 	}
 	c := consistent.New(cms, consistent.Config{
 		PartitionCount:    partitions,

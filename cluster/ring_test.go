@@ -159,7 +159,6 @@ func ringPanics(partitions, replication int, members []string) (msg any) {
 }
 
 func TestRingEmpty(t *testing.T) {
-	skipBug(t, "NewRing panics with no members: consistent.New distributes partitions over an empty, non-nil member slice (ring.go:32-41)")
 	for _, members := range [][]string{nil, {}} {
 		if msg := ringPanics(8, 3, members); msg != nil {
 			t.Fatalf("NewRing(8, 3, %#v) panics: %v", members, msg)
@@ -174,7 +173,6 @@ func TestRingEmpty(t *testing.T) {
 }
 
 func TestRingMoreMembersThanPartitions(t *testing.T) {
-	skipBug(t, "NewRing panics when members outnumber partitions: the bounded load floor(P/n)*1.25 is 0 (ring.go:36-41)")
 	for _, tt := range []struct{ partitions, members int }{{1, 2}, {2, 3}, {4, 5}, {8, 9}} {
 		if msg := ringPanics(tt.partitions, 3, memberNames(tt.members)); msg != nil {
 			t.Errorf("NewRing(%d partitions, %d members) panics: %v", tt.partitions, tt.members, msg)

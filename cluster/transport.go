@@ -232,6 +232,10 @@ func (t *Transport) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Close stops the sender goroutines.
 func (t *Transport) Close() {
 	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return
+	}
 	t.closed = true
 	peers := t.peers
 	t.mu.Unlock()

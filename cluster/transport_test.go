@@ -359,7 +359,6 @@ func TestTransportClose(t *testing.T) {
 }
 
 func TestTransportCloseTwice(t *testing.T) {
-	skipBug(t, "Transport.Close panics when called twice: it closes each peer's wake channel again (transport.go:231-238)")
 	book := &addrBook{}
 	a := newTestPeer(t, 1, book)
 	book.set(3, closedAddr(t))

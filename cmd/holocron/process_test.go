@@ -103,7 +103,14 @@ func startNodeWrapped(t testing.TB, wrap []string, addr, dir string, extra ...st
 			<-n.done
 		}
 		if t.Failed() {
-			t.Logf("holocron logs (%s):\n%s", n.addr, tail(n.logs.String(), 4000))
+			// The whole log goes to a file that outlives the test's temp dir.
+			dir := filepath.Join(os.TempDir(), "holocron-test-logs", t.Name())
+			file := filepath.Join(dir, fmt.Sprintf("%s-pid%d.log", strings.NewReplacer(":", "_", "/", "_").Replace(n.addr), n.cmd.Process.Pid))
+			if os.MkdirAll(dir, 0o755) == nil && os.WriteFile(file, n.logs.Bytes(), 0o644) == nil {
+				t.Logf("holocron logs (%s) in %s; tail:\n%s", n.addr, file, tail(n.logs.String(), 2000))
+			} else {
+				t.Logf("holocron logs (%s):\n%s", n.addr, tail(n.logs.String(), 4000))
+			}
 		}
 	})
 	deadline := time.Now().Add(30 * time.Second)
@@ -152,7 +159,15 @@ func (n *node) stop() int {
 	select {
 	case <-n.done:
 	case <-time.After(30 * time.Second):
-		n.t.Fatal("holocron did not exit within 30s of SIGTERM")
+		// Make Go print every goroutine's stack into the logs, for the
+		// failure report.
+		_ = n.cmd.Process.Signal(syscall.SIGQUIT)
+		<-n.done
+		logs := n.logs.String()
+		if i := strings.Index(logs, "SIGQUIT"); i >= 0 {
+			logs = logs[i:]
+		}
+		n.t.Fatalf("holocron did not exit within 30s of SIGTERM; goroutines:\n%s", logs[:min(len(logs), 200000)])
 	}
 	return n.cmd.ProcessState.ExitCode()
 }
