@@ -648,7 +648,9 @@ func (e *Engine) refreshServing(g *group, now time.Time) {
 			heard++
 		}
 	}
-	ok := g.st.applied >= g.termStart && heard*2 > len(g.st.conf.Voters)
+	// A leader handing over leadership stops serving at once: the transferee
+	// campaigns without waiting for leases to expire.
+	ok := g.st.applied >= g.termStart && heard*2 > len(g.st.conf.Voters) && g.rn.BasicStatus().LeadTransferee == 0
 	e.setServing(g.part, ok)
 }
 

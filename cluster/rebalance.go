@@ -120,6 +120,7 @@ func (e *Engine) rebalanceGroup(g *group, preferred []string, byID map[uint64]Me
 			// Never remove the leader itself: hand leadership over first.
 			if next := e.bestTransferee(g, target, alive); next != 0 {
 				g.rn.TransferLeader(next)
+				e.refreshServing(g, now)
 			}
 			return
 		}
@@ -131,6 +132,7 @@ func (e *Engine) rebalanceGroup(g *group, preferred []string, byID map[uint64]Me
 		alive(target[0]) && caughtUp(target[0]) && status.LeadTransferee == 0 {
 		if pr := progress[target[0]]; pr.RecentActive {
 			g.rn.TransferLeader(target[0])
+			e.refreshServing(g, now)
 		}
 	}
 }
@@ -185,6 +187,7 @@ func (e *Engine) handOff(ctx context.Context) error {
 				leading++
 				if g.rn.BasicStatus().LeadTransferee != next {
 					g.rn.TransferLeader(next)
+					e.refreshServing(g, time.Now())
 				}
 			}
 			return nil
