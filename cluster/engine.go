@@ -29,6 +29,13 @@ type EngineConfig struct {
 	TickInterval   time.Duration
 	ElectionTicks  int // default 10
 	HeartbeatTicks int // default 1
+	// PartitionOf maps an object to its partition; snapshots carry the
+	// objects of one partition. Required.
+	PartitionOf func(storage.ObjectID) int
+	// LogKeep is how many applied entries a partition's Raft log keeps;
+	// once twice as many have accumulated, the older half is truncated and
+	// a follower that needs them gets a snapshot. Default 10000.
+	LogKeep uint64
 	// Send delivers outgoing Raft messages (the transport).
 	Send func([]Envelope)
 	// OnServing is called on the engine goroutine when this node starts or
@@ -122,6 +129,12 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.LogKeep == 0 {
+		cfg.LogKeep = 10000
+	}
+	if cfg.PartitionOf == nil {
+		return nil, errors.New("raft engine: EngineConfig.PartitionOf is required")
+	}
 	e := &Engine{
 		cfg:     cfg,
 		log:     cfg.Logger.With("component", "raft"),
@@ -166,6 +179,7 @@ func (e *Engine) Initialized() bool {
 }
 
 func (e *Engine) startGroup(p int, st *raftStorage, bootstrap []raft.Peer) error {
+	st.snapshot = func() (*pb.Snapshot, error) { return e.buildSnapshot(p, st) }
 	rn, err := raft.NewRawNode(&raft.Config{
 		ID:                e.cfg.RaftID,
 		ElectionTick:      e.cfg.ElectionTicks,
@@ -281,6 +295,9 @@ func (e *Engine) ReportUnreachable(to uint64, parts []int) {
 		for _, p := range parts {
 			if g := e.groups[p]; g != nil {
 				g.rn.ReportUnreachable(to)
+				// A snapshot in the failed batch must be sent again
+				// (a no-op unless the peer is waiting for one).
+				g.rn.ReportSnapshot(to, raft.SnapshotFailure)
 			}
 		}
 	}:
@@ -465,6 +482,13 @@ func (e *Engine) processReady() error {
 	if len(work) == 0 {
 		return nil
 	}
+	for _, w := range work {
+		if snap := w.rd.Snapshot; snap != nil && !raft.IsEmptySnap(snap) {
+			if err := e.installSnapshot(w.g, snap); err != nil {
+				return fmt.Errorf("partition %d: install snapshot: %w", w.g.part, err)
+			}
+		}
+	}
 	start := time.Now()
 	b := e.db.NewBatch()
 	defer b.Close()
@@ -514,15 +538,128 @@ func (e *Engine) processReady() error {
 		}
 		w.g.rn.Advance(w.rd)
 		e.updateRole(w)
+		if err := e.maybeTruncate(w.g); err != nil {
+			return fmt.Errorf("partition %d: truncate log: %w", w.g.part, err)
+		}
 	}
+	return nil
+}
+
+// buildSnapshot captures partition p's applied state: every key of its
+// objects, with the applied index, its term and the configuration.
+func (e *Engine) buildSnapshot(p int, st *raftStorage) (*pb.Snapshot, error) {
+	index := st.applied
+	term, err := st.Term(index)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot of partition %d at %d: %w", p, index, err)
+	}
+	var data []byte
+	err = e.cfg.Store.ExportObjects(func(id storage.ObjectID) bool { return e.cfg.PartitionOf(id) == p },
+		func(key, value []byte) error {
+			data = binary.AppendUvarint(data, uint64(len(key)))
+			data = append(data, key...)
+			data = binary.AppendUvarint(data, uint64(len(value)))
+			data = append(data, value...)
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("snapshot of partition %d: %w", p, err)
+	}
+	conf := proto.Clone(st.conf).(*pb.ConfState)
+	e.log.Info("sending snapshot", "partition", p, "index", index, "bytes", len(data))
+	if m := e.cfg.metrics; m != nil {
+		m.snapshots.WithLabelValues("sent").Inc()
+	}
+	return &pb.Snapshot{Data: data, Metadata: &pb.SnapshotMetadata{Index: &index, Term: &term, ConfState: conf}}, nil
+}
+
+// installSnapshot replaces a partition's state and log with a snapshot, in
+// its own fsync'd batch (later writes of the same Ready read what it wrote).
+func (e *Engine) installSnapshot(g *group, snap *pb.Snapshot) error {
+	md := snap.GetMetadata()
+	index, term := md.GetIndex(), md.GetTerm()
+	b := e.db.NewBatch()
+	defer b.Close()
+	if err := e.cfg.Store.DeleteObjects(b, func(id storage.ObjectID) bool { return e.cfg.PartitionOf(id) == g.part }); err != nil {
+		return err
+	}
+	data := snap.Data
+	for len(data) > 0 {
+		kl, n := binary.Uvarint(data)
+		if n <= 0 || kl > uint64(len(data)-n) {
+			return errors.New("malformed snapshot data")
+		}
+		key := data[n : n+int(kl)]
+		data = data[n+int(kl):]
+		vl, n := binary.Uvarint(data)
+		if n <= 0 || vl > uint64(len(data)-n) {
+			return errors.New("malformed snapshot data")
+		}
+		value := data[n : n+int(vl)]
+		data = data[n+int(vl):]
+		if err := storage.ImportObjectKey(b, key, value); err != nil {
+			return err
+		}
+	}
+	if err := b.DeleteRange(entryKey(g.part, 0), raftKey(g.part, suffixEntry+1), nil); err != nil {
+		return err
+	}
+	trunc := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, index), term)
+	if err := b.Set(raftKey(g.part, suffixTruncated), trunc, nil); err != nil {
+		return err
+	}
+	if err := putProto(b, raftKey(g.part, suffixConfState), md.GetConfState()); err != nil {
+		return err
+	}
+	if err := b.Set(raftKey(g.part, suffixApplied), binary.BigEndian.AppendUint64(nil, index), nil); err != nil {
+		return err
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return err
+	}
+	g.st.truncIndex, g.st.truncTerm = index, term
+	g.st.last, g.st.lastTerm = index, term
+	g.st.applied = index
+	g.st.conf = proto.Clone(md.GetConfState()).(*pb.ConfState)
+	e.log.Info("installed snapshot", "partition", g.part, "index", index, "bytes", len(snap.Data))
+	if m := e.cfg.metrics; m != nil {
+		m.snapshots.WithLabelValues("installed").Inc()
+	}
+	return nil
+}
+
+// maybeTruncate drops the older half of a partition's log once it holds
+// twice LogKeep applied entries. Followers further behind get a snapshot.
+// Losing this batch in a crash only leaves a longer log, so it is not
+// fsync'd on its own.
+func (e *Engine) maybeTruncate(g *group) error {
+	keep := e.cfg.LogKeep
+	if g.st.applied < g.st.truncIndex+2*keep {
+		return nil
+	}
+	index := g.st.applied - keep
+	term, err := g.st.Term(index)
+	if err != nil {
+		return err
+	}
+	b := e.db.NewBatch()
+	defer b.Close()
+	trunc := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, index), term)
+	if err := b.Set(raftKey(g.part, suffixTruncated), trunc, nil); err != nil {
+		return err
+	}
+	if err := b.DeleteRange(entryKey(g.part, 0), entryKey(g.part, index+1), nil); err != nil {
+		return err
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return err
+	}
+	g.st.truncIndex, g.st.truncTerm = index, term
 	return nil
 }
 
 func (e *Engine) persist(b *pebble.Batch, writer *storage.BatchWriter, w *readyWork) error {
 	g, rd := w.g, w.rd
-	if rd.Snapshot != nil && !raft.IsEmptySnap(rd.Snapshot) {
-		return errors.New("raft snapshots are not supported yet")
-	}
 	last, term, err := g.st.appendEntries(b, rd.Entries)
 	if err != nil {
 		return err

@@ -14,6 +14,7 @@ type metrics struct {
 	sendFailures   prometheus.Counter
 	messagesSent   prometheus.Counter
 	forwards       *prometheus.CounterVec
+	snapshots      *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, n *Node) (*metrics, error) {
@@ -30,6 +31,8 @@ func newMetrics(reg prometheus.Registerer, n *Node) (*metrics, error) {
 			Help: "Batches of Raft messages that could not be delivered to a peer."}),
 		messagesSent: prometheus.NewCounter(prometheus.CounterOpts{Name: "holocron_raft_messages_sent_total",
 			Help: "Raft messages handed to the transport."}),
+		snapshots: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "holocron_raft_snapshots_total",
+			Help: "Partition snapshots built for lagging replicas (sent) and applied here (installed)."}, []string{"event"}),
 		forwards: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "holocron_cluster_forwarded_requests_total",
 			Help: "Client requests for objects led elsewhere, by outcome (proxied, unavailable)."}, []string{"outcome"}),
 	}
@@ -64,7 +67,7 @@ func newMetrics(reg prometheus.Registerer, n *Node) (*metrics, error) {
 		return float64(count)
 	})
 	for _, c := range []prometheus.Collector{m.readyBatches, m.readySeconds, m.proposals, m.servingChanges,
-		m.sendFailures, m.messagesSent, m.forwards, members, led, replicas} {
+		m.sendFailures, m.messagesSent, m.forwards, m.snapshots, members, led, replicas} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

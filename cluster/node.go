@@ -43,8 +43,11 @@ type Config struct {
 	DeadMemberTimeout time.Duration
 	// TickInterval is the Raft tick (elections take 10–20 ticks). Default 100ms.
 	TickInterval time.Duration
-	Store        *storage.PebbleStore
-	Logger       *slog.Logger
+	// RaftLogKeep is how many applied entries each partition's log keeps
+	// before older ones are truncated (default 10000).
+	RaftLogKeep uint64
+	Store       *storage.PebbleStore
+	Logger      *slog.Logger
 	// OnServing is told when this node starts or stops serving a partition;
 	// the runtime evicts the partition's objects on a stop.
 	OnServing func(part int, serving bool)
@@ -113,6 +116,8 @@ func Start(cfg Config) (*Node, error) {
 		n.transport.onFailure = n.metrics.sendFailures.Inc
 	}
 	eng, err := NewEngine(EngineConfig{
+		PartitionOf:  func(id storage.ObjectID) int { return n.PartitionOf(runtime.ID(id)) },
+		LogKeep:      cfg.RaftLogKeep,
 		RaftID:       n.self,
 		Store:        cfg.Store,
 		Partitions:   cfg.Partitions,

@@ -52,6 +52,9 @@ type raftStorage struct {
 	truncTerm  uint64
 	last       uint64
 	lastTerm   uint64
+	// snapshot builds a snapshot of the partition at the applied index (set
+	// by the engine, which knows which objects belong to the partition).
+	snapshot func() (*pb.Snapshot, error)
 }
 
 var _ raft.Storage = (*raftStorage)(nil)
@@ -194,10 +197,15 @@ func (s *raftStorage) LastIndex() (uint64, error) { return s.last, nil }
 // FirstIndex implements raft.Storage.
 func (s *raftStorage) FirstIndex() (uint64, error) { return s.truncIndex + 1, nil }
 
-// Snapshot implements raft.Storage. Log truncation is not done yet, so a
-// follower can always catch up from the log and no snapshot is ever needed.
+// Snapshot implements raft.Storage: raft asks for one when a follower needs
+// entries the log no longer has. It is built on demand from the applied
+// state (Raft calls this on the engine goroutine, where applied state and
+// the database agree).
 func (s *raftStorage) Snapshot() (*pb.Snapshot, error) {
-	return nil, raft.ErrSnapshotTemporarilyUnavailable
+	if s.snapshot == nil {
+		return nil, raft.ErrSnapshotTemporarilyUnavailable
+	}
+	return s.snapshot()
 }
 
 // appendEntries writes entries into the shared batch, removing any old tail

@@ -489,3 +489,86 @@ func (s *PebbleStore) NewBatchWriter(pb *pebble.Batch) *BatchWriter {
 
 // Add writes b into the Pebble batch.
 func (w *BatchWriter) Add(b *Batch) error { return w.s.addBatch(w.pb, b, &w.g) }
+
+// objectOf returns the object a raw key of this store belongs to, if any.
+func objectOf(key []byte) (ObjectID, bool) {
+	var id ObjectID
+	if len(key) == 0 {
+		return id, false
+	}
+	switch key[0] {
+	case prefixData, prefixMeta, prefixAlarm:
+		if len(key) < 1+len(id) {
+			return id, false
+		}
+		copy(id[:], key[1:])
+	case prefixAlarmIndex:
+		if len(key) != 1+8+len(id) {
+			return id, false
+		}
+		copy(id[:], key[9:])
+	default:
+		return id, false
+	}
+	return id, true
+}
+
+// objectPrefixes are the key ranges that hold objects' state.
+var objectPrefixes = []byte{prefixData, prefixMeta, prefixAlarm, prefixAlarmIndex}
+
+// ExportObjects calls fn with every raw key and value (data, meta, alarm
+// and alarm index) of the objects for which match is true. A replicated
+// store streams a partition's state this way (Raft snapshots). It reads one
+// consistent Pebble snapshot.
+func (s *PebbleStore) ExportObjects(match func(ObjectID) bool, fn func(key, value []byte) error) error {
+	snap := s.db.NewSnapshot()
+	defer snap.Close()
+	for _, prefix := range objectPrefixes {
+		it, err := snap.NewIter(&pebble.IterOptions{LowerBound: []byte{prefix}, UpperBound: []byte{prefix + 1}})
+		if err != nil {
+			return fmt.Errorf("export objects: %w", err)
+		}
+		var lastID ObjectID
+		lastOK, lastMatch := false, false
+		for valid := it.First(); valid; valid = it.Next() {
+			id, ok := objectOf(it.Key())
+			if !ok {
+				continue
+			}
+			if !lastOK || id != lastID {
+				lastID, lastOK, lastMatch = id, true, match(id)
+			}
+			if !lastMatch {
+				continue
+			}
+			v, err := it.ValueAndErr()
+			if err == nil {
+				err = fn(it.Key(), v)
+			}
+			if err != nil {
+				it.Close()
+				return fmt.Errorf("export objects: %w", err)
+			}
+		}
+		if err := it.Close(); err != nil {
+			return fmt.Errorf("export objects: %w", err)
+		}
+	}
+	return nil
+}
+
+// DeleteObjects adds to pb the deletion of every key of the objects for
+// which match is true (replacing a partition's state with a snapshot).
+func (s *PebbleStore) DeleteObjects(pb *pebble.Batch, match func(ObjectID) bool) error {
+	return s.ExportObjects(match, func(key, _ []byte) error { return pb.Delete(key, nil) })
+}
+
+// ImportObjectKey adds a raw key exported by ExportObjects to pb. It refuses
+// keys outside the objects' ranges, so a snapshot cannot overwrite anything
+// else in the database.
+func ImportObjectKey(pb *pebble.Batch, key, value []byte) error {
+	if _, ok := objectOf(key); !ok {
+		return fmt.Errorf("import: %q is not an object key", key)
+	}
+	return pb.Set(key, value, nil)
+}

@@ -91,7 +91,10 @@ func (c *testCluster) launch(i int, bootstrap bool) *node {
 	// the tests, short; HOLOCRON_TEST_RAFT_TICK measures with another.
 	tick := cmp.Or(os.Getenv("HOLOCRON_TEST_RAFT_TICK"), "50ms")
 	args := []string{"-node-name", c.names[i], "-bind", c.gossip[i], "-join", strings.Join(c.gossip, ","),
-		"-history-limit", "100000", "-raft-tick", tick, "-log-level", "info"}
+		"-history-limit", "100000", "-raft-tick", tick, "-log-level", "info",
+		// A short Raft log, so that catching up after a restart or a join
+		// goes through snapshots of the partition.
+		"-raft-log-keep", "100"}
 	if bootstrap {
 		args = append(args, "-bootstrap")
 	}
@@ -670,6 +673,8 @@ func createRoom(t *testing.T, n *node, room string) {
 	}
 }
 
+// TestClusterFollowerKill9RestartCatchUpThenLeaderKill also proves
+// snapshots: the restarted follower can only catch up through one.
 func TestClusterFollowerKill9RestartCatchUpThenLeaderKill(t *testing.T) {
 	c := startCluster(t, 3)
 	createRoom(t, c.nodes[0], "follow")
@@ -678,12 +683,17 @@ func TestClusterFollowerKill9RestartCatchUpThenLeaderKill(t *testing.T) {
 	leader := c.leaderOf("ChatLobby", "main")
 	follower := c.otherThan(leader)
 	c.nodes[follower].kill9()
-	load.waitAcks(load.ackCount()+100, 60*time.Second)
+	// Enough entries that the leader truncates its log past the follower's
+	// last entry (-raft-log-keep 100): catching up needs a snapshot.
+	load.waitAcks(load.ackCount()+300, 60*time.Second)
 
-	// The follower restarts with its data and catches up from the log.
+	// The follower restarts with its data and catches up.
 	c.nodes[follower] = c.launch(follower, false)
 	c.waitConverged(3)
 	load.waitAcks(load.ackCount()+100, 60*time.Second)
+	if v, _ := metricValue(t, c.nodes[follower].get("/metrics"), `holocron_raft_snapshots_total{event="installed"}`); v < 1 {
+		t.Errorf("the restarted follower installed %v snapshots, want at least 1 (the lobby's log was truncated past it)", v)
+	}
 
 	// Now the old leader dies: the survivors include the restarted node,
 	// so what it caught up on must be complete.

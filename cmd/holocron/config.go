@@ -32,6 +32,7 @@ type serveConfig struct {
 	Replication       int
 	DeadMemberTimeout time.Duration
 	RaftTick          time.Duration
+	RaftLogKeep       uint64
 }
 
 // clustered reports whether the node runs as a cluster member rather than
@@ -70,6 +71,7 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) {
 	fs.IntVar(&cfg.Replication, "replication", 3, "cluster: replicas per partition (capped at the member count)")
 	fs.DurationVar(&cfg.DeadMemberTimeout, "dead-member-timeout", time.Minute, "cluster: how long a crashed node keeps its replicas before they are re-placed")
 	fs.DurationVar(&cfg.RaftTick, "raft-tick", 100*time.Millisecond, "cluster: Raft tick; leader elections take 10-20 ticks")
+	fs.Uint64Var(&cfg.RaftLogKeep, "raft-log-keep", 10000, "cluster: applied Raft entries kept per partition; older ones are truncated and lagging replicas get a snapshot")
 }
 
 func envName(flagName string) string {
@@ -117,8 +119,8 @@ func parseServeFlags(args []string, getenv func(string) string) (serveConfig, er
 		return cfg, errors.New("-partitions must be between 1 and 4096")
 	case cfg.Replication < 1:
 		return cfg, errors.New("-replication must be at least 1")
-	case cfg.DeadMemberTimeout <= 0 || cfg.RaftTick <= 0:
-		return cfg, errors.New("-dead-member-timeout and -raft-tick must be positive")
+	case cfg.DeadMemberTimeout <= 0 || cfg.RaftTick <= 0 || cfg.RaftLogKeep == 0:
+		return cfg, errors.New("-dead-member-timeout, -raft-tick and -raft-log-keep must be positive")
 	}
 	if cfg.clustered() {
 		if cfg.Bind == "" {

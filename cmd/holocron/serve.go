@@ -77,6 +77,7 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 			Replication:       cfg.Replication,
 			DeadMemberTimeout: cfg.DeadMemberTimeout,
 			TickInterval:      cfg.RaftTick,
+			RaftLogKeep:       cfg.RaftLogKeep,
 			Store:             store,
 			Logger:            log,
 			Metrics:           reg,
