@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/holocron-run/holocron/runtime"
@@ -332,6 +333,10 @@ func (n *Node) Direct(w http.ResponseWriter, r *http.Request, id runtime.ID) boo
 // dialled (it just died, and gossip has not noticed) the next is tried,
 // which is safe because nothing of the request has been sent.
 func (n *Node) forward(w http.ResponseWriter, r *http.Request, p int, candidates []string) {
+	if websocket.IsWebSocketUpgrade(r) {
+		n.forwardWebSocket(w, r, p, candidates)
+		return
+	}
 	addr := candidates[0]
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {

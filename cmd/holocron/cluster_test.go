@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -559,6 +560,25 @@ func TestClusterChatAndGameAcrossNodes(t *testing.T) {
 	if f := until(b, "score_updated"); f.Str("playerId") != "a" || f["score"] != 7.0 {
 		t.Fatalf("b saw %v, want a's score 7", f)
 	}
+	// Players on two nodes see every score change in the same order.
+	a.Sync()
+	b.Sync()
+	for i := range 5 {
+		a.Send(map[string]any{"type": "update_score", "roomId": "g", "playerId": "a", "score": i})
+		b.Send(map[string]any{"type": "update_score", "roomId": "g", "playerId": "b", "score": 100 + i})
+	}
+	scoreOrder := func(cl *runtimetest.Conn) []string {
+		var seen []string
+		for len(seen) < 10 {
+			if f := cl.Read(); f.Type() == "score_updated" {
+				seen = append(seen, fmt.Sprintf("%s=%v", f.Str("playerId"), f["score"]))
+			}
+		}
+		return seen
+	}
+	if sa, sb := scoreOrder(a), scoreOrder(b); !slices.Equal(sa, sb) {
+		t.Fatalf("players saw scores in different orders:\na: %v\nb: %v", sa, sb)
+	}
 	var room struct {
 		GameState struct {
 			Players []struct {
@@ -572,10 +592,10 @@ func TestClusterChatAndGameAcrossNodes(t *testing.T) {
 	}
 	found := false
 	for _, p := range room.GameState.Players {
-		found = found || (p.PlayerID == "a" && p.Score == 7)
+		found = found || (p.PlayerID == "a" && p.Score == 4)
 	}
 	if !found {
-		t.Fatalf("n3 does not see a's score: %+v", room)
+		t.Fatalf("n3 does not see a's last score: %+v", room)
 	}
 
 	// Operators see the cluster on /admin/cluster and /metrics.
@@ -857,4 +877,64 @@ func TestClusterChaos(t *testing.T) {
 		t.Logf("round %d: %s %s; longest gap between acks %s", round, how, c.names[victim], gap.Round(time.Millisecond))
 	}
 	load.finish()
+}
+
+func TestClusterForwarding(t *testing.T) {
+	c := startCluster(t, 3)
+	leader := c.leaderOf("ChatLobby", "main")
+	via := c.nodes[c.otherThan(leader)]
+	createRoom(t, via, "fwd")
+
+	// A request already forwarded once is never forwarded again: a node
+	// that does not lead the object answers unavailable, with Retry-After.
+	req, _ := http.NewRequest("GET", via.url("/api/lobby/rooms/fwd"), nil)
+	req.Header.Set("X-Holocron-Forwarded-By", "some-node")
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body map[string]string
+	json.NewDecoder(resp.Body).Decode(&body)
+	resp.Body.Close()
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || body["code"] != "unavailable" {
+		t.Fatalf("second hop: %d Retry-After=%q %v, want 503 unavailable with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+
+	// A socket forwarded through a non-leader hears 1012 "moved" when the
+	// leader dies, so it reconnects at once; then the room works again
+	// through the same node.
+	ws := runtimetest.DialURL(t, via.wsURL("/api/lobby/websocket"), nil)
+	ws.Send(map[string]any{"type": "join_room", "roomId": "fwd", "playerId": "p", "playerName": "P"})
+	until(ws, "room_joined")
+	c.nodes[leader].kill9()
+	ws.WS.SetReadDeadline(time.Now().Add(20 * time.Second))
+	for {
+		_, _, err := ws.WS.ReadMessage()
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != websocket.CloseServiceRestart || ce.Text != "moved" {
+			t.Fatalf("forwarded socket ended with %v, want close 1012 \"moved\"", err)
+		}
+		break
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		again, _, err := dialer.Dial(via.wsURL("/api/lobby/websocket"), nil)
+		if err == nil {
+			again.WriteJSON(map[string]any{"type": "join_room", "roomId": "fwd", "playerId": "p", "playerName": "P"})
+			var f runtimetest.Frame
+			again.SetReadDeadline(time.Now().Add(10 * time.Second))
+			err = again.ReadJSON(&f)
+			again.Close()
+			if err == nil && f.Type() == "room_joined" {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no room_joined through %s within 30s of the leader's death: %v", via.addr, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

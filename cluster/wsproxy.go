@@ -1,0 +1,105 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// maxRelayedMessage bounds one message relayed between a client and the
+// leader (the runtime's own frame limit is the same).
+const maxRelayedMessage = 16 << 20
+
+// forwardWebSocket relays a WebSocket to the partition's leader message by
+// message rather than as raw bytes, so that when the leader goes away the
+// client still gets a proper close frame: 1012 "moved", which tells it to
+// reconnect through any node. A close the leader sends is passed on as is.
+func (n *Node) forwardWebSocket(w http.ResponseWriter, r *http.Request, p int, candidates []string) {
+	header := http.Header{}
+	for _, k := range []string{"Authorization", "Cookie", "Origin", "User-Agent"} {
+		if v := r.Header.Values(k); len(v) > 0 {
+			header[k] = v
+		}
+	}
+	header.Set(HopHeader, n.cfg.NodeName)
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		header.Set("X-Forwarded-For", host)
+	}
+	dialer := websocket.Dialer{
+		HandshakeTimeout: 5 * time.Second,
+		NetDialContext:   (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
+		Subprotocols:     websocket.Subprotocols(r),
+	}
+	var backend *websocket.Conn
+	for _, addr := range candidates {
+		u := url.URL{Scheme: "ws", Host: addr, Path: r.URL.Path, RawQuery: r.URL.RawQuery}
+		conn, resp, err := dialer.DialContext(r.Context(), u.String(), header)
+		if err == nil {
+			backend = conn
+			break
+		}
+		if resp != nil {
+			// The leader answered without upgrading (an error, or
+			// unavailable): that answer is the client's.
+			for k, v := range resp.Header {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(resp.StatusCode)
+			if resp.Body != nil {
+				io.Copy(w, resp.Body)
+			}
+			return
+		}
+		n.log.Debug("forward websocket failed", "to", addr, "err", err)
+	}
+	if backend == nil {
+		unavailable(w, fmt.Sprintf("partition %d leader unreachable", p))
+		return
+	}
+	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+	if sp := backend.Subprotocol(); sp != "" {
+		up.Subprotocols = []string{sp}
+	}
+	client, err := up.Upgrade(w, r, nil)
+	if err != nil {
+		backend.Close()
+		return
+	}
+	client.SetReadLimit(maxRelayedMessage)
+	backend.SetReadLimit(maxRelayedMessage)
+	go relay(backend, client, websocket.CloseServiceRestart, "moved")
+	go relay(client, backend, websocket.CloseGoingAway, "client gone")
+}
+
+// relay copies messages from src to dst until src ends, then closes dst
+// with src's close code, or with code and reason when src broke off
+// without one.
+func relay(src, dst *websocket.Conn, code int, reason string) {
+	defer src.Close()
+	for {
+		typ, data, err := src.ReadMessage()
+		if err != nil {
+			// A connection that broke off (1006 as gorilla reports an
+			// unexpected EOF, or any other error) keeps the default.
+			var ce *websocket.CloseError
+			if errors.As(err, &ce) && ce.Code != websocket.CloseAbnormalClosure {
+				code, reason = ce.Code, ce.Text
+				if code == websocket.CloseNoStatusReceived {
+					code, reason = websocket.CloseNormalClosure, ""
+				}
+			}
+			dst.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
+			dst.Close()
+			return
+		}
+		if err := dst.WriteMessage(typ, data); err != nil {
+			return
+		}
+	}
+}
