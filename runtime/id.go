@@ -15,6 +15,9 @@ type ID [32]byte
 // String renders id as 64 lower-case hex characters.
 func (id ID) String() string { return hex.EncodeToString(id[:]) }
 
+// MarshalText renders the ID as 64 hex characters (in JSON too).
+func (id ID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
+
 // idFromName hashes class and name; the class is part of the hash so that
 // two classes never share an object by sharing a name.
 func idFromName(class, name string) ID {

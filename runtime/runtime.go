@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -105,6 +107,9 @@ type Runtime struct {
 	cancel context.CancelFunc
 
 	socketSeq atomic.Uint64
+	// messagesIn and messagesOut count WebSocket messages for Stats.
+	messagesIn  atomic.Uint64
+	messagesOut atomic.Uint64
 
 	mu      sync.Mutex
 	entries map[ID]*entry
@@ -214,6 +219,55 @@ func (rt *Runtime) Close(ctx context.Context) error {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+}
+
+// ObjectInfo describes one object with state on this node (a live
+// instance, open sockets, or both).
+type ObjectInfo struct {
+	ID      ID     `json:"id"`
+	Class   string `json:"class"`
+	Name    string `json:"name,omitempty"`
+	Sockets int    `json:"sockets"`
+	// Live is false while the object hibernates (sockets open, no instance).
+	Live bool `json:"live"`
+}
+
+// Objects lists the objects active on this node, for operators.
+func (rt *Runtime) Objects() []ObjectInfo {
+	rt.mu.Lock()
+	entries := make([]*entry, 0, len(rt.entries))
+	for _, e := range rt.entries {
+		entries = append(entries, e)
+	}
+	rt.mu.Unlock()
+	out := make([]ObjectInfo, 0, len(entries))
+	for _, e := range entries {
+		e.mu.Lock()
+		out = append(out, ObjectInfo{ID: e.id, Class: e.class, Name: e.name, Sockets: len(e.sockets), Live: e.running})
+		e.mu.Unlock()
+	}
+	slices.SortFunc(out, func(a, b ObjectInfo) int { return strings.Compare(a.Class+"/"+a.Name, b.Class+"/"+b.Name) })
+	return out
+}
+
+// Stats are the node's running totals, for dashboards.
+type Stats struct {
+	Objects int `json:"objects"`
+	Sockets int `json:"sockets"`
+	// MessagesIn and MessagesOut count WebSocket messages since start;
+	// a dashboard derives messages/s from two readings.
+	MessagesIn  uint64 `json:"messagesIn"`
+	MessagesOut uint64 `json:"messagesOut"`
+}
+
+// Stats reports the node's running totals.
+func (rt *Runtime) Stats() Stats {
+	st := Stats{MessagesIn: rt.messagesIn.Load(), MessagesOut: rt.messagesOut.Load()}
+	for _, o := range rt.Objects() {
+		st.Objects++
+		st.Sockets += o.Sockets
+	}
+	return st
 }
 
 // Evict is for a node that stopped owning some objects (its Raft group lost

@@ -238,6 +238,7 @@ func (ws *WebSocket) readLoop() {
 			_, err = io.Copy(io.Discard, r)
 			if err == nil {
 				rt.metrics.wsMessagesIn.Inc()
+				rt.messagesIn.Add(1)
 				ws.entry.deliverBlocking(event{kind: evWSError, ws: ws, err: ErrMessageTooLarge})
 				continue
 			}
@@ -251,6 +252,7 @@ func (ws *WebSocket) readLoop() {
 			return
 		}
 		rt.metrics.wsMessagesIn.Inc()
+		rt.messagesIn.Add(1)
 		ws.entry.deliverBlocking(event{kind: evWSMessage, ws: ws, msg: Message{Data: data, Binary: typ == websocket.BinaryMessage}})
 	}
 }
@@ -311,6 +313,7 @@ func (ws *WebSocket) writeLoop() {
 			}
 			if !f.close {
 				rt.metrics.wsFramesOut.Inc()
+				rt.messagesOut.Add(1)
 			}
 		}
 		clear(batch)

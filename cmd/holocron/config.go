@@ -20,6 +20,7 @@ type serveConfig struct {
 	IdleTimeout     time.Duration
 	ShutdownTimeout time.Duration
 	HistoryLimit    int
+	AdminToken      string
 
 	// Cluster mode (any of Bind, Join or Bootstrap set).
 	NodeName          string
@@ -61,6 +62,7 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) {
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 30*time.Second, "evict an object instance after this long without events (its sockets stay open)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a graceful shutdown may take")
 	fs.IntVar(&cfg.HistoryLimit, "history-limit", 1000, "chat messages kept per room")
+	fs.StringVar(&cfg.AdminToken, "admin-token", "", "bearer token required by /admin/* endpoints (empty: open, for development)")
 	fs.StringVar(&cfg.NodeName, "node-name", "", "cluster: this node's unique, stable name (default: host name)")
 	fs.StringVar(&cfg.Bind, "bind", "", "cluster: gossip address host:port, UDP and TCP (default :7946 when clustered)")
 	fs.StringVar(&cfg.Advertise, "advertise", "", "cluster: gossip address peers use (default: -bind)")
@@ -121,6 +123,9 @@ func parseServeFlags(args []string, getenv func(string) string) (serveConfig, er
 		return cfg, errors.New("-replication must be at least 1")
 	case cfg.DeadMemberTimeout <= 0 || cfg.RaftTick <= 0 || cfg.RaftLogKeep == 0:
 		return cfg, errors.New("-dead-member-timeout, -raft-tick and -raft-log-keep must be positive")
+	}
+	if cfg.NodeName == "" && !cfg.clustered() {
+		cfg.NodeName = "local"
 	}
 	if cfg.clustered() {
 		if cfg.Bind == "" {

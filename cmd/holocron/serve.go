@@ -24,6 +24,7 @@ import (
 	"github.com/holocron-run/holocron/runtime"
 	"github.com/holocron-run/holocron/runtime/gateway"
 	"github.com/holocron-run/holocron/storage"
+	"github.com/holocron-run/holocron/web"
 )
 
 // routes are the public URL prefixes of the shipped object types.
@@ -135,10 +136,11 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 		protocol.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	admin := &adminAPI{token: cfg.AdminToken, nodeName: cfg.NodeName, rt: rt, node: node, client: &http.Client{Timeout: 2 * time.Second}}
 	if node != nil {
 		mux.Handle("POST "+cluster.RaftPath, node.RaftHandler())
-		mux.Handle("GET /admin/cluster", node.AdminHandler())
-		mux.HandleFunc("GET /admin/cluster/locate/{class}/{name}", func(w http.ResponseWriter, r *http.Request) {
+		mux.Handle("GET /admin/cluster", admin.protect(node.AdminHandler()))
+		mux.Handle("GET /admin/cluster/locate/{class}/{name}", admin.protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			ns, err := rt.Namespace(r.PathValue("class"))
 			if err != nil {
 				protocol.WriteHTTPError(w, http.StatusNotFound, protocol.Errorf(protocol.CodeNotFound, "unknown object class %q", r.PathValue("class")))
@@ -150,21 +152,19 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 				return
 			}
 			protocol.WriteJSON(w, http.StatusOK, loc)
-		})
+		})))
 	} else {
-		mux.HandleFunc("GET /admin/cluster", func(w http.ResponseWriter, r *http.Request) {
+		mux.Handle("GET /admin/cluster", admin.protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			protocol.WriteJSON(w, http.StatusOK, map[string]string{"mode": "single-node"})
-		})
+		})))
 	}
-	gw := gateway.New(rt, routes, director)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/" {
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			fmt.Fprintf(w, "Holocron %s\n\nchat:  /api/lobby/websocket, /api/lobby/rooms\ngames: /api/room-manager/websocket, /api/room-manager/rooms\nany:   /objects/{class}/{name}/...\nops:   /healthz /readyz /metrics\n", version)
-			return
-		}
-		gw.ServeHTTP(w, r)
-	})
+	mux.Handle("GET /admin/node", admin.protect(http.HandlerFunc(admin.serveNode)))
+	mux.Handle("GET /admin/overview", admin.protect(http.HandlerFunc(admin.serveOverview)))
+	webApp := web.Handler()
+	for _, p := range web.Paths {
+		mux.Handle("GET "+p, webApp)
+	}
+	mux.Handle("/", gateway.New(rt, routes, director))
 
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)

@@ -1,0 +1,2 @@
+// Holocron JavaScript client (ES module). Being built.
+export const version = "dev";
