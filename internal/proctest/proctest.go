@@ -1,0 +1,311 @@
+// Package proctest runs real holocron processes for tests outside
+// cmd/holocron (the Go client's and the web app's): build the binary once,
+// start single nodes or small clusters on loopback, kill -9 or stop them.
+package proctest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Build compiles ./cmd/holocron of the module containing dir into a
+// temporary directory and returns the binary's path and a cleanup func.
+// Call it from TestMain. With race set the binary has the race detector.
+func Build(moduleRoot string, race bool) (string, func(), error) {
+	tmp, err := os.MkdirTemp("", "holocron-bin-")
+	if err != nil {
+		return "", nil, err
+	}
+	bin := filepath.Join(tmp, "holocron")
+	args := []string{"build", "-o", bin}
+	if race {
+		args = append(args, "-race")
+	}
+	cmd := exec.Command("go", append(args, "./cmd/holocron")...)
+	cmd.Dir = moduleRoot
+	if out, err := cmd.CombinedOutput(); err != nil {
+		os.RemoveAll(tmp)
+		return "", nil, fmt.Errorf("build holocron: %v\n%s", err, out)
+	}
+	return bin, func() { os.RemoveAll(tmp) }, nil
+}
+
+// Proc is one running `holocron serve`.
+type Proc struct {
+	t    testing.TB
+	cmd  *exec.Cmd
+	Addr string // HTTP host:port
+	Dir  string
+	Args []string // the serve flags after -http and -data
+
+	logs   syncBuffer
+	done   chan error
+	exited atomic.Bool
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// FreeAddr returns a loopback TCP address that was free a moment ago.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// FreeGossipAddr returns a loopback port free for both TCP and UDP.
+func FreeGossipAddr(t testing.TB) string {
+	t.Helper()
+	for range 50 {
+		addr := FreeAddr(t)
+		if pc, err := net.ListenPacket("udp", addr); err == nil {
+			pc.Close()
+			return addr
+		}
+	}
+	t.Fatal("no free TCP+UDP port")
+	return ""
+}
+
+// Start runs `holocron serve -http addr -data dir args...` and waits until
+// /readyz answers. The process is killed when the test ends; its log is
+// printed if the test failed.
+func Start(t testing.TB, binary, addr, dir string, args ...string) *Proc {
+	t.Helper()
+	p := &Proc{t: t, Addr: addr, Dir: dir, Args: args, done: make(chan error, 1)}
+	p.cmd = exec.Command(binary, append([]string{"serve", "-http", addr, "-data", dir}, args...)...)
+	p.cmd.Stdout, p.cmd.Stderr = &p.logs, &p.logs
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start holocron: %v", err)
+	}
+	go func() {
+		err := p.cmd.Wait()
+		p.exited.Store(true)
+		p.done <- err
+	}()
+	t.Cleanup(func() {
+		if !p.exited.Load() {
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			logs := p.logs.String()
+			t.Logf("holocron %s log (last 3000 bytes):\n%s", p.Addr, logs[max(0, len(logs)-3000):])
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if resp, err := http.Get(p.URL("/readyz")); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return p
+			}
+		}
+		if p.exited.Load() {
+			t.Fatalf("holocron exited before ready:\n%s", p.logs.String())
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("holocron not ready after 30s:\n%s", p.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// URL is http://addr + path.
+func (p *Proc) URL(path string) string { return "http://" + p.Addr + path }
+
+// WSURL is ws://addr + path.
+func (p *Proc) WSURL(path string) string { return "ws://" + p.Addr + path }
+
+// Alive reports whether the process has not exited.
+func (p *Proc) Alive() bool { return !p.exited.Load() }
+
+// Logs returns what the process printed so far.
+func (p *Proc) Logs() string { return p.logs.String() }
+
+// Kill9 kills the process with SIGKILL and waits for it.
+func (p *Proc) Kill9() {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		p.t.Fatalf("kill -9: %v", err)
+	}
+	<-p.done
+}
+
+// Stop sends SIGTERM, waits (30s at most) and returns the exit code.
+func (p *Proc) Stop() int {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		p.t.Fatalf("SIGTERM: %v", err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		p.t.Fatal("holocron did not exit within 30s of SIGTERM")
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+// Cluster is a set of nodes on loopback; node 0 bootstraps.
+type Cluster struct {
+	t      testing.TB
+	binary string
+	Nodes  []*Proc
+	names  []string
+	gossip []string
+	extra  []string
+}
+
+// StartCluster runs size nodes (n1…) and waits until every partition has
+// min(size, 3) voters and a serving leader. extra flags go to every node.
+func StartCluster(t testing.TB, binary string, size int, extra ...string) *Cluster {
+	t.Helper()
+	c := &Cluster{t: t, binary: binary, extra: extra}
+	for i := range size {
+		c.names = append(c.names, fmt.Sprintf("n%d", i+1))
+		c.gossip = append(c.gossip, FreeGossipAddr(t))
+	}
+	for i := range size {
+		c.Nodes = append(c.Nodes, c.launch(i, FreeAddr(t), t.TempDir()))
+	}
+	c.WaitConverged(min(size, 3))
+	return c
+}
+
+func (c *Cluster) launch(i int, addr, dir string) *Proc {
+	args := []string{"-node-name", c.names[i], "-bind", c.gossip[i], "-join", strings.Join(c.gossip, ","), "-raft-tick", "50ms"}
+	if i == 0 {
+		args = append(args, "-bootstrap")
+	}
+	return Start(c.t, c.binary, addr, dir, append(args, c.extra...)...)
+}
+
+// Restart starts node i again on its address and data directory.
+func (c *Cluster) Restart(i int) *Proc {
+	c.t.Helper()
+	old := c.Nodes[i]
+	c.Nodes[i] = c.launch(i, old.Addr, old.Dir)
+	return c.Nodes[i]
+}
+
+// Live returns the nodes still running.
+func (c *Cluster) Live() []*Proc {
+	var out []*Proc
+	for _, n := range c.Nodes {
+		if n.Alive() {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// WaitConverged waits (60s at most) until, seen from every live node, every
+// served partition has voters voters and no learners, and all are served.
+func (c *Cluster) WaitConverged(voters int) {
+	c.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ok, why := c.converged(voters)
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("cluster did not converge to %d voters per partition: %s", voters, why)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (c *Cluster) converged(voters int) (bool, string) {
+	served := map[int]bool{}
+	parts := 0
+	for _, n := range c.Live() {
+		var st struct {
+			Partitions []struct {
+				Partition int      `json:"partition"`
+				Serving   bool     `json:"serving"`
+				Voters    []uint64 `json:"voters"`
+				Learners  []uint64 `json:"learners"`
+			} `json:"partitions"`
+		}
+		resp, err := http.Get(n.URL("/admin/cluster"))
+		if err != nil {
+			return false, err.Error()
+		}
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if err != nil {
+			return false, err.Error()
+		}
+		parts = len(st.Partitions)
+		for _, p := range st.Partitions {
+			if p.Serving {
+				if len(p.Voters) != voters || len(p.Learners) != 0 {
+					return false, fmt.Sprintf("partition %d: %d voters, %d learners", p.Partition, len(p.Voters), len(p.Learners))
+				}
+				served[p.Partition] = true
+			}
+		}
+	}
+	if parts == 0 || len(served) != parts {
+		return false, fmt.Sprintf("%d of %d partitions served", len(served), parts)
+	}
+	return true, ""
+}
+
+// LeaderOf returns the index of the node leading the object (class, name).
+func (c *Cluster) LeaderOf(class, name string) int {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, n := range c.Live() {
+			var loc struct {
+				Leader string `json:"leader"`
+			}
+			resp, err := http.Get(n.URL("/admin/cluster/locate/" + class + "/" + name))
+			if err != nil {
+				continue
+			}
+			err = json.NewDecoder(resp.Body).Decode(&loc)
+			resp.Body.Close()
+			for i, nm := range c.names {
+				if err == nil && nm == loc.Leader && c.Nodes[i].Alive() {
+					return i
+				}
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.t.Fatalf("no leader for %s/%s", class, name)
+	return -1
+}
