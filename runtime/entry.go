@@ -598,6 +598,20 @@ func (s *State) AcceptWebSocket(w http.ResponseWriter, r *http.Request, tags ...
 		wake:       make(chan struct{}, 1),
 		terminated: make(chan struct{}),
 	}
+	if p, ok := PrincipalFrom(r.Context()); ok {
+		ws.principal = &p
+	}
+	if fwd := r.Header.Get(ForwardedForHeader); fwd != "" {
+		// Set by the cluster's forwarder: the client's own address.
+		ws.remoteAddr = fwd
+	}
+	if !e.rt.admit(ws) {
+		// Over a socket limit: the client gets the upgrade and at once a
+		// close it can read (browsers cannot see an HTTP refusal).
+		ws.queue = append(ws.queue, outFrame{close: true, code: ClosePolicy, reason: "too many sockets"})
+		ws.closing = true
+		ws.wake <- struct{}{}
+	}
 	e.mu.Lock()
 	e.sockets = append(e.sockets, ws)
 	for _, t := range tags {

@@ -60,7 +60,17 @@ type Options struct {
 	// AlarmRetries is how many times a failing alarm is retried (with
 	// exponential backoff from 1s) before it is dropped. Default 6.
 	AlarmRetries int
+	// MaxSocketsPerIP and MaxSocketsPerPrincipal bound the sockets one
+	// client address and one authenticated player may hold on this node;
+	// beyond them a socket is closed at once with 4008. Zero: no limit.
+	MaxSocketsPerIP        int
+	MaxSocketsPerPrincipal int
 }
+
+// ForwardedForHeader carries the client's address when a request was
+// forwarded by another node of the cluster (the socket limits count the
+// client, not the forwarding node).
+const ForwardedForHeader = "X-Forwarded-For"
 
 func (o *Options) setDefaults() {
 	if o.Logger == nil {
@@ -114,6 +124,9 @@ type Runtime struct {
 	mu      sync.Mutex
 	entries map[ID]*entry
 	closed  bool
+	// Admission counters of open sockets.
+	socketsByIP        map[string]int
+	socketsByPrincipal map[string]int
 }
 
 // New starts a runtime over opts.Store.
@@ -139,9 +152,11 @@ func New(opts Options) (*Runtime, error) {
 			// accepts what the gateway routed to it.
 			CheckOrigin: func(*http.Request) bool { return true },
 		},
-		ctx:     ctx,
-		cancel:  cancel,
-		entries: map[ID]*entry{},
+		ctx:                ctx,
+		cancel:             cancel,
+		entries:            map[ID]*entry{},
+		socketsByIP:        map[string]int{},
+		socketsByPrincipal: map[string]int{},
 	}
 	rt.alarms = newAlarmScheduler(rt)
 	go rt.alarms.run(ctx)

@@ -37,6 +37,8 @@ type WebSocket struct {
 	entry      *entry
 	seq        uint64
 	remoteAddr string
+	principal  *Principal
+	expiry     *time.Timer
 
 	// Guarded by entry.mu.
 	tags       []string
@@ -205,6 +207,11 @@ func (ws *WebSocket) enqueue(f outFrame) {
 func (ws *WebSocket) start(conn *websocket.Conn) {
 	ws.mu.Lock()
 	ws.conn = conn
+	if p := ws.principal; p != nil && !p.Expires.IsZero() {
+		ws.expiry = time.AfterFunc(time.Until(p.Expires), func() {
+			ws.enqueue(outFrame{close: true, code: CloseAuthExpired, reason: "token expired"})
+		})
+	}
 	ws.mu.Unlock()
 	go ws.writeLoop()
 	go ws.readLoop()
@@ -342,8 +349,12 @@ func (ws *WebSocket) terminate(code int, reason string) {
 	ws.ended = true
 	conn := ws.conn
 	ws.queue = nil
+	if ws.expiry != nil {
+		ws.expiry.Stop()
+	}
 	ws.mu.Unlock()
 	close(ws.terminated)
+	ws.entry.rt.unadmit(ws)
 	if conn != nil {
 		_ = conn.Close()
 	}

@@ -21,6 +21,12 @@ type serveConfig struct {
 	ShutdownTimeout time.Duration
 	HistoryLimit    int
 	AdminToken      string
+	AuthSecret      string
+	RateLimit       float64
+	RateBurst       int
+	MaxSocketsIP    int
+	MaxSocketsUser  int
+	MaxRooms        int
 
 	// Cluster mode (any of Bind, Join or Bootstrap set).
 	NodeName          string
@@ -63,6 +69,12 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) {
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a graceful shutdown may take")
 	fs.IntVar(&cfg.HistoryLimit, "history-limit", 1000, "chat messages kept per room")
 	fs.StringVar(&cfg.AdminToken, "admin-token", "", "bearer token required by /admin/* endpoints (empty: open, for development)")
+	fs.StringVar(&cfg.AuthSecret, "auth-secret", "", "HS256 secret of player tokens; set, every object request needs one (empty: open dev mode)")
+	fs.Float64Var(&cfg.RateLimit, "rate-limit", 100, "frames per second one socket may send, sustained (negative: no limit)")
+	fs.IntVar(&cfg.RateBurst, "rate-burst", 200, "frames one socket may send at once")
+	fs.IntVar(&cfg.MaxSocketsIP, "max-sockets-per-ip", 0, "sockets one client address may hold on this node; beyond, close 4008 (0: no limit)")
+	fs.IntVar(&cfg.MaxSocketsUser, "max-sockets-per-player", 0, "sockets one authenticated player may hold on this node; beyond, close 4008 (0: no limit)")
+	fs.IntVar(&cfg.MaxRooms, "max-rooms", 10000, "chat rooms one lobby may hold")
 	fs.StringVar(&cfg.NodeName, "node-name", "", "cluster: this node's unique, stable name (default: host name)")
 	fs.StringVar(&cfg.Bind, "bind", "", "cluster: gossip address host:port, UDP and TCP (default :7946 when clustered)")
 	fs.StringVar(&cfg.Advertise, "advertise", "", "cluster: gossip address peers use (default: -bind)")
@@ -117,6 +129,8 @@ func parseServeFlags(args []string, getenv func(string) string) (serveConfig, er
 		return cfg, errors.New("-shutdown-timeout must be positive")
 	case cfg.HistoryLimit < 1:
 		return cfg, errors.New("-history-limit must be at least 1")
+	case cfg.RateBurst < 1 || cfg.MaxRooms < 1 || cfg.MaxSocketsIP < 0 || cfg.MaxSocketsUser < 0:
+		return cfg, errors.New("-rate-burst and -max-rooms must be at least 1, socket limits not negative")
 	case cfg.Partitions < 1 || cfg.Partitions > 4096:
 		return cfg, errors.New("-partitions must be between 1 and 4096")
 	case cfg.Replication < 1:

@@ -193,24 +193,41 @@ func (n *node) wsURL(path string) string { return "ws://" + n.addr + path }
 // do sends a JSON request and decodes the JSON answer into out (if non-nil).
 func (n *node) do(method, path string, body any, out any) int {
 	n.t.Helper()
+	return n.doWith(method, path, nil, body, out)
+}
+
+// doWith is do with extra request headers.
+func (n *node) doWith(method, path string, header http.Header, body any, out any) int {
+	n.t.Helper()
 	var rd io.Reader
 	if body != nil {
 		raw, _ := json.Marshal(body)
 		rd = bytes.NewReader(raw)
 	}
 	req, _ := http.NewRequest(method, n.url(path), rd)
+	for k, v := range header {
+		req.Header[k] = v
+	}
 	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 	if err != nil {
 		n.t.Fatalf("%s %s: %v", method, path, err)
 	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
 	if out != nil {
-		if err := json.Unmarshal(raw, out); err != nil {
-			n.t.Fatalf("%s %s: %d %q: %v", method, path, resp.StatusCode, raw, err)
-		}
+		decodeBody(n.t, resp, out)
+	} else {
+		resp.Body.Close()
 	}
 	return resp.StatusCode
+}
+
+// decodeBody decodes a JSON response body into out and closes it.
+func decodeBody(t testing.TB, resp *http.Response, out any) {
+	t.Helper()
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(raw, out); err != nil {
+		t.Fatalf("%s %s: %d %q: %v", resp.Request.Method, resp.Request.URL.Path, resp.StatusCode, raw, err)
+	}
 }
 
 func TestBadFlagsExitTwoWithOneLine(t *testing.T) {

@@ -109,14 +109,18 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	}
 
 	classes := runtime.NewRegistry()
-	classes.Register(chatlobby.ClassName, chatlobby.New(chatlobby.Options{HistoryLimit: cfg.HistoryLimit}))
-	classes.Register(roommanager.ClassName, roommanager.New(roommanager.Options{}))
+	classes.Register(chatlobby.ClassName, chatlobby.New(chatlobby.Options{HistoryLimit: cfg.HistoryLimit,
+		RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst, MaxRooms: cfg.MaxRooms}))
+	classes.Register(roommanager.ClassName, roommanager.New(roommanager.Options{RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst}))
 	rt, err := runtime.New(runtime.Options{
 		Store:       objStore,
 		Registry:    classes,
 		Logger:      log,
 		Metrics:     reg,
 		IdleTimeout: cfg.IdleTimeout,
+
+		MaxSocketsPerIP:        cfg.MaxSocketsIP,
+		MaxSocketsPerPrincipal: cfg.MaxSocketsUser,
 	})
 	if err != nil {
 		return fmt.Errorf("start runtime: %w", err)
@@ -164,7 +168,7 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	for _, p := range web.Paths {
 		mux.Handle("GET "+p, webApp)
 	}
-	mux.Handle("/", gateway.New(rt, routes, director))
+	mux.Handle("/", authenticate([]byte(cfg.AuthSecret), gateway.New(rt, routes, director)))
 
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
@@ -175,8 +179,16 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 		log.Info("cluster member", "node", cfg.NodeName, "gossip", cfg.Bind, "advertise_http", cfg.AdvertiseHTTP,
 			"join", cfg.joinList(), "bootstrap", cfg.Bootstrap, "partitions", cfg.Partitions, "replication", cfg.Replication)
 	}
+	auth := "open dev mode: no -auth-secret, players name themselves"
+	if cfg.AuthSecret != "" {
+		auth = "player tokens (HS256) required"
+	}
+	adminAuth := "open (no -admin-token)"
+	if cfg.AdminToken != "" {
+		adminAuth = "admin token required"
+	}
 	log.Info("holocron serving", "version", version, "http", ln.Addr().String(), "data", cfg.DataDir,
-		"mode", mode, "auth", "open (no auth secret: dev mode)")
+		"mode", mode, "auth", auth, "admin", adminAuth)
 
 	select {
 	case <-ctx.Done():

@@ -37,6 +37,9 @@ type Options struct {
 	RateLimit float64
 	// RateBurst is how many frames a socket may send at once. Default 200.
 	RateBurst int
+	// MaxRooms bounds the rooms of one lobby; creating one more answers
+	// limit_exceeded (HTTP 429). Default 10000.
+	MaxRooms int
 }
 
 func (o *Options) setDefaults() {
@@ -48,6 +51,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.RateLimit == 0 {
 		o.RateLimit = 100
+	}
+	if o.MaxRooms <= 0 {
+		o.MaxRooms = 10000
 	}
 	if o.RateBurst <= 0 {
 		o.RateBurst = 200

@@ -100,6 +100,8 @@ func httpStatus(code string) int {
 		return http.StatusNotFound
 	case protocol.CodeRoomExists:
 		return http.StatusConflict
+	case protocol.CodeLimitExceeded:
+		return http.StatusTooManyRequests
 	case protocol.CodeForbidden:
 		return http.StatusForbidden
 	}
@@ -167,6 +169,11 @@ func (l *Lobby) createRoom(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	} else if exists {
 		return 0, nil, protocol.Errorf(protocol.CodeRoomExists, "room %s already exists", roomID)
+	}
+	if n, err := l.store.roomCount(); err != nil {
+		return 0, nil, err
+	} else if n >= l.opts.MaxRooms {
+		return 0, nil, protocol.Errorf(protocol.CodeLimitExceeded, "the lobby holds its maximum of %d rooms", l.opts.MaxRooms)
 	}
 	now := protocol.Timestamp(l.state.Now())
 	room := &roomRecord{

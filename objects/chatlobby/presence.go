@@ -84,6 +84,10 @@ func (l *Lobby) socket(ws *runtime.WebSocket) *socketState {
 		// but the socket is better treated as new than wedged.
 		st.session = session{}
 	}
+	if p, ok := ws.Principal(); ok && !st.session.identified() {
+		// An authenticated socket's player is its token's, from the start.
+		st.session.PlayerID, st.session.PlayerName = p.ID, p.Name
+	}
 	l.sockets[ws] = st
 	return st
 }

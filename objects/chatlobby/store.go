@@ -116,6 +116,13 @@ func (s store) room(id string) (*roomRecord, bool, error) {
 
 func (s store) putRoom(r *roomRecord) error { return runtime.PutJSON(s.kv, roomKey(r.ID), r) }
 
+// roomCount is how many rooms the lobby holds (rooms are never deleted, so
+// the creation sequence counts them).
+func (s store) roomCount() (int, error) {
+	lobby, _, err := runtime.GetJSON[lobbyRecord](s.kv, keyLobby)
+	return int(lobby.RoomSeq), err
+}
+
 // createRoom stores a new room (the caller checked it does not exist) and
 // lists it in GET /rooms if it is public.
 func (s store) createRoom(r *roomRecord) error {

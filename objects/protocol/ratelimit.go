@@ -1,32 +1,40 @@
 package protocol
 
-import "time"
+import (
+	"time"
+
+	"golang.org/x/time/rate"
+)
 
 // RateBucket is the per-socket token bucket behind PROTOCOL.md's rate limit
 // (rate_limited): burst tokens, refilled at rate per second, one per frame.
-// It is kept by object code, in memory, per socket.
+// It wraps golang.org/x/time/rate with the caller's clock, so objects stay
+// deterministic under a test clock. It is kept by object code, in memory,
+// per socket.
 type RateBucket struct {
-	tokens float64
-	last   time.Time
+	lim *rate.Limiter
 }
 
 // NewRateBucket returns a full bucket.
 func NewRateBucket(burst int, now time.Time) RateBucket {
-	return RateBucket{tokens: float64(burst), last: now}
+	lim := rate.NewLimiter(0, burst)
+	lim.SetBurstAt(now, burst)
+	return RateBucket{lim: lim}
 }
 
 // Allow takes one token if there is one. A negative rate means no limit.
-func (b *RateBucket) Allow(now time.Time, rate float64, burst int) bool {
-	if rate < 0 {
+func (b *RateBucket) Allow(now time.Time, perSecond float64, burst int) bool {
+	if perSecond < 0 {
 		return true
 	}
-	if dt := now.Sub(b.last).Seconds(); dt > 0 {
-		b.tokens = min(float64(burst), b.tokens+dt*rate)
+	if b.lim == nil {
+		*b = NewRateBucket(burst, now)
 	}
-	b.last = now
-	if b.tokens < 1 {
-		return false
+	if b.lim.Limit() != rate.Limit(perSecond) {
+		b.lim.SetLimitAt(now, rate.Limit(perSecond))
 	}
-	b.tokens--
-	return true
+	if b.lim.Burst() != burst {
+		b.lim.SetBurstAt(now, burst)
+	}
+	return b.lim.AllowN(now, 1)
 }

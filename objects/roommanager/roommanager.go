@@ -101,7 +101,11 @@ type identity struct {
 func identityOf(ws *runtime.WebSocket) identity {
 	var id identity
 	if _, err := ws.Attachment(&id); err != nil {
-		return identity{}
+		id = identity{}
+	}
+	if p, ok := ws.Principal(); ok && id.PlayerID == "" {
+		// An authenticated socket's player is its token's, from the start.
+		id = identity{PlayerID: p.ID, PlayerName: p.Name}
 	}
 	return id
 }

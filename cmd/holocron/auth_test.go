@@ -1,0 +1,218 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/gorilla/websocket"
+
+	"github.com/holocron-run/holocron/runtime/runtimetest"
+)
+
+func TestVerifyToken(t *testing.T) {
+	secret := []byte("s3cret")
+	now := time.Now()
+	good, _ := issueToken(secret, "p1", "Alice", time.Hour, now)
+	otherKey, _ := issueToken([]byte("other"), "p1", "Alice", time.Hour, now)
+	expired, _ := issueToken(secret, "p1", "Alice", time.Minute, now.Add(-time.Hour))
+	noSubject, _ := issueToken(secret, "", "Alice", time.Hour, now)
+	noExpiry, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "p1"}).SignedString(secret)
+	hs512, _ := jwt.NewWithClaims(jwt.SigningMethodHS512, jwt.MapClaims{"sub": "p1", "exp": now.Add(time.Hour).Unix()}).SignedString(secret)
+	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{"sub": "p1", "exp": now.Add(time.Hour).Unix()}).SignedString(jwt.UnsafeAllowNoneSignatureType)
+	tests := []struct {
+		name    string
+		token   string
+		wantErr error // nil: valid; errTokenExpired; or errAny
+	}{
+		{"valid", good, nil},
+		{"other secret", otherKey, errAny},
+		{"expired", expired, errTokenExpired},
+		{"no subject", noSubject, errAny},
+		{"no expiry", noExpiry, errAny},
+		{"other algorithm", hs512, errAny},
+		{"alg none", none, errAny},
+		{"garbage", "not.a.jwt", errAny},
+		{"empty", "", errAny},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := verifyToken(secret, tc.token)
+			switch {
+			case tc.wantErr == nil && err != nil:
+				t.Fatalf("verifyToken: %v, want valid", err)
+			case tc.wantErr == nil && (p.ID != "p1" || p.Name != "Alice" || p.Expires.IsZero()):
+				t.Fatalf("principal = %+v, want p1/Alice with an expiry", p)
+			case tc.wantErr == errTokenExpired && !errors.Is(err, errTokenExpired):
+				t.Fatalf("verifyToken: %v, want expired", err)
+			case tc.wantErr == errAny && (err == nil || errors.Is(err, errTokenExpired)):
+				t.Fatalf("verifyToken: %v, want invalid", err)
+			}
+		})
+	}
+}
+
+var errAny = errors.New("any error")
+
+func TestTokenCommand(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"token", "-auth-secret", "k", "-player", "p9", "-name", "Zed", "-ttl", "1h"}, &out, &errOut, func(string) string { return "" }); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	p, err := verifyToken([]byte("k"), strings.TrimSpace(out.String()))
+	if err != nil || p.ID != "p9" || p.Name != "Zed" || time.Until(p.Expires) < 59*time.Minute {
+		t.Fatalf("printed token: %+v %v", p, err)
+	}
+	// The secret may come from the environment, as for serve.
+	out.Reset()
+	env := func(k string) string {
+		if k == "HOLOCRON_AUTH_SECRET" {
+			return "k"
+		}
+		return ""
+	}
+	if code := run([]string{"token", "-player", "p1"}, &out, &errOut, env); code != 0 {
+		t.Fatalf("exit %d with env secret: %s", code, errOut.String())
+	}
+	for _, args := range [][]string{{"token", "-player", "p1"}, {"token", "-auth-secret", "k"}, {"token", "-auth-secret", "k", "-player", "p", "-ttl", "-1s"}} {
+		errOut.Reset()
+		if code := run(args, &out, &errOut, func(string) string { return "" }); code != 2 || errOut.Len() == 0 {
+			t.Errorf("%v: exit %d (%q), want 2 with a message", args, code, errOut.String())
+		}
+	}
+}
+
+func TestAuthenticatedServer(t *testing.T) {
+	secret := []byte("test-secret")
+	n := startNode(t, t.TempDir(), "-auth-secret", string(secret), "-max-rooms", "3")
+	tok := func(player, name string, ttl time.Duration) string {
+		s, err := issueToken(secret, player, name, ttl, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	alice, bob := tok("p1", "Alice", time.Hour), tok("p2", "Bob", time.Hour)
+	bearer := func(token string) http.Header { return http.Header{"Authorization": {"Bearer " + token}} }
+
+	// Refusals before anything reaches an object.
+	expired, _ := issueToken(secret, "p1", "Alice", time.Minute, time.Now().Add(-time.Hour))
+	forged, _ := issueToken([]byte("guess"), "p1", "Alice", time.Hour, time.Now())
+	for _, tc := range []struct {
+		name, path string
+		header     http.Header
+		wantCode   string
+	}{
+		{"no token, websocket", "/api/lobby/websocket", nil, "unauthorized"},
+		{"bad signature", "/api/lobby/websocket", bearer(forged), "unauthorized"},
+		{"expired", "/api/lobby/websocket", bearer(expired), "token_expired"},
+		{"expired in query", "/api/room-manager/websocket?token=" + expired, nil, "token_expired"},
+		{"no token, API", "/api/lobby/rooms", nil, "unauthorized"},
+	} {
+		_, resp, err := websocket.DefaultDialer.Dial(n.wsURL(tc.path), tc.header)
+		if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("%s: err %v, response %v; want HTTP 401", tc.name, err, resp)
+		}
+		var body struct{ Code string }
+		decodeBody(t, resp, &body)
+		if body.Code != tc.wantCode {
+			t.Errorf("%s: code %q, want %q", tc.name, body.Code, tc.wantCode)
+		}
+	}
+	if code := n.doWith("POST", "/api/lobby/rooms", nil, map[string]any{"roomId": "x", "name": "x"}, nil); code != http.StatusUnauthorized {
+		t.Fatalf("create room without token: %d, want 401", code)
+	}
+
+	// With tokens: the API works, identities come from the tokens.
+	if code := n.doWith("POST", "/api/lobby/rooms", bearer(alice), map[string]any{"roomId": "pub", "name": "Public"}, nil); code != 201 {
+		t.Fatalf("create room with token: %d", code)
+	}
+	if code := n.doWith("POST", "/api/lobby/rooms", bearer(alice), map[string]any{"roomId": "priv", "name": "Private",
+		"isPrivate": true, "allowedPlayers": []string{"p1"}}, nil); code != 201 {
+		t.Fatalf("create private room: %d", code)
+	}
+	a := runtimetest.DialURL(t, n.wsURL("/api/lobby/websocket"), bearer(alice))
+	b := runtimetest.DialURL(t, n.wsURL("/api/lobby/websocket?token="+bob), nil)
+
+	// Bob's token, Alice's playerId: refused.
+	b.Send(map[string]any{"type": "join_room", "roomId": "pub", "playerId": "p1", "playerName": "Bob"})
+	if f := b.Expect("join_failed"); f.Str("code") != "forbidden" {
+		t.Fatalf("join as another player: %v, want join_failed forbidden", f)
+	}
+	// The name comes from the token, whatever the frame says.
+	a.Send(map[string]any{"type": "join_room", "roomId": "pub", "playerId": "p1", "playerName": "Mallory"})
+	until(a, "room_joined")
+	if f := until(a, "user_joined"); f.Str("playerName") != "Alice" {
+		t.Fatalf("joined as %q, want the token's name Alice", f.Str("playerName"))
+	}
+	a.Send(map[string]any{"type": "send_message", "roomId": "pub", "playerId": "p2", "content": "spoof"})
+	if f := until(a, "error"); f.Str("code") != "forbidden" {
+		t.Fatalf("send as another player: %v, want forbidden", f)
+	}
+	// The private room admits only its allowed players.
+	b.Send(map[string]any{"type": "join_room", "roomId": "priv", "playerId": "p2", "playerName": "Bob"})
+	if f := until(b, "join_failed"); f.Str("code") != "forbidden" {
+		t.Fatalf("private room, other player: %v, want join_failed forbidden", f)
+	}
+	a.Send(map[string]any{"type": "join_room", "roomId": "priv", "playerId": "p1", "playerName": "Alice"})
+	until(a, "room_joined")
+
+	// Limits: rooms per lobby.
+	if code := n.doWith("POST", "/api/lobby/rooms", bearer(alice), map[string]any{"roomId": "third", "name": "3"}, nil); code != 201 {
+		t.Fatalf("third room: %d", code)
+	}
+	var lim struct{ Code string }
+	if code := n.doWith("POST", "/api/lobby/rooms", bearer(alice), map[string]any{"roomId": "fourth", "name": "4"}, &lim); code != http.StatusTooManyRequests || lim.Code != "limit_exceeded" {
+		t.Fatalf("fourth room with -max-rooms 3: %d %q, want 429 limit_exceeded", code, lim.Code)
+	}
+
+	// A socket whose token lapses is closed with 4001.
+	short := runtimetest.DialURL(t, n.wsURL("/api/lobby/websocket"), bearer(tok("p3", "Carol", 2*time.Second)))
+	short.WS.SetReadDeadline(time.Now().Add(20 * time.Second))
+	for {
+		_, _, err := short.WS.ReadMessage()
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != 4001 {
+			t.Fatalf("socket with an expiring token ended with %v, want close 4001", err)
+		}
+		break
+	}
+}
+
+func TestSocketsPerAddressLimit(t *testing.T) {
+	n := startNode(t, t.TempDir(), "-max-sockets-per-ip", "2")
+	first := runtimetest.DialURL(t, n.wsURL("/api/lobby/websocket"), nil)
+	second := runtimetest.DialURL(t, n.wsURL("/api/lobby/websocket"), nil)
+	third := runtimetest.DialURL(t, n.wsURL("/api/lobby/websocket"), nil)
+	third.WS.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, _, err := third.WS.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != 4008 {
+		t.Fatalf("third socket from one address: %v, want close 4008", err)
+	}
+	// The first two still work, and a slot freed is usable again.
+	first.Sync()
+	second.Sync()
+	first.WS.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		again := runtimetest.DialURL(t, n.wsURL("/api/lobby/websocket"), nil)
+		again.Send(map[string]any{"type": "ping"})
+		again.WS.SetReadDeadline(time.Now().Add(5 * time.Second))
+		var f runtimetest.Frame
+		if err := again.WS.ReadJSON(&f); err == nil && f.Type() == "pong" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no socket admitted after one closed")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

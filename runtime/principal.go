@@ -1,0 +1,92 @@
+package runtime
+
+import (
+	"context"
+	"net"
+	"time"
+)
+
+// Principal is an authenticated identity, established in front of the
+// runtime (the gateway verifies a player token) and carried to the object in
+// the request's context. A socket accepted for such a request keeps it:
+// objects fix the socket's player to it instead of trusting what frames say.
+type Principal struct {
+	ID   string
+	Name string
+	// Expires, when set, is when the credential lapses: the socket is then
+	// closed with 4001 (CloseAuthExpired).
+	Expires time.Time
+}
+
+// CloseAuthExpired closes a socket whose credential expired (PROTOCOL.md:
+// 4001, do not reconnect with the same token).
+const CloseAuthExpired = 4001
+
+// ClosePolicy closes a socket refused by a policy such as too many sockets
+// (PROTOCOL.md: 4008, reconnect later).
+const ClosePolicy = 4008
+
+type principalKey struct{}
+
+// WithPrincipal returns ctx carrying p.
+func WithPrincipal(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// PrincipalFrom returns the principal in ctx, if any.
+func PrincipalFrom(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(Principal)
+	return p, ok
+}
+
+// Principal returns the identity the socket was opened with, if the server
+// authenticates clients.
+func (ws *WebSocket) Principal() (Principal, bool) {
+	if ws.principal == nil {
+		return Principal{}, false
+	}
+	return *ws.principal, true
+}
+
+// socketKeys are the admission counters a socket occupies.
+func (ws *WebSocket) socketKeys() (ip, principal string) {
+	ip = ws.remoteAddr
+	if host, _, err := net.SplitHostPort(ws.remoteAddr); err == nil {
+		ip = host
+	}
+	if ws.principal != nil {
+		principal = ws.principal.ID
+	}
+	return ip, principal
+}
+
+// admit counts a new socket against the per-IP and per-principal limits and
+// reports whether it is within them. Every admitted or refused socket is
+// counted until it ends (release).
+func (rt *Runtime) admit(ws *WebSocket) bool {
+	ip, principal := ws.socketKeys()
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	rt.socketsByIP[ip]++
+	ok := rt.opts.MaxSocketsPerIP <= 0 || rt.socketsByIP[ip] <= rt.opts.MaxSocketsPerIP
+	if principal != "" {
+		rt.socketsByPrincipal[principal]++
+		ok = ok && (rt.opts.MaxSocketsPerPrincipal <= 0 || rt.socketsByPrincipal[principal] <= rt.opts.MaxSocketsPerPrincipal)
+	}
+	return ok
+}
+
+// unadmit releases a socket's admission counters.
+func (rt *Runtime) unadmit(ws *WebSocket) {
+	ip, principal := ws.socketKeys()
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.socketsByIP[ip]--; rt.socketsByIP[ip] <= 0 {
+		delete(rt.socketsByIP, ip)
+	}
+	if principal != "" {
+		if rt.socketsByPrincipal[principal]--; rt.socketsByPrincipal[principal] <= 0 {
+			delete(rt.socketsByPrincipal, principal)
+		}
+	}
+}
