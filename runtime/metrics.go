@@ -16,6 +16,7 @@ type metrics struct {
 	panics        prometheus.Counter
 	wsMessagesIn  prometheus.Counter
 	wsFramesOut   prometheus.Counter
+	wsRateLimited prometheus.Counter
 	alarmsFired   prometheus.Counter
 	alarmRetries  prometheus.Counter
 	alarmsDropped prometheus.Counter
@@ -32,6 +33,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		panics:        prometheus.NewCounter(prometheus.CounterOpts{Name: "holocron_object_panics_total", Help: "Object handler panics (the event's writes were dropped)."}),
 		wsMessagesIn:  prometheus.NewCounter(prometheus.CounterOpts{Name: "holocron_websocket_messages_received_total", Help: "WebSocket messages received."}),
 		wsFramesOut:   prometheus.NewCounter(prometheus.CounterOpts{Name: "holocron_websocket_messages_sent_total", Help: "WebSocket messages written to clients."}),
+		wsRateLimited: prometheus.NewCounter(prometheus.CounterOpts{Name: "holocron_websocket_messages_rate_limited_total", Help: "WebSocket messages dropped by the per-socket rate limit."}),
 		alarmsFired:   prometheus.NewCounter(prometheus.CounterOpts{Name: "holocron_alarms_fired_total", Help: "Alarms whose handler succeeded."}),
 		alarmRetries:  prometheus.NewCounter(prometheus.CounterOpts{Name: "holocron_alarm_retries_total", Help: "Alarm handler failures scheduled for retry."}),
 		alarmsDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "holocron_alarms_dropped_total", Help: "Alarms given up after their retries."}),
@@ -40,7 +42,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.objectsActive, m.socketsOpen, m.activations, m.evictions, m.events,
-		m.eventSeconds, m.panics, m.wsMessagesIn, m.wsFramesOut, m.alarmsFired, m.alarmRetries, m.alarmsDropped} {
+		m.eventSeconds, m.panics, m.wsMessagesIn, m.wsFramesOut, m.wsRateLimited, m.alarmsFired, m.alarmRetries, m.alarmsDropped} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

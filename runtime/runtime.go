@@ -65,6 +65,13 @@ type Options struct {
 	// beyond them a socket is closed at once with 4008. Zero: no limit.
 	MaxSocketsPerIP        int
 	MaxSocketsPerPrincipal int
+	// SocketRate, when positive, limits the messages one socket may send
+	// per second (a token bucket of SocketBurst); excess messages are
+	// dropped before they reach the object, and RateLimitedReply, if set,
+	// is sent back for each (the wire protocol's rate_limited frame).
+	SocketRate       float64
+	SocketBurst      int
+	RateLimitedReply []byte
 }
 
 // ForwardedForHeader carries the client's address when a request was
@@ -102,6 +109,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.AlarmRetries == 0 {
 		o.AlarmRetries = 6
+	}
+	if o.SocketRate > 0 && o.SocketBurst <= 0 {
+		o.SocketBurst = max(1, int(o.SocketRate))
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/holocron-run/holocron/runtime"
 	"github.com/holocron-run/holocron/runtime/runtimetest"
 )
@@ -215,5 +217,36 @@ func TestAlarmFiresAfterRestart(t *testing.T) {
 	}
 	if _, ok, _ := s2.Store.NextAlarm(); ok {
 		t.Fatal("alarm still scheduled after it fired")
+	}
+}
+
+func TestSocketRateLimitDropsBeforeTheObject(t *testing.T) {
+	s := startCounter(t, t.TempDir(), nil, runtime.Options{SocketRate: 1, SocketBurst: 5,
+		RateLimitedReply: []byte(`{"type":"error","code":"rate_limited"}`)})
+	c := s.Dial("/objects/Counter/c/websocket")
+	c.Expect("hello")
+	const sent = 20
+	for range sent {
+		c.SendRaw(websocket.TextMessage, []byte(`{"type":"inc"}`))
+	}
+	counts, limited := 0, 0
+	for counts+limited < sent {
+		switch f := c.Read(); f.Type() {
+		case "count":
+			counts++
+		case "error":
+			if f.Str("code") != "rate_limited" {
+				t.Fatalf("unexpected error frame %v", f)
+			}
+			limited++
+		}
+	}
+	// The burst (plus at most a token refilled meanwhile) got through; the
+	// rest never reached the object.
+	if counts < 5 || counts > 7 || limited != sent-counts {
+		t.Fatalf("%d messages handled, %d refused; want the burst of 5 (+≤2 refilled) handled", counts, limited)
+	}
+	if code, f := s.Do("GET", "/objects/Counter/c/", nil); code != 200 || f["n"] != float64(counts) {
+		t.Fatalf("stored count %v (HTTP %d), want %d", f["n"], code, counts)
 	}
 }

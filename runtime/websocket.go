@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
 )
 
 // Close codes the runtime itself uses. Objects may close with any valid code.
@@ -225,6 +226,10 @@ func (ws *WebSocket) readLoop() {
 	conn.SetPongHandler(func(string) error { deadline(); return nil })
 	conn.SetReadLimit(int64(rt.opts.MaxFrameSize))
 	limit := int64(rt.opts.MaxMessageSize)
+	var limiter *rate.Limiter
+	if rt.opts.SocketRate > 0 {
+		limiter = rate.NewLimiter(rate.Limit(rt.opts.SocketRate), rt.opts.SocketBurst)
+	}
 	for {
 		typ, r, err := conn.NextReader()
 		if err != nil {
@@ -240,6 +245,20 @@ func (ws *WebSocket) readLoop() {
 			return
 		}
 		deadline()
+		if limiter != nil && !limiter.Allow() {
+			// Over the socket's rate: dropped here, before the object's
+			// mailbox, so a flooder does not delay the object's other
+			// clients; the client is told, cheaply, from a ready frame.
+			if _, err := io.Copy(io.Discard, r); err != nil {
+				ws.terminate(CloseAbnormal, err.Error())
+				return
+			}
+			rt.metrics.wsRateLimited.Inc()
+			if reply := rt.opts.RateLimitedReply; reply != nil {
+				ws.enqueue(outFrame{data: reply})
+			}
+			continue
+		}
 		data, err := io.ReadAll(io.LimitReader(r, limit+1))
 		if err == nil && int64(len(data)) > limit {
 			_, err = io.Copy(io.Discard, r)

@@ -109,9 +109,11 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	}
 
 	classes := runtime.NewRegistry()
-	classes.Register(chatlobby.ClassName, chatlobby.New(chatlobby.Options{HistoryLimit: cfg.HistoryLimit,
-		RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst, MaxRooms: cfg.MaxRooms}))
-	classes.Register(roommanager.ClassName, roommanager.New(roommanager.Options{RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst}))
+	// The per-socket rate limit runs in the runtime's socket reader, before
+	// the objects' mailboxes (a flooder must not delay a room's other
+	// clients), so the objects' own limiters are off.
+	classes.Register(chatlobby.ClassName, chatlobby.New(chatlobby.Options{HistoryLimit: cfg.HistoryLimit, RateLimit: -1, MaxRooms: cfg.MaxRooms}))
+	classes.Register(roommanager.ClassName, roommanager.New(roommanager.Options{RateLimit: -1}))
 	rt, err := runtime.New(runtime.Options{
 		Store:       objStore,
 		Registry:    classes,
@@ -121,6 +123,9 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 
 		MaxSocketsPerIP:        cfg.MaxSocketsIP,
 		MaxSocketsPerPrincipal: cfg.MaxSocketsUser,
+		SocketRate:             cfg.RateLimit,
+		SocketBurst:            cfg.RateBurst,
+		RateLimitedReply:       protocol.ErrorFrameJSON(protocol.Errorf(protocol.CodeRateLimited, "too many frames; slow down")),
 	})
 	if err != nil {
 		return fmt.Errorf("start runtime: %w", err)

@@ -105,6 +105,13 @@ type ErrorFrame struct {
 	RequestID   string `json:"requestId,omitempty"`
 }
 
+// ErrorFrameJSON encodes err as a generic failure frame, for a frame sent
+// outside any object (the runtime's rate-limit reply).
+func ErrorFrameJSON(err *Error) []byte {
+	b, _ := json.Marshal(ErrorFrame{Type: "error", Code: err.Code, Message: err.Message})
+	return b
+}
+
 // Frame is a decoded client frame: its type, request id and raw fields.
 type Frame struct {
 	Type      string
