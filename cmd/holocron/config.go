@@ -6,14 +6,22 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // serveConfig is everything `holocron serve` can be told.
 type serveConfig struct {
+	PrintConfig bool
+	// Effective is every flag's value in force, for -print-config.
+	Effective map[string]string
+
 	HTTPAddr        string
 	DataDir         string
 	LogLevel        slog.Level
@@ -62,6 +70,8 @@ var errHelp = errors.New("help requested")
 // serveFlags declares the serve flags on fs, each with an environment twin
 // HOLOCRON_<NAME> (dashes become underscores) that sets its default.
 func serveFlags(fs *flag.FlagSet, cfg *serveConfig) {
+	fs.String("config", "", "YAML file with any of these flags as keys (flag names without the dash); the environment and flags override it")
+	fs.BoolVar(&cfg.PrintConfig, "print-config", false, "print the configuration in force (file, environment and flags merged) as YAML and exit")
 	fs.StringVar(&cfg.HTTPAddr, "http", ":8080", "HTTP listen address (clients, API, metrics)")
 	fs.StringVar(&cfg.DataDir, "data", "./data", "data directory (Pebble database)")
 	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
@@ -92,12 +102,17 @@ func envName(flagName string) string {
 	return "HOLOCRON_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-func parseServeFlags(args []string, getenv func(string) string) (serveConfig, error) {
-	var cfg serveConfig
+func parseServeFlags(args []string, getenv func(string) string) (cfg serveConfig, err error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	serveFlags(fs, &cfg)
-	// Environment first, so flags given on the command line win.
+	// Precedence, lowest first: defaults, the config file, the environment,
+	// the command line.
+	if path := configPath(args, getenv); path != "" {
+		if err := loadConfigFile(fs, path); err != nil {
+			return cfg, err
+		}
+	}
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		if v := getenv(envName(f.Name)); v != "" && envErr == nil {
@@ -141,6 +156,13 @@ func parseServeFlags(args []string, getenv func(string) string) (serveConfig, er
 	if cfg.NodeName == "" && !cfg.clustered() {
 		cfg.NodeName = "local"
 	}
+	defer func() {
+		// -print-config shows the values in force, derived ones included.
+		fs.Set("node-name", cfg.NodeName)
+		fs.Set("bind", cfg.Bind)
+		fs.Set("advertise-http", cfg.AdvertiseHTTP)
+		cfg.Effective = effectiveConfig(fs)
+	}()
 	if cfg.clustered() {
 		if cfg.Bind == "" {
 			cfg.Bind = ":7946"
@@ -191,4 +213,89 @@ func serveUsage() string {
 		fmt.Fprintf(&b, "  -%s (env %s, default %q)\n      %s\n", f.Name, envName(f.Name), f.DefValue, f.Usage)
 	})
 	return b.String()
+}
+
+// configPath finds -config in args (either form) or HOLOCRON_CONFIG, before
+// flags are parsed: the file's values must be in place first.
+func configPath(args []string, getenv func(string) string) string {
+	path := getenv(envName("config"))
+	for i, a := range args {
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || name != "config" {
+			continue
+		}
+		if hasValue {
+			path = value
+		} else if i+1 < len(args) {
+			path = args[i+1]
+		}
+	}
+	return path
+}
+
+// loadConfigFile sets flags from a YAML mapping of flag names to values.
+// Lists (such as join) may be YAML sequences. Unknown keys are errors, so a
+// typo does not silently leave a default in force.
+func loadConfigFile(fs *flag.FlagSet, path string) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	for _, key := range slices.Sorted(maps.Keys(doc)) {
+		if key == "config" || key == "print-config" || fs.Lookup(key) == nil {
+			return fmt.Errorf("config file %s: unknown setting %q", path, key)
+		}
+		var value string
+		switch v := doc[key].(type) {
+		case []any:
+			parts := make([]string, len(v))
+			for i, p := range v {
+				parts[i] = fmt.Sprint(p)
+			}
+			value = strings.Join(parts, ",")
+		case nil:
+			continue
+		default:
+			value = fmt.Sprint(v)
+		}
+		if err := fs.Set(key, value); err != nil {
+			return fmt.Errorf("config file %s: %s: %v", path, key, err)
+		}
+	}
+	return nil
+}
+
+// secretFlags are never printed.
+var secretFlags = map[string]bool{"auth-secret": true, "admin-token": true}
+
+func effectiveConfig(fs *flag.FlagSet) map[string]string {
+	out := map[string]string{}
+	fs.VisitAll(func(f *flag.Flag) {
+		if f.Name == "config" || f.Name == "print-config" {
+			return
+		}
+		v := f.Value.String()
+		if secretFlags[f.Name] && v != "" {
+			v = "<redacted>"
+		}
+		out[f.Name] = v
+	})
+	return out
+}
+
+// printConfig writes the effective configuration as YAML, in flag order.
+func printConfig(w io.Writer, cfg serveConfig) error {
+	node := &yaml.Node{Kind: yaml.MappingNode}
+	for _, k := range slices.Sorted(maps.Keys(cfg.Effective)) {
+		node.Content = append(node.Content,
+			&yaml.Node{Kind: yaml.ScalarNode, Value: k},
+			&yaml.Node{Kind: yaml.ScalarNode, Value: cfg.Effective[k], Style: yaml.DoubleQuotedStyle})
+	}
+	enc := yaml.NewEncoder(w)
+	defer enc.Close()
+	return enc.Encode(node)
 }

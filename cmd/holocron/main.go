@@ -48,6 +48,13 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 			fmt.Fprintf(stderr, "holocron serve: %v\n", err)
 			return 2
 		}
+		if cfg.PrintConfig {
+			if err := printConfig(stdout, cfg); err != nil {
+				fmt.Fprintf(stderr, "holocron serve: %v\n", err)
+				return 1
+			}
+			return 0
+		}
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 		defer stop()
 		if err := serve(ctx, cfg, stderr); err != nil {

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+)
+
+func TestConfigPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "holocron.yaml")
+	if err := os.WriteFile(file, []byte("http: 127.0.0.1:9001\nhistory-limit: 50\njoin: [a:1, b:2]\nrate-limit: 7\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := func(vars map[string]string) func(string) string { return func(k string) string { return vars[k] } }
+	tests := []struct {
+		name        string
+		args        []string
+		env         map[string]string
+		wantHTTP    string
+		wantHistory int
+		wantJoin    string
+	}{
+		{"file only", []string{"-config", file}, nil, "127.0.0.1:9001", 50, "a:1,b:2"},
+		{"file from env", nil, map[string]string{"HOLOCRON_CONFIG": file}, "127.0.0.1:9001", 50, "a:1,b:2"},
+		{"env over file", []string{"--config=" + file}, map[string]string{"HOLOCRON_HTTP": ":9002"}, ":9002", 50, "a:1,b:2"},
+		{"flag over env", []string{"-config", file, "-http", ":9003", "-history-limit", "9"}, map[string]string{"HOLOCRON_HTTP": ":9002"}, ":9003", 9, "a:1,b:2"},
+		{"no file", []string{"-join", "c:3"}, nil, ":8080", 1000, "c:3"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := parseServeFlags(tc.args, env(tc.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.HTTPAddr != tc.wantHTTP || cfg.HistoryLimit != tc.wantHistory || cfg.Join != tc.wantJoin {
+				t.Fatalf("http %q history %d join %q; want %q %d %q", cfg.HTTPAddr, cfg.HistoryLimit, cfg.Join, tc.wantHTTP, tc.wantHistory, tc.wantJoin)
+			}
+		})
+	}
+}
+
+func TestConfigFileErrors(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{
+		"unknown key":   "htp: :1\n",
+		"bad value":     "history-limit: lots\n",
+		"not a map":     "- a\n- b\n",
+		"config inside": "config: other.yaml\n",
+	} {
+		file := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".yaml")
+		os.WriteFile(file, []byte(content), 0o644)
+		if _, err := parseServeFlags([]string{"-config", file}, func(string) string { return "" }); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+	if _, err := parseServeFlags([]string{"-config", filepath.Join(dir, "missing.yaml")}, func(string) string { return "" }); err == nil {
+		t.Error("missing file: no error")
+	}
+}
+
+func TestPrintConfig(t *testing.T) {
+	var out, errOut bytes.Buffer
+	env := func(k string) string {
+		return map[string]string{"HOLOCRON_AUTH_SECRET": "hush", "HOLOCRON_HISTORY_LIMIT": "12"}[k]
+	}
+	if code := run([]string{"serve", "-print-config", "-join", "x:1"}, &out, &errOut, env); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	var printed map[string]string
+	if err := yaml.Unmarshal(out.Bytes(), &printed); err != nil {
+		t.Fatalf("output is not YAML: %v\n%s", err, out.String())
+	}
+	for k, want := range map[string]string{"history-limit": "12", "join": "x:1", "auth-secret": "<redacted>", "bind": ":7946", "http": ":8080"} {
+		if printed[k] != want {
+			t.Errorf("%s = %q, want %q", k, printed[k], want)
+		}
+	}
+	// What it prints loads back as a config file (secrets aside).
+	delete(printed, "auth-secret")
+	raw, _ := yaml.Marshal(printed)
+	file := filepath.Join(t.TempDir(), "round.yaml")
+	os.WriteFile(file, raw, 0o644)
+	cfg, err := parseServeFlags([]string{"-config", file}, func(string) string { return "" })
+	if err != nil || cfg.HistoryLimit != 12 || cfg.Join != "x:1" {
+		t.Fatalf("printed config does not load back: %+v %v", cfg, err)
+	}
+}
