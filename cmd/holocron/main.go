@@ -23,6 +23,8 @@ const usage = `usage: holocron <command> [flags]
 commands:
   serve     run a node (see holocron serve -h)
   token     print a signed player token (see holocron token -h)
+  backup    save a consistent snapshot of a running node (-from URL -out FILE)
+  restore   load a backup into an empty data directory (-in FILE -data DIR)
   version   print the version
 `
 
@@ -68,6 +70,10 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		return 0
 	case "token":
 		return tokenCommand(args[1:], stdout, stderr, getenv)
+	case "backup":
+		return backupCommand(args[1:], stdout, stderr, getenv)
+	case "restore":
+		return restoreCommand(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "holocron %s\n", version)
 		return 0

@@ -168,6 +168,7 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 		})))
 	}
 	mux.Handle("GET /admin/node", admin.protect(http.HandlerFunc(admin.serveNode)))
+	mux.Handle("POST /admin/backup", admin.protect(serveBackup(store, cfg.DataDir, log)))
 	mux.Handle("GET /admin/overview", admin.protect(http.HandlerFunc(admin.serveOverview)))
 	webApp := web.Handler()
 	for _, p := range web.Paths {
