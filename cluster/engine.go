@@ -106,6 +106,9 @@ type group struct {
 	// heard is when each peer last acknowledged this node as the group's
 	// leader in its current term.
 	heard map[uint64]time.Time
+	// holdUntil suspends steering leadership to the preferred member (an
+	// operator moved the partition's objects here).
+	holdUntil time.Time
 	// pendingConf is the index of a proposed, not yet applied, conf change.
 	pendingConf   uint64
 	pendingConfAt time.Time
@@ -753,6 +756,7 @@ func (e *Engine) updateRole(w *readyWork) {
 	isLeader := bs.RaftState == raft.StateLeader
 	if isLeader && !g.leader {
 		g.termStart = g.st.last
+
 		clear(g.heard) // acknowledgements of an earlier term do not count
 	}
 	g.leader = isLeader

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,8 +48,9 @@ type Config struct {
 	// RaftLogKeep is how many applied entries each partition's log keeps
 	// before older ones are truncated (default 10000).
 	RaftLogKeep uint64
-	Store       *storage.PebbleStore
-	Logger      *slog.Logger
+
+	Store  *storage.PebbleStore
+	Logger *slog.Logger
 	// OnServing is told when this node starts or stops serving a partition;
 	// the runtime evicts the partition's objects on a stop.
 	OnServing func(part int, serving bool)
@@ -86,6 +88,7 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.DeadMemberTimeout == 0 {
 		cfg.DeadMemberTimeout = time.Minute
 	}
+
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -410,6 +413,62 @@ func (n *Node) Locate(ctx context.Context, id runtime.ID) (Location, error) {
 	}
 	return loc, nil
 }
+
+// MoveObject re-places an object: leadership of its partition goes to
+// another replica (with the partition's other objects), so the object is
+// next activated there. It reports whether a move started (false: this node
+// does not lead the partition, or no other replica is caught up).
+//
+// The new leader holds the partition for MoveHold before the rebalancer may
+// steer it back to the ring's preferred member.
+func (n *Node) MoveObject(ctx context.Context, id runtime.ID) (bool, error) {
+	p := n.PartitionOf(id)
+	to, err := n.engine.moveLeadership(ctx, p)
+	if err != nil || to == 0 {
+		return false, err
+	}
+	addr, ok := n.addrOf(to)
+	if !ok {
+		return true, nil
+	}
+	u := fmt.Sprintf("http://%s%s?partition=%d&seconds=%d", addr, HoldPath, p, int(MoveHold.Seconds()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
+	if err != nil {
+		return true, err
+	}
+	resp, err := n.proxy.RoundTrip(req)
+	if err != nil {
+		return true, fmt.Errorf("hold partition %d on its new leader: %w", p, err)
+	}
+	resp.Body.Close()
+	return true, nil
+}
+
+// MoveHold is how long a moved partition stays with its new leader.
+const MoveHold = 5 * time.Minute
+
+// HoldPath is where a node is told to keep a partition it was given.
+const HoldPath = "/internal/hold"
+
+// HoldHandler serves HoldPath.
+func (n *Node) HoldHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err1 := strconv.Atoi(r.URL.Query().Get("partition"))
+		secs, err2 := strconv.Atoi(r.URL.Query().Get("seconds"))
+		if err1 != nil || err2 != nil || p < 0 || p >= n.cfg.Partitions || secs < 0 || secs > 86400 {
+			http.Error(w, "bad hold request", http.StatusBadRequest)
+			return
+		}
+		if err := n.engine.hold(r.Context(), p, time.Now().Add(time.Duration(secs)*time.Second)); err != nil {
+			unavailable(w, err.Error())
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+// Serves reports whether this node serves the object's partition now.
+func (n *Node) Serves(id runtime.ID) bool { return n.engine.Serving(n.PartitionOf(id)) }
 
 // Status is what /admin/cluster shows.
 type Status struct {

@@ -129,7 +129,7 @@ func (e *Engine) rebalanceGroup(g *group, preferred []string, byID map[uint64]Me
 	}
 	// 4. Steer leadership to the preferred member.
 	if len(target) > 0 && target[0] != e.cfg.RaftID && slices.Contains(voters, target[0]) &&
-		alive(target[0]) && caughtUp(target[0]) && status.LeadTransferee == 0 {
+		alive(target[0]) && caughtUp(target[0]) && status.LeadTransferee == 0 && now.After(g.holdUntil) {
 		if pr := progress[target[0]]; pr.RecentActive {
 			g.rn.TransferLeader(target[0])
 			e.refreshServing(g, now)
@@ -204,4 +204,34 @@ func (e *Engine) handOff(ctx context.Context) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// moveLeadership hands partition p's leadership to another live, caught-up
+// voter, if this node leads it, and returns that voter (0: no transfer).
+func (e *Engine) moveLeadership(ctx context.Context, p int) (uint64, error) {
+	var to uint64
+	err := e.call(ctx, func() error {
+		g := e.groups[p]
+		if g == nil || g.rn.BasicStatus().RaftState != raft.StateLeader {
+			return nil
+		}
+		if next := e.bestTransferee(g, nil, func(uint64) bool { return true }); next != 0 {
+			g.rn.TransferLeader(next)
+			e.refreshServing(g, time.Now())
+			to = next
+		}
+		return nil
+	})
+	return to, err
+}
+
+// hold suspends steering partition p's leadership back to its preferred
+// member until the given time, so that an operator's move sticks.
+func (e *Engine) hold(ctx context.Context, p int, until time.Time) error {
+	return e.call(ctx, func() error {
+		if g := e.groups[p]; g != nil {
+			g.holdUntil = until
+		}
+		return nil
+	})
 }

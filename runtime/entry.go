@@ -24,6 +24,7 @@ const (
 	evWSClose
 	evWSError
 	evAlarm
+	evForget
 )
 
 func (k eventKind) String() string {
@@ -38,6 +39,8 @@ func (k eventKind) String() string {
 		return "ws_error"
 	case evAlarm:
 		return "alarm"
+	case evForget:
+		return "forget"
 	}
 	return "unknown"
 }
@@ -57,6 +60,8 @@ type event struct {
 	err    error
 	// evAlarm: called once the outcome is durable (true) or failed.
 	alarmDone func(ok bool)
+	// evForget: called once the deletion is durable, or failed.
+	forgetDone func(error)
 }
 
 // entry is everything a node holds for one object: its mailbox, its sockets,
@@ -214,6 +219,10 @@ func (e *entry) emit(it outItem) {
 }
 
 func (e *entry) handle(ev event) {
+	if ev.kind == evForget {
+		e.forget(ev.forgetDone)
+		return
+	}
 	rt := e.rt
 	start := time.Now()
 	if e.gate.broken() || e.stale.Swap(false) {
@@ -291,6 +300,25 @@ func (e *entry) handle(ev event) {
 	}
 	rt.metrics.events.WithLabelValues(ev.kind.String()).Inc()
 	rt.metrics.eventSeconds.Observe(time.Since(start).Seconds())
+}
+
+// forget deletes the object's storage and alarm as one batch, after every
+// earlier batch: the instance is dropped and the sockets are closed, so
+// nothing of the old state lives on.
+func (e *entry) forget(done func(error)) {
+	e.gate.waitIdle()
+	e.instance = nil
+	e.metaSaved = false
+	e.mu.Lock()
+	socks := append([]*WebSocket(nil), e.sockets...)
+	e.mu.Unlock()
+	for _, ws := range socks {
+		ws.enqueue(outFrame{close: true, code: CloseNormal, reason: "object deleted"})
+	}
+	batch := &storage.Batch{Object: storage.ObjectID(e.id), Forget: true}
+	e.gate.after(batch, []outItem{{done: done}})
+	e.rt.opts.Store.Commit(batch, func(err error) { e.gate.committed(err, e) })
+	e.rt.metrics.events.WithLabelValues(evForget.String()).Inc()
 }
 
 // alarmOutcome is what became of an alarm event.

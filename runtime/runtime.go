@@ -322,6 +322,31 @@ func (rt *Runtime) Evict(match func(ID) bool, code int, reason string) int {
 	return len(hit)
 }
 
+// Forget deletes the object's whole storage and alarm, for operators: it
+// runs after the object's queued events, drops its instance, closes its
+// sockets (1000 "object deleted") and returns once the deletion is durable
+// (replicated, in a cluster). The object itself lives on, empty.
+func (ns *Namespace) Forget(ctx context.Context, id ID) error {
+	e, err := ns.rt.acquire(ns.class, ns.ctor, id, "")
+	if err != nil {
+		return err
+	}
+	defer e.release()
+	res := make(chan error, 1)
+	if err := e.deliver(ctx, event{kind: evForget, forgetDone: func(err error) { res <- err }}); err != nil {
+		return err
+	}
+	select {
+	case err := <-res:
+		if err != nil {
+			return fmt.Errorf("forget %s %s: %w", ns.class, id, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // Namespace names the objects of one class.
 type Namespace struct {
 	rt    *Runtime

@@ -15,6 +15,7 @@ const (
 	flagMeta = 1 << iota
 	flagAlarmSet
 	flagAlarmDelete
+	flagForget
 )
 
 // ErrBadBatch is returned by DecodeBatch for bytes that are not a Batch.
@@ -34,6 +35,9 @@ func AppendBatch(dst []byte, b *Batch) []byte {
 	}
 	if b.Alarm.Delete {
 		flags |= flagAlarmDelete
+	}
+	if b.Forget {
+		flags |= flagForget
 	}
 	dst = append(dst, flags)
 	if b.Meta != nil {
@@ -75,6 +79,7 @@ func DecodeBatch(data []byte) (*Batch, error) {
 		b.Alarm.At = time.Unix(0, int64(binary.BigEndian.Uint64(d.bytes(8)))).UTC()
 	}
 	b.Alarm.Delete = flags&flagAlarmDelete != 0
+	b.Forget = flags&flagForget != 0
 	n := d.uvarint()
 	if d.err == nil && n > uint64(len(data)) {
 		d.err = ErrBadBatch

@@ -301,6 +301,9 @@ type groupState struct {
 }
 
 func (s *PebbleStore) addBatch(pb *pebble.Batch, b *Batch, g *groupState) error {
+	if b.Forget {
+		return s.forget(pb, b.Object, g)
+	}
 	alarms := g.alarms
 	obj := b.Object
 	for _, op := range b.Ops {
@@ -380,6 +383,88 @@ func (s *PebbleStore) addBatch(pb *pebble.Batch, b *Batch, g *groupState) error 
 		return fmt.Errorf("batch alarm: %w", err)
 	}
 	return pb.Set(alarmIndexKey(at, obj), mv, nil)
+}
+
+// forget removes every trace of obj: data, meta, alarm and its index entry.
+func (s *PebbleStore) forget(pb *pebble.Batch, obj ObjectID, g *groupState) error {
+	lo := dataPrefix(obj)
+	hi := bytes.Clone(lo)
+	hi[len(hi)-1] = 1
+	if err := pb.DeleteRange(lo, hi, nil); err != nil {
+		return fmt.Errorf("forget object %x: %w", obj[:4], err)
+	}
+	var old *time.Time
+	if prev, ok := g.alarms[obj]; ok {
+		old = prev
+	} else if at, ok, err := s.Alarm(obj); err != nil {
+		return err
+	} else if ok {
+		old = &at
+	}
+	if old != nil {
+		if err := pb.Delete(alarmIndexKey(*old, obj), nil); err != nil {
+			return err
+		}
+	}
+	g.alarms[obj] = nil
+	delete(g.metas, obj)
+	if err := pb.Delete(objKey(prefixAlarm, obj), nil); err != nil {
+		return err
+	}
+	return pb.Delete(objKey(prefixMeta, obj), nil)
+}
+
+// ObjectSummary describes one stored object, for operators.
+type ObjectSummary struct {
+	ID    ObjectID
+	Meta  ObjectMeta
+	Keys  int
+	Bytes int64
+	Alarm *time.Time
+}
+
+// ListObjects returns up to limit stored objects with IDs after after (all
+// from the start when after is nil) in ID order, for which match (if not
+// nil) is true. Objects are those with recorded meta.
+func (s *PebbleStore) ListObjects(after *ObjectID, limit int, match func(ObjectID, ObjectMeta) bool) ([]ObjectSummary, error) {
+	lower := []byte{prefixMeta}
+	if after != nil {
+		lower = append(objKey(prefixMeta, *after), 0)
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: []byte{prefixMeta + 1}})
+	if err != nil {
+		return nil, fmt.Errorf("list objects: %w", err)
+	}
+	defer it.Close()
+	var out []ObjectSummary
+	for valid := it.First(); valid && len(out) < limit; valid = it.Next() {
+		id, ok := objectOf(it.Key())
+		if !ok {
+			continue
+		}
+		var meta ObjectMeta
+		if err := json.Unmarshal(it.Value(), &meta); err != nil {
+			return nil, fmt.Errorf("list objects: meta of %x: %w", id[:4], err)
+		}
+		if match != nil && !match(id, meta) {
+			continue
+		}
+		sum := ObjectSummary{ID: id, Meta: meta}
+		if err := s.Scan(id, ScanOptions{}, func(k string, v []byte) bool {
+			sum.Keys++
+			sum.Bytes += int64(len(k) + len(v))
+			return true
+		}); err != nil {
+			return nil, err
+		}
+		if at, ok, err := s.Alarm(id); err != nil {
+			return nil, err
+		} else if ok {
+			sum.Alarm = &at
+		}
+		out = append(out, sum)
+	}
+	return out, nil
 }
 
 // Alarms implements Store.

@@ -1034,3 +1034,51 @@ func TestGroupCommitStaysNearMaxGroupBytes(t *testing.T) {
 func describe(o storage.ScanOptions) string {
 	return fmt.Sprintf("{Prefix:%q Start:%q End:%q Reverse:%v}", o.Prefix, o.Start, o.End, o.Reverse)
 }
+
+func TestForgetAndListObjects(t *testing.T) {
+	s := newStore(t)
+	at := time.Unix(1900000000, 0).UTC()
+	for n := byte(1); n <= 3; n++ {
+		mustCommit(t, s, &storage.Batch{Object: objectID(n), Meta: &storage.ObjectMeta{Class: "C", Name: fmt.Sprint("o", n)},
+			Ops:   []storage.Op{{Kind: storage.OpPut, Key: "a", Value: []byte("1")}, {Kind: storage.OpPut, Key: "bb", Value: []byte("22")}},
+			Alarm: storage.AlarmChange{Set: true, At: at}})
+	}
+	all, err := s.ListObjects(nil, 10, nil)
+	if err != nil || len(all) != 3 {
+		t.Fatalf("ListObjects = %d objects, %v; want 3", len(all), err)
+	}
+	if o := all[0]; o.ID != objectID(1) || o.Meta.Name != "o1" || o.Keys != 2 || o.Bytes != 6 || o.Alarm == nil || !o.Alarm.Equal(at) {
+		t.Fatalf("first object = %+v", o)
+	}
+	// Paging: after the first, at most one.
+	page, err := s.ListObjects(&all[0].ID, 1, nil)
+	if err != nil || len(page) != 1 || page[0].ID != objectID(2) {
+		t.Fatalf("second page = %+v, %v", page, err)
+	}
+	// Forget removes data, alarm (and its index entry) and meta.
+	mustCommit(t, s, &storage.Batch{Object: objectID(2), Forget: true})
+	if _, ok, _ := s.Get(objectID(2), "a"); ok {
+		t.Fatal("data survived Forget")
+	}
+	if _, ok, _ := s.Alarm(objectID(2)); ok {
+		t.Fatal("alarm survived Forget")
+	}
+	due, _ := s.Alarms(at, 10)
+	for _, a := range due {
+		if a.Object == objectID(2) {
+			t.Fatal("alarm index entry survived Forget")
+		}
+	}
+	if len(due) != 2 {
+		t.Fatalf("%d due alarms, want the other 2", len(due))
+	}
+	rest, _ := s.ListObjects(nil, 10, func(id storage.ObjectID, m storage.ObjectMeta) bool { return m.Class == "C" })
+	if len(rest) != 2 || rest[0].ID != objectID(1) || rest[1].ID != objectID(3) {
+		t.Fatalf("after Forget: %+v", rest)
+	}
+	// The codec carries Forget.
+	dec, err := storage.DecodeBatch(storage.AppendBatch(nil, &storage.Batch{Object: objectID(9), Forget: true}))
+	if err != nil || !dec.Forget {
+		t.Fatalf("codec lost Forget: %+v %v", dec, err)
+	}
+}

@@ -100,11 +100,14 @@ type Batch struct {
 	Meta  *ObjectMeta
 	Ops   []Op
 	Alarm AlarmChange
+	// Forget removes the object entirely (data, alarm and meta), for an
+	// operator deleting it; Ops, Meta and Alarm are then ignored.
+	Forget bool
 }
 
 // Empty reports whether committing b would change nothing.
 func (b *Batch) Empty() bool {
-	return b == nil || (len(b.Ops) == 0 && b.Meta == nil && !b.Alarm.Set && !b.Alarm.Delete)
+	return b == nil || (len(b.Ops) == 0 && b.Meta == nil && !b.Alarm.Set && !b.Alarm.Delete && !b.Forget)
 }
 
 // ScanOptions select a key range of one object. Bounds are on user keys.

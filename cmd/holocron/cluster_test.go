@@ -938,3 +938,129 @@ func TestClusterForwarding(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+func TestClusterObjectAdmin(t *testing.T) {
+	c := startCluster(t, 3)
+	names := make([]string, 10)
+	for i := range names {
+		names[i] = fmt.Sprintf("lobby%d", i)
+		if code := c.nodes[i%3].do("POST", "/api/lobbies/"+names[i]+"/rooms", map[string]any{"roomId": "r", "name": "R"}, nil); code != 201 {
+			t.Fatalf("create room in %s: %d", names[i], code)
+		}
+	}
+	type summary struct {
+		ID, Class, Name, Node string
+		Keys                  int
+	}
+	type page struct {
+		Objects []summary
+		Next    string
+	}
+	list := func(n *node, query string) []summary {
+		var all []summary
+		after := ""
+		for {
+			var p page
+			if code := n.do("GET", "/admin/objects?"+query+"&limit=3&after="+after, nil, &p); code != 200 {
+				t.Fatalf("list objects: %d", code)
+			}
+			all = append(all, p.Objects...)
+			if p.Next == "" {
+				return all
+			}
+			after = p.Next
+		}
+	}
+	// The list, asked of any node, finds every object wherever it lives.
+	owners := map[string]string{}
+	for _, o := range list(c.nodes[1], "class=ChatLobby") {
+		if o.Keys == 0 {
+			t.Errorf("object %s listed with no keys", o.Name)
+		}
+		owners[o.Name] = o.Node
+	}
+	for _, name := range names {
+		if owners[name] == "" {
+			t.Fatalf("lobby %s not listed (listed: %v)", name, owners)
+		}
+	}
+	distinct := map[string]bool{}
+	for _, o := range owners {
+		distinct[o] = true
+	}
+	t.Logf("10 lobbies listed, owned by %d nodes", len(distinct))
+
+	// Inspect through a node that does not own it: forwarded to the owner.
+	victim := "lobby3"
+	via := c.nodes[(slices.Index(c.names, owners[victim])+1)%3]
+	var obj struct {
+		Node string
+		Keys []struct {
+			Key   string
+			Value json.RawMessage
+		}
+	}
+	if code := via.do("GET", "/admin/objects/ChatLobby/"+victim, nil, &obj); code != 200 || obj.Node != owners[victim] || len(obj.Keys) == 0 {
+		t.Fatalf("inspect %s via %s: %d, node %q, %d keys", victim, via.addr, code, obj.Node, len(obj.Keys))
+	}
+	found := false
+	for _, k := range obj.Keys {
+		found = found || strings.Contains(string(k.Value), `"name":"R"`)
+	}
+	if !found {
+		t.Fatalf("the room record is not among %s's keys shown as JSON: %+v", victim, obj.Keys)
+	}
+
+	// Delete removes it on every replica.
+	if code := via.do("DELETE", "/admin/objects/ChatLobby/"+victim, nil, nil); code != 200 {
+		t.Fatalf("delete: %d", code)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		left := 0
+		for _, n := range c.nodes {
+			var p page
+			n.do("GET", "/admin/objects/local?class=ChatLobby&replicas=1&limit=1000", nil, &p)
+			for _, o := range p.Objects {
+				if o.Name == victim {
+					left++
+				}
+			}
+		}
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still on %d replicas 20s after delete", victim, left)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var room map[string]any
+	if code := via.do("GET", "/api/lobbies/"+victim+"/rooms/r", nil, &room); code != 404 {
+		t.Fatalf("room of the deleted lobby: HTTP %d, want 404", code)
+	}
+
+	// Move: leadership of its partition goes elsewhere and the data stays.
+	mover := "lobby5"
+	before := owners[mover]
+	var moved struct{ LeadershipMoved bool }
+	if code := via.do("POST", "/admin/objects/ChatLobby/"+mover+"/move", nil, &moved); code != 200 || !moved.LeadershipMoved {
+		t.Fatalf("move: %d %+v", code, moved)
+	}
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		var o struct {
+			Node string
+			Keys []json.RawMessage
+		}
+		code := via.do("GET", "/admin/objects/ChatLobby/"+mover, nil, &o)
+		if code == 200 && o.Node != before && len(o.Keys) > 0 {
+			t.Logf("%s moved from %s to %s with its %d keys", mover, before, o.Node, len(o.Keys))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not move from %s within 20s (now %d %q)", mover, before, code, o.Node)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

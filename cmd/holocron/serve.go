@@ -148,6 +148,7 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	admin := &adminAPI{token: cfg.AdminToken, nodeName: cfg.NodeName, rt: rt, node: node, client: &http.Client{Timeout: 2 * time.Second}}
 	if node != nil {
 		mux.Handle("POST "+cluster.RaftPath, node.RaftHandler())
+		mux.Handle("POST "+cluster.HoldPath, node.HoldHandler())
 		mux.Handle("GET /admin/cluster", admin.protect(node.AdminHandler()))
 		mux.Handle("GET /admin/cluster/locate/{class}/{name}", admin.protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			ns, err := rt.Namespace(r.PathValue("class"))
@@ -169,6 +170,15 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	}
 	mux.Handle("GET /admin/node", admin.protect(http.HandlerFunc(admin.serveNode)))
 	mux.Handle("POST /admin/backup", admin.protect(serveBackup(store, cfg.DataDir, log)))
+	objAdmin := &objectsAdmin{adminAPI: admin, store: store}
+	if director != nil {
+		objAdmin.dir = director
+	}
+	mux.Handle("GET /admin/objects", admin.protect(http.HandlerFunc(objAdmin.serveList)))
+	mux.Handle("GET /admin/objects/local", admin.protect(http.HandlerFunc(objAdmin.serveLocal)))
+	mux.Handle("GET /admin/objects/{class}/{name}", admin.protect(http.HandlerFunc(objAdmin.serveObject)))
+	mux.Handle("DELETE /admin/objects/{class}/{name}", admin.protect(http.HandlerFunc(objAdmin.serveDelete)))
+	mux.Handle("POST /admin/objects/{class}/{name}/move", admin.protect(http.HandlerFunc(objAdmin.serveMove)))
 	mux.Handle("GET /admin/overview", admin.protect(http.HandlerFunc(admin.serveOverview)))
 	webApp := web.Handler()
 	for _, p := range web.Paths {
