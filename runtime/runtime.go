@@ -246,6 +246,10 @@ func (rt *Runtime) Close(ctx context.Context) error {
 	}
 }
 
+// CheckAlarms makes the alarm scheduler look at the alarm index now rather
+// than at its next wake-up: for a test clock that was just moved forward.
+func (rt *Runtime) CheckAlarms() { rt.alarms.poke() }
+
 // ObjectInfo describes one object with state on this node (a live
 // instance, open sockets, or both).
 type ObjectInfo struct {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/holocron-run/holocron/cluster"
 	"github.com/holocron-run/holocron/objects/chatlobby"
+	"github.com/holocron-run/holocron/objects/leaderboard"
 	"github.com/holocron-run/holocron/objects/protocol"
 	"github.com/holocron-run/holocron/objects/roommanager"
 	"github.com/holocron-run/holocron/runtime"
@@ -32,6 +33,7 @@ var routes = []gateway.Route{
 	{Prefix: "/api/lobby", Class: chatlobby.ClassName, Name: "main"},
 	{Prefix: "/api/lobbies/", Class: chatlobby.ClassName},
 	{Prefix: "/api/room-manager", Class: roommanager.ClassName, Name: "main"},
+	{Prefix: "/api/leaderboards/", Class: leaderboard.ClassName},
 }
 
 // serve runs one node until ctx is cancelled, then shuts down gracefully.
@@ -114,6 +116,7 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	// clients), so the objects' own limiters are off.
 	classes.Register(chatlobby.ClassName, chatlobby.New(chatlobby.Options{HistoryLimit: cfg.HistoryLimit, RateLimit: -1, MaxRooms: cfg.MaxRooms}))
 	classes.Register(roommanager.ClassName, roommanager.New(roommanager.Options{RateLimit: -1}))
+	classes.Register(leaderboard.ClassName, leaderboard.New(leaderboard.Options{}))
 	rt, err := runtime.New(runtime.Options{
 		Store:       objStore,
 		Registry:    classes,

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,6 +35,44 @@ type Options struct {
 	// WrapStore, when set, wraps the Pebble store the runtime sees (for
 	// fault and delay injection in tests of the runtime itself).
 	WrapStore func(storage.Store) storage.Store
+	// Clock, when set, is the runtime's clock (State.Now, alarms): a test
+	// moves it with Advance instead of waiting.
+	Clock *Clock
+}
+
+// Clock is a controllable clock for tests of objects with alarms: the
+// runtime reads it, and Advance moves it and has due alarms fire at once.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+	rt  *runtime.Runtime
+}
+
+// NewClock returns a clock standing at start.
+func NewClock(start time.Time) *Clock { return &Clock{now: start} }
+
+// Now is the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock forward by d and wakes the alarm scheduler.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	rt := c.rt
+	c.mu.Unlock()
+	if rt != nil {
+		rt.CheckAlarms()
+	}
+}
+
+func (c *Clock) attach(rt *runtime.Runtime) {
+	c.mu.Lock()
+	c.rt = rt
+	c.mu.Unlock()
 }
 
 // Server is a runtime serving HTTP on a loopback port.
@@ -77,6 +116,9 @@ func (s *Server) open() {
 	}
 	ro := s.opts.Runtime
 	ro.Store, ro.Registry = store, reg
+	if s.opts.Clock != nil {
+		ro.Now = s.opts.Clock.Now
+	}
 	if s.opts.WrapStore != nil {
 		ro.Store = s.opts.WrapStore(store)
 	}
@@ -85,6 +127,9 @@ func (s *Server) open() {
 		t.Fatalf("start runtime: %v", err)
 	}
 	s.Store, s.Runtime = store, rt
+	if s.opts.Clock != nil {
+		s.opts.Clock.attach(rt)
+	}
 	s.http = httptest.NewServer(gateway.New(rt, s.opts.Routes, nil))
 	s.URL = s.http.URL
 	s.closed = false
@@ -130,6 +175,17 @@ func (f Frame) Obj(name string) Frame { m, _ := f[name].(map[string]any); return
 
 // List returns an array field.
 func (f Frame) List(name string) []any { l, _ := f[name].([]any); return l }
+
+// Frames returns field name as a list of objects (non-objects skipped).
+func (f Frame) Frames(name string) []Frame {
+	var out []Frame
+	for _, v := range f.List(name) {
+		if m, ok := v.(map[string]any); ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}
 
 // Conn is a test WebSocket client.
 type Conn struct {
