@@ -1,0 +1,149 @@
+package client
+
+import (
+	"errors"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/holocron-run/holocron/objects/protocol"
+)
+
+const testSecret = "client-test-secret"
+
+// token runs `holocron token` for a player token signed with testSecret.
+func token(t *testing.T, player, name, ttl string) string {
+	t.Helper()
+	if err := exec.Command(holocronBin, "token", "-h").Run(); err != nil {
+		t.Skip("waiting for holocron token")
+	}
+	out, err := exec.Command(holocronBin, "token", "-auth-secret", testSecret, "--player", player, "--name", name, "--ttl", ttl).Output()
+	if err != nil {
+		t.Fatalf("holocron token: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// TestAuthTokenFixesIdentity connects with a player token to a node that
+// requires one: REST calls and the WebSocket carry it, and the socket's
+// player and name are the token's.
+func TestAuthTokenFixesIdentity(t *testing.T) {
+	checkLeaks(t)
+	tok := token(t, "p1", "Alice", "1h")
+	node := startNode(t, "-auth-secret", testSecret)
+	o := testOptions()
+	o.Token = tok
+	c, ev := dialChat(t, []string{node.Addr}, o)
+	ctx := ctxT(t, 30*time.Second)
+	if _, err := c.CreateRoom(ctx, NewChatRoom{RoomID: "members", Name: "Members"}); err != nil {
+		t.Fatalf("CreateRoom with a token: %v", err)
+	}
+	j, err := c.JoinRoom(ctx, "members", "p1", "Not Alice")
+	if err != nil {
+		t.Fatalf("JoinRoom: %v", err)
+	}
+	if len(j.Participants) != 1 || j.Participants[0] != "p1" {
+		t.Fatalf("JoinRoom = %+v", j)
+	}
+	m, err := c.SendMessage(ctx, "members", "hi")
+	if err != nil {
+		t.Fatalf("SendMessage: %v", err)
+	}
+	if m.SenderID != "p1" || m.SenderName != "Alice" {
+		t.Fatalf("message sent as %s %q, want the token's p1 Alice", m.SenderID, m.SenderName)
+	}
+	waitEvent(t, ev, 5*time.Second, func(e *NewMessage) bool { return e.Message.ID == m.ID })
+
+	// Another player's id on a socket of p1's token is refused.
+	other, _ := dialChat(t, []string{node.Addr}, o)
+	_, err = other.JoinRoom(ctx, "members", "p2", "Bob")
+	wantCode(t, err, protocol.CodeForbidden)
+
+	g, _ := dialGame(t, []string{node.Addr}, o)
+	if _, err := g.CreateRoom(ctx, NewGameRoom{RoomID: "g1", Name: "G", GameType: "social"}); err != nil {
+		t.Fatalf("game CreateRoom with a token: %v", err)
+	}
+	gj, err := g.JoinRoom(ctx, "g1", "p1", "Someone")
+	if err != nil || gj.GameState.Players[0].PlayerName != "Alice" {
+		t.Fatalf("game JoinRoom = %+v, %v", gj, err)
+	}
+}
+
+// TestAuthBadTokenFailsDial checks that a refused token makes DialChat fail
+// at once with the server's code, instead of retrying.
+func TestAuthBadTokenFailsDial(t *testing.T) {
+	checkLeaks(t)
+	token(t, "p1", "Alice", "1h") // skips until the command exists
+	node := startNode(t, "-auth-secret", testSecret)
+	cases := []struct {
+		name, token string
+	}{
+		{"bad token", "not-a-jwt"},
+		{"wrong secret", "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJwMSIsImV4cCI6NDEwMjQ0NDgwMH0.c2lnbmVkLXdpdGgtYW5vdGhlci1zZWNyZXQ"},
+		{"no token", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o := testOptions()
+			o.Token = tc.token
+			start := time.Now()
+			c, err := DialChat(ctxT(t, 10*time.Second), []string{node.Addr, node.Addr}, o)
+			if err == nil {
+				c.Close(t.Context())
+				t.Fatal("DialChat succeeded")
+			}
+			var e *Error
+			if !errors.As(err, &e) || e.Code != CodeUnauthorized || e.Status != 401 {
+				t.Fatalf("DialChat error %v, want *Error unauthorized with HTTP 401", err)
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Fatalf("DialChat took %v to fail", d)
+			}
+		})
+	}
+}
+
+// TestAuthExpiryStopsClient checks close code 4001: when the token lapses
+// the server closes the socket with 4001 and the client stops for good,
+// with an *Error event, a final Disconnected and no reconnect.
+func TestAuthExpiryStopsClient(t *testing.T) {
+	checkLeaks(t)
+	tok := token(t, "p1", "Alice", "2s")
+	node := startNode(t, "-auth-secret", testSecret)
+	o := testOptions()
+	o.Token = tok
+	c, ev := dialChat(t, []string{node.Addr}, o)
+	ctx := ctxT(t, 30*time.Second)
+	if _, err := c.CreateRoom(ctx, NewChatRoom{RoomID: "brief", Name: "Brief"}); err != nil {
+		t.Fatalf("CreateRoom: %v", err)
+	}
+	if _, err := c.JoinRoom(ctx, "brief", "p1", "Alice"); err != nil {
+		t.Fatalf("JoinRoom: %v", err)
+	}
+	<-ev.done // Events closes: the client stopped by itself.
+	evs, _ := ev.snapshot()
+	var sawError, sawFinal bool
+	for _, e := range evs {
+		switch e := e.(type) {
+		case *Error:
+			sawError = e.Code == CodeUnauthorized
+		case *Disconnected:
+			if e.Retrying || e.Code != protocol.CloseAuthFailed {
+				t.Fatalf("Disconnected = %+v, want code 4001 and no retry", e)
+			}
+			sawFinal = true
+		case *Reconnected:
+			t.Fatalf("reconnected after 4001: %+v", e)
+		}
+	}
+	if !sawError || !sawFinal {
+		t.Fatalf("events %s: want an unauthorized *Error and a final Disconnected", describe(evs))
+	}
+	if !IsCode(c.Err(), CodeUnauthorized) {
+		t.Fatalf("Err = %v, want unauthorized", c.Err())
+	}
+	if _, err := c.SendMessage(ctx, "brief", "still there?"); !IsCode(err, CodeUnauthorized) {
+		t.Fatalf("SendMessage after 4001 = %v, want unauthorized", err)
+	}
+}
