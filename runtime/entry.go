@@ -276,7 +276,7 @@ func (e *entry) handle(ev event) {
 	}
 	var batch *storage.Batch
 	if !w.empty() {
-		batch = &storage.Batch{Object: storage.ObjectID(e.id), Ops: w.ops}
+		batch = &storage.Batch{Object: storage.ObjectID(e.id), Ops: w.ops, Written: rt.opts.Now()}
 		if w.alarm != nil {
 			batch.Alarm = *w.alarm
 		}

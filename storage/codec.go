@@ -16,6 +16,7 @@ const (
 	flagAlarmSet
 	flagAlarmDelete
 	flagForget
+	flagWritten
 )
 
 // ErrBadBatch is returned by DecodeBatch for bytes that are not a Batch.
@@ -39,6 +40,9 @@ func AppendBatch(dst []byte, b *Batch) []byte {
 	if b.Forget {
 		flags |= flagForget
 	}
+	if !b.Written.IsZero() {
+		flags |= flagWritten
+	}
 	dst = append(dst, flags)
 	if b.Meta != nil {
 		dst = appendString(dst, b.Meta.Class)
@@ -46,6 +50,9 @@ func AppendBatch(dst []byte, b *Batch) []byte {
 	}
 	if b.Alarm.Set {
 		dst = binary.BigEndian.AppendUint64(dst, uint64(b.Alarm.At.UnixNano()))
+	}
+	if !b.Written.IsZero() {
+		dst = binary.BigEndian.AppendUint64(dst, uint64(b.Written.UnixNano()))
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(b.Ops)))
 	for _, op := range b.Ops {
@@ -80,6 +87,9 @@ func DecodeBatch(data []byte) (*Batch, error) {
 	}
 	b.Alarm.Delete = flags&flagAlarmDelete != 0
 	b.Forget = flags&flagForget != 0
+	if flags&flagWritten != 0 {
+		b.Written = time.Unix(0, int64(binary.BigEndian.Uint64(d.bytes(8)))).UTC()
+	}
 	n := d.uvarint()
 	if d.err == nil && n > uint64(len(data)) {
 		d.err = ErrBadBatch

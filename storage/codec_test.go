@@ -24,7 +24,8 @@ func TestBatchCodecRoundTrip(t *testing.T) {
 			{Kind: OpDelete, Key: "k2"},
 			{Kind: OpDeleteAll},
 		}}},
-		{"everything", Batch{Object: obj, Meta: &ObjectMeta{Class: "C"}, Alarm: AlarmChange{Set: true, At: at},
+		{"written", Batch{Object: obj, Written: at, Ops: []Op{{Kind: OpDelete, Key: "k"}}}},
+		{"everything", Batch{Object: obj, Meta: &ObjectMeta{Class: "C"}, Alarm: AlarmChange{Set: true, At: at}, Written: at.Add(time.Second),
 			Ops: []Op{{Kind: OpPut, Key: "x", Value: make([]byte, 1000)}}}},
 	}
 	for _, tc := range tests {

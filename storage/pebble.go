@@ -20,11 +20,13 @@ import (
 //	'm' id               ObjectMeta (JSON)
 //	'a' id               the object's alarm (8-byte big-endian unix nanos)
 //	't' nanos id         alarm index, value ObjectMeta (JSON)
+//	'w' id               the object's last write (8-byte big-endian unix nanos)
 const (
 	prefixData       = 'o'
 	prefixMeta       = 'm'
 	prefixAlarm      = 'a'
 	prefixAlarmIndex = 't'
+	prefixWritten    = 'w'
 )
 
 // PebbleOptions configure a PebbleStore. The zero value is ready to use.
@@ -201,6 +203,15 @@ func (s *PebbleStore) Alarm(obj ObjectID) (time.Time, bool, error) {
 	return decodeTime(v), true, nil
 }
 
+// lastWrite is when obj's latest batch was committed, if recorded.
+func (s *PebbleStore) lastWrite(obj ObjectID) (time.Time, bool, error) {
+	v, ok, err := s.get(objKey(prefixWritten, obj))
+	if err != nil || !ok {
+		return time.Time{}, false, err
+	}
+	return decodeTime(v), true, nil
+}
+
 // Meta implements Store.
 func (s *PebbleStore) Meta(obj ObjectID) (ObjectMeta, bool, error) {
 	v, ok, err := s.get(objKey(prefixMeta, obj))
@@ -325,6 +336,11 @@ func (s *PebbleStore) addBatch(pb *pebble.Batch, b *Batch, g *groupState) error 
 			return fmt.Errorf("batch for object %x: %w", obj[:4], err)
 		}
 	}
+	if !b.Written.IsZero() {
+		if err := pb.Set(objKey(prefixWritten, obj), binary.BigEndian.AppendUint64(nil, uint64(b.Written.UnixNano())), nil); err != nil {
+			return fmt.Errorf("batch last write: %w", err)
+		}
+	}
 	var meta ObjectMeta
 	if b.Meta != nil {
 		meta = *b.Meta
@@ -411,6 +427,9 @@ func (s *PebbleStore) forget(pb *pebble.Batch, obj ObjectID, g *groupState) erro
 	if err := pb.Delete(objKey(prefixAlarm, obj), nil); err != nil {
 		return err
 	}
+	if err := pb.Delete(objKey(prefixWritten, obj), nil); err != nil {
+		return err
+	}
 	return pb.Delete(objKey(prefixMeta, obj), nil)
 }
 
@@ -421,6 +440,9 @@ type ObjectSummary struct {
 	Keys  int
 	Bytes int64
 	Alarm *time.Time
+	// LastWrite is when the object's latest batch was committed (nil for
+	// objects written before the store recorded it).
+	LastWrite *time.Time
 }
 
 // ListObjects returns up to limit stored objects with IDs after after (all
@@ -461,6 +483,11 @@ func (s *PebbleStore) ListObjects(after *ObjectID, limit int, match func(ObjectI
 			return nil, err
 		} else if ok {
 			sum.Alarm = &at
+		}
+		if at, ok, err := s.lastWrite(id); err != nil {
+			return nil, err
+		} else if ok {
+			sum.LastWrite = &at
 		}
 		out = append(out, sum)
 	}
@@ -582,7 +609,7 @@ func objectOf(key []byte) (ObjectID, bool) {
 		return id, false
 	}
 	switch key[0] {
-	case prefixData, prefixMeta, prefixAlarm:
+	case prefixData, prefixMeta, prefixAlarm, prefixWritten:
 		if len(key) < 1+len(id) {
 			return id, false
 		}
@@ -599,7 +626,7 @@ func objectOf(key []byte) (ObjectID, bool) {
 }
 
 // objectPrefixes are the key ranges that hold objects' state.
-var objectPrefixes = []byte{prefixData, prefixMeta, prefixAlarm, prefixAlarmIndex}
+var objectPrefixes = []byte{prefixData, prefixMeta, prefixAlarm, prefixAlarmIndex, prefixWritten}
 
 // ExportObjects calls fn with every raw key and value (data, meta, alarm
 // and alarm index) of the objects for which match is true. A replicated

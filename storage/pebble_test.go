@@ -1041,22 +1041,37 @@ func TestForgetAndListObjects(t *testing.T) {
 	for n := byte(1); n <= 3; n++ {
 		mustCommit(t, s, &storage.Batch{Object: objectID(n), Meta: &storage.ObjectMeta{Class: "C", Name: fmt.Sprint("o", n)},
 			Ops:   []storage.Op{{Kind: storage.OpPut, Key: "a", Value: []byte("1")}, {Kind: storage.OpPut, Key: "bb", Value: []byte("22")}},
-			Alarm: storage.AlarmChange{Set: true, At: at}})
+			Alarm: storage.AlarmChange{Set: true, At: at}, Written: at.Add(-time.Duration(n) * time.Hour)})
 	}
+	// A later batch without a time keeps the last recorded one; one with a
+	// time replaces it.
+	mustCommit(t, s, &storage.Batch{Object: objectID(1), Ops: []storage.Op{{Kind: storage.OpDelete, Key: "zz"}}})
+	mustCommit(t, s, &storage.Batch{Object: objectID(3), Ops: []storage.Op{{Kind: storage.OpDelete, Key: "zz"}}, Written: at})
 	all, err := s.ListObjects(nil, 10, nil)
 	if err != nil || len(all) != 3 {
 		t.Fatalf("ListObjects = %d objects, %v; want 3", len(all), err)
 	}
-	if o := all[0]; o.ID != objectID(1) || o.Meta.Name != "o1" || o.Keys != 2 || o.Bytes != 6 || o.Alarm == nil || !o.Alarm.Equal(at) {
+	if o := all[0]; o.ID != objectID(1) || o.Meta.Name != "o1" || o.Keys != 2 || o.Bytes != 6 || o.Alarm == nil || !o.Alarm.Equal(at) ||
+		o.LastWrite == nil || !o.LastWrite.Equal(at.Add(-time.Hour)) {
 		t.Fatalf("first object = %+v", o)
+	}
+	if o := all[2]; o.LastWrite == nil || !o.LastWrite.Equal(at) {
+		t.Fatalf("third object's last write = %v, want %v", o.LastWrite, at)
 	}
 	// Paging: after the first, at most one.
 	page, err := s.ListObjects(&all[0].ID, 1, nil)
 	if err != nil || len(page) != 1 || page[0].ID != objectID(2) {
 		t.Fatalf("second page = %+v, %v", page, err)
 	}
-	// Forget removes data, alarm (and its index entry) and meta.
+	// Forget removes data, alarm (and its index entry), last write and meta.
 	mustCommit(t, s, &storage.Batch{Object: objectID(2), Forget: true})
+	var left []byte
+	if err := s.ExportObjects(func(id storage.ObjectID) bool { return id == objectID(2) }, func(k, _ []byte) error {
+		left = k
+		return nil
+	}); err != nil || left != nil {
+		t.Fatalf("after Forget the object still has key %q (%v)", left, err)
+	}
 	if _, ok, _ := s.Get(objectID(2), "a"); ok {
 		t.Fatal("data survived Forget")
 	}

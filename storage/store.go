@@ -103,6 +103,10 @@ type Batch struct {
 	// Forget removes the object entirely (data, alarm and meta), for an
 	// operator deleting it; Ops, Meta and Alarm are then ignored.
 	Forget bool
+	// Written, when not zero, is when the owner committed the batch by its
+	// clock. The store keeps the latest one as the object's last write, so
+	// that operators can tell live objects from forgotten ones.
+	Written time.Time
 }
 
 // Empty reports whether committing b would change nothing.

@@ -28,6 +28,9 @@ type objectSummary struct {
 	Keys  int        `json:"keys"`
 	Bytes int64      `json:"bytes"`
 	Alarm *time.Time `json:"alarm,omitempty"`
+	// LastActivity is when the object last committed a write (its owner's
+	// clock); absent for objects last written before it was recorded.
+	LastActivity *time.Time `json:"lastActivity,omitempty"`
 }
 
 type objectPage struct {
@@ -87,7 +90,7 @@ func (a *objectsAdmin) serveLocal(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		page.Objects = append(page.Objects, objectSummary{ID: hex.EncodeToString(o.ID[:]), Class: o.Meta.Class, Name: o.Meta.Name,
-			Node: a.nodeName, Keys: o.Keys, Bytes: o.Bytes, Alarm: o.Alarm})
+			Node: a.nodeName, Keys: o.Keys, Bytes: o.Bytes, Alarm: o.Alarm, LastActivity: o.LastWrite})
 	}
 	protocol.WriteJSON(w, http.StatusOK, page)
 }

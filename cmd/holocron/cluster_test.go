@@ -941,6 +941,7 @@ func TestClusterForwarding(t *testing.T) {
 
 func TestClusterObjectAdmin(t *testing.T) {
 	c := startCluster(t, 3)
+	created := time.Now()
 	names := make([]string, 10)
 	for i := range names {
 		names[i] = fmt.Sprintf("lobby%d", i)
@@ -951,6 +952,7 @@ func TestClusterObjectAdmin(t *testing.T) {
 	type summary struct {
 		ID, Class, Name, Node string
 		Keys                  int
+		LastActivity          *time.Time
 	}
 	type page struct {
 		Objects []summary
@@ -976,6 +978,10 @@ func TestClusterObjectAdmin(t *testing.T) {
 	for _, o := range list(c.nodes[1], "class=ChatLobby") {
 		if o.Keys == 0 {
 			t.Errorf("object %s listed with no keys", o.Name)
+		}
+		// Same machine, so the owner's clock is ours.
+		if o.LastActivity == nil || o.LastActivity.Before(created.Add(-time.Second)) || o.LastActivity.After(time.Now()) {
+			t.Errorf("object %s: last activity %v, want between %v and now", o.Name, o.LastActivity, created)
 		}
 		owners[o.Name] = o.Node
 	}
