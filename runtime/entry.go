@@ -25,6 +25,7 @@ const (
 	evWSError
 	evAlarm
 	evForget
+	evRestore
 )
 
 func (k eventKind) String() string {
@@ -41,6 +42,8 @@ func (k eventKind) String() string {
 		return "alarm"
 	case evForget:
 		return "forget"
+	case evRestore:
+		return "restore"
 	}
 	return "unknown"
 }
@@ -60,8 +63,10 @@ type event struct {
 	err    error
 	// evAlarm: called once the outcome is durable (true) or failed.
 	alarmDone func(ok bool)
-	// evForget: called once the deletion is durable, or failed.
-	forgetDone func(error)
+	// evForget, evRestore: called once the change is durable, or failed.
+	replaceDone func(error)
+	// evRestore: the batches that replace the object's state.
+	restore []*storage.Batch
 }
 
 // entry is everything a node holds for one object: its mailbox, its sockets,
@@ -219,8 +224,12 @@ func (e *entry) emit(it outItem) {
 }
 
 func (e *entry) handle(ev event) {
-	if ev.kind == evForget {
-		e.forget(ev.forgetDone)
+	switch ev.kind {
+	case evForget:
+		e.replace([]*storage.Batch{{Object: storage.ObjectID(e.id), Forget: true}}, CloseNormal, "object deleted", ev)
+		return
+	case evRestore:
+		e.replace(ev.restore, CloseServiceRestart, "object restored", ev)
 		return
 	}
 	rt := e.rt
@@ -302,23 +311,30 @@ func (e *entry) handle(ev event) {
 	rt.metrics.eventSeconds.Observe(time.Since(start).Seconds())
 }
 
-// forget deletes the object's storage and alarm as one batch, after every
-// earlier batch: the instance is dropped and the sockets are closed, so
-// nothing of the old state lives on.
-func (e *entry) forget(done func(error)) {
+// replace swaps the object's whole state for what batches write (its
+// deletion, or a restored backup), after every earlier batch: the instance
+// is dropped and the sockets are closed with code and reason, so nothing of
+// the old state lives on. ev.replaceDone hears when the last batch is
+// durable, or the first failure.
+func (e *entry) replace(batches []*storage.Batch, code int, reason string, ev event) {
 	e.gate.waitIdle()
 	e.instance = nil
-	e.metaSaved = false
+	e.metaSaved = batches[0].Meta != nil
 	e.mu.Lock()
 	socks := append([]*WebSocket(nil), e.sockets...)
 	e.mu.Unlock()
 	for _, ws := range socks {
-		ws.enqueue(outFrame{close: true, code: CloseNormal, reason: "object deleted"})
+		ws.enqueue(outFrame{close: true, code: code, reason: reason})
 	}
-	batch := &storage.Batch{Object: storage.ObjectID(e.id), Forget: true}
-	e.gate.after(batch, []outItem{{done: done}})
-	e.rt.opts.Store.Commit(batch, func(err error) { e.gate.committed(err, e) })
-	e.rt.metrics.events.WithLabelValues(evForget.String()).Inc()
+	for i, b := range batches {
+		var out []outItem
+		if i == len(batches)-1 {
+			out = []outItem{{done: ev.replaceDone}}
+		}
+		e.gate.after(b, out)
+		e.rt.opts.Store.Commit(b, func(err error) { e.gate.committed(err, e) })
+	}
+	e.rt.metrics.events.WithLabelValues(ev.kind.String()).Inc()
 }
 
 // alarmOutcome is what became of an alarm event.

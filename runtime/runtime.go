@@ -331,21 +331,48 @@ func (rt *Runtime) Evict(match func(ID) bool, code int, reason string) int {
 // sockets (1000 "object deleted") and returns once the deletion is durable
 // (replicated, in a cluster). The object itself lives on, empty.
 func (ns *Namespace) Forget(ctx context.Context, id ID) error {
-	e, err := ns.rt.acquire(ns.class, ns.ctor, id, "")
+	if err := ns.replace(ctx, id, "", event{kind: evForget}); err != nil {
+		return fmt.Errorf("forget %s %s: %w", ns.class, id, err)
+	}
+	return nil
+}
+
+// Restore replaces the object's whole state (data, alarm, name) with exp, a
+// backup's record of it, for operators restoring a backup. Like Forget it
+// runs after the object's queued events, drops its instance and closes its
+// sockets (1012 "object restored", so clients come back and see the
+// restored state), and returns once every write is durable. The data goes
+// in batches of about 512 KiB; the object is not given other events until
+// all are written, but a crash in between can leave part of it restored, so
+// a failed restore is repeated, not resumed.
+func (ns *Namespace) Restore(ctx context.Context, exp storage.ObjectExport) error {
+	id := ID(exp.ID)
+	if exp.Meta.Class != ns.class {
+		return fmt.Errorf("restore %s %s: the record is of class %q", ns.class, id, exp.Meta.Class)
+	}
+	batches := storage.RestoreBatches(exp, 512<<10, ns.rt.opts.Now())
+	if err := ns.replace(ctx, id, exp.Meta.Name, event{kind: evRestore, restore: batches}); err != nil {
+		return fmt.Errorf("restore %s %s: %w", ns.class, id, err)
+	}
+	return nil
+}
+
+// replace delivers ev (evForget or evRestore) to id and waits until its
+// writes are durable.
+func (ns *Namespace) replace(ctx context.Context, id ID, name string, ev event) error {
+	e, err := ns.rt.acquire(ns.class, ns.ctor, id, name)
 	if err != nil {
 		return err
 	}
 	defer e.release()
 	res := make(chan error, 1)
-	if err := e.deliver(ctx, event{kind: evForget, forgetDone: func(err error) { res <- err }}); err != nil {
+	ev.replaceDone = func(err error) { res <- err }
+	if err := e.deliver(ctx, ev); err != nil {
 		return err
 	}
 	select {
 	case err := <-res:
-		if err != nil {
-			return fmt.Errorf("forget %s %s: %w", ns.class, id, err)
-		}
-		return nil
+		return err
 	case <-ctx.Done():
 		return ctx.Err()
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/holocron-run/holocron/runtime"
 	"github.com/holocron-run/holocron/runtime/runtimetest"
+	"github.com/holocron-run/holocron/storage"
 )
 
 // counter is a minimal object: GET / returns the count, POST / increments
@@ -248,5 +249,62 @@ func TestSocketRateLimitDropsBeforeTheObject(t *testing.T) {
 	}
 	if code, f := s.Do("GET", "/objects/Counter/c/", nil); code != 200 || f["n"] != float64(counts) {
 		t.Fatalf("stored count %v (HTTP %d), want %d", f["n"], code, counts)
+	}
+}
+
+// TestForgetAndRestoreReplaceTheObjectsState: an operator's delete and
+// restore take effect after the object's earlier events, close its sockets
+// so clients come back to the new state, and leave the object working.
+func TestForgetAndRestoreReplaceTheObjectsState(t *testing.T) {
+	var fired atomic.Int64
+	s := startCounter(t, "", &fired, runtime.Options{})
+	ns, err := s.Runtime.Namespace("Counter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := ns.IDFromName("a")
+	for range 3 {
+		s.Do("POST", "/objects/Counter/a/", nil)
+	}
+	saved, ok, err := s.Store.ExportObject(storage.ObjectID(id))
+	if err != nil || !ok || saved.Meta.Name != "a" {
+		t.Fatalf("export: %+v %v %v", saved, ok, err)
+	}
+	for range 2 {
+		s.Do("POST", "/objects/Counter/a/", nil)
+	}
+
+	ws := s.Dial("/objects/Counter/a/websocket")
+	ws.Expect("hello")
+	ctx, cancel := context.WithTimeout(context.Background(), runtimetest.Timeout)
+	defer cancel()
+	if err := ns.Restore(ctx, saved); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	if _, err := ws.TryRead(); !websocket.IsCloseError(err, runtime.CloseServiceRestart) {
+		t.Fatalf("socket after restore: %v, want close 1012", err)
+	}
+	if _, f := s.Do("GET", "/objects/Counter/a/", nil); f["n"] != float64(3) {
+		t.Fatalf("after restore n = %v, want the saved 3", f["n"])
+	}
+	other := saved
+	other.Meta.Class = "Other"
+	if err := ns.Restore(ctx, other); err == nil {
+		t.Fatal("Restore took a record of another class")
+	}
+
+	ws = s.Dial("/objects/Counter/a/websocket")
+	ws.Expect("hello")
+	if err := ns.Forget(ctx, id); err != nil {
+		t.Fatalf("Forget: %v", err)
+	}
+	if _, err := ws.TryRead(); !websocket.IsCloseError(err, runtime.CloseNormal) {
+		t.Fatalf("socket after forget: %v, want close 1000", err)
+	}
+	if _, ok, err := s.Store.ExportObject(storage.ObjectID(id)); ok || err != nil {
+		t.Fatalf("object still stored after Forget (%v)", err)
+	}
+	if _, f := s.Do("POST", "/objects/Counter/a/", nil); f["n"] != float64(1) {
+		t.Fatalf("after forget the object counts from %v, want 1", f["n"])
 	}
 }

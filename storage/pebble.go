@@ -694,3 +694,105 @@ func (s *PebbleStore) Checkpoint(dir string) error {
 	}
 	return nil
 }
+
+// ObjectExport is one object's whole durable state at one instant: what a
+// backup records and a restore writes back.
+type ObjectExport struct {
+	ID   ObjectID
+	Meta ObjectMeta
+	// Data holds the object's keys in key order.
+	Data []KV
+	// Alarm is the pending alarm, if any.
+	Alarm *time.Time
+	// LastWrite is when the object last committed a batch, if recorded.
+	LastWrite *time.Time
+}
+
+// KV is one stored key and its value.
+type KV struct {
+	Key   string
+	Value []byte
+}
+
+// ExportObject reads obj's meta, data, alarm and last write from one
+// consistent snapshot. ok is false for an object with no recorded meta
+// (never written, or forgotten).
+func (s *PebbleStore) ExportObject(obj ObjectID) (exp ObjectExport, ok bool, err error) {
+	snap := s.db.NewSnapshot()
+	defer snap.Close()
+	get := func(k []byte) ([]byte, bool, error) {
+		v, closer, err := snap.Get(k)
+		if errors.Is(err, pebble.ErrNotFound) {
+			return nil, false, nil
+		}
+		if err != nil {
+			return nil, false, fmt.Errorf("export object %x: %w", obj[:4], err)
+		}
+		defer closer.Close()
+		return bytes.Clone(v), true, nil
+	}
+	exp.ID = obj
+	v, ok, err := get(objKey(prefixMeta, obj))
+	if err != nil || !ok {
+		return exp, false, err
+	}
+	if err := json.Unmarshal(v, &exp.Meta); err != nil {
+		return exp, false, fmt.Errorf("export object %x: meta: %w", obj[:4], err)
+	}
+	for _, t := range []struct {
+		prefix byte
+		into   **time.Time
+	}{{prefixAlarm, &exp.Alarm}, {prefixWritten, &exp.LastWrite}} {
+		v, ok, err := get(objKey(t.prefix, obj))
+		if err != nil {
+			return exp, false, err
+		}
+		if ok {
+			at := decodeTime(v)
+			*t.into = &at
+		}
+	}
+	lo := dataPrefix(obj)
+	hi := bytes.Clone(lo)
+	hi[len(hi)-1] = 1
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return exp, false, fmt.Errorf("export object %x: %w", obj[:4], err)
+	}
+	defer it.Close()
+	for valid := it.First(); valid; valid = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return exp, false, fmt.Errorf("export object %x: %w", obj[:4], err)
+		}
+		exp.Data = append(exp.Data, KV{Key: string(it.Key()[len(lo):]), Value: bytes.Clone(v)})
+	}
+	return exp, true, nil
+}
+
+// RestoreBatches turns an export back into batches that replace whatever
+// the object holds with exactly the exported state: the first clears the
+// object's data and sets its meta and alarm; the data follows in batches
+// of about maxBytes each, so that no single batch (one Raft proposal, in a
+// cluster) grows with the object. written stamps each batch.
+func RestoreBatches(exp ObjectExport, maxBytes int, written time.Time) []*Batch {
+	meta := exp.Meta
+	first := &Batch{Object: exp.ID, Meta: &meta, Ops: []Op{{Kind: OpDeleteAll}}, Written: written}
+	if exp.Alarm != nil {
+		first.Alarm = AlarmChange{Set: true, At: *exp.Alarm}
+	} else {
+		first.Alarm = AlarmChange{Delete: true}
+	}
+	out := []*Batch{first}
+	cur, size := first, 0
+	for _, kv := range exp.Data {
+		if size > 0 && size+len(kv.Key)+len(kv.Value) > maxBytes {
+			cur = &Batch{Object: exp.ID, Written: written}
+			out = append(out, cur)
+			size = 0
+		}
+		cur.Ops = append(cur.Ops, Op{Kind: OpPut, Key: kv.Key, Value: kv.Value})
+		size += len(kv.Key) + len(kv.Value)
+	}
+	return out
+}

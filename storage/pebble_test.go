@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -1095,5 +1096,50 @@ func TestForgetAndListObjects(t *testing.T) {
 	dec, err := storage.DecodeBatch(storage.AppendBatch(nil, &storage.Batch{Object: objectID(9), Forget: true}))
 	if err != nil || !dec.Forget {
 		t.Fatalf("codec lost Forget: %+v %v", dec, err)
+	}
+}
+
+func TestExportObjectAndRestoreBatchesRoundTrip(t *testing.T) {
+	src, dst := newStore(t), newStore(t)
+	at := time.Unix(1900000000, 0).UTC()
+	obj := objectID(7)
+	var ops []storage.Op
+	for i := range 50 {
+		ops = append(ops, storage.Op{Kind: storage.OpPut, Key: fmt.Sprintf("k%03d", i), Value: bytes.Repeat([]byte{byte(i)}, 100)})
+	}
+	mustCommit(t, src, &storage.Batch{Object: obj, Meta: &storage.ObjectMeta{Class: "C", Name: "seven"}, Ops: ops,
+		Alarm: storage.AlarmChange{Set: true, At: at}, Written: at})
+	mustCommit(t, src, puts(objectID(8), "other", "x")) // a neighbour must not leak in
+	exp, ok, err := src.ExportObject(obj)
+	if err != nil || !ok {
+		t.Fatalf("ExportObject: %v, %v", ok, err)
+	}
+	if exp.Meta.Name != "seven" || len(exp.Data) != 50 || exp.Alarm == nil || !exp.Alarm.Equal(at) || exp.LastWrite == nil || !exp.LastWrite.Equal(at) {
+		t.Fatalf("export = meta %+v, %d keys, alarm %v, last write %v", exp.Meta, len(exp.Data), exp.Alarm, exp.LastWrite)
+	}
+	if _, ok, err := src.ExportObject(objectID(99)); ok || err != nil {
+		t.Fatalf("ExportObject of a missing object: %v, %v", ok, err)
+	}
+
+	// The destination holds stale state of the same object: the restore
+	// replaces it entirely, alarm included.
+	mustCommit(t, dst, &storage.Batch{Object: obj, Meta: &storage.ObjectMeta{Class: "C", Name: "seven"},
+		Ops: []storage.Op{{Kind: storage.OpPut, Key: "stale", Value: []byte("1")}}, Alarm: storage.AlarmChange{Set: true, At: at.Add(time.Hour)}})
+	batches := storage.RestoreBatches(exp, 1000, at.Add(time.Minute))
+	if len(batches) < 5 {
+		t.Fatalf("%d batches for 5 KB at 1 KB each", len(batches))
+	}
+	for _, b := range batches {
+		mustCommit(t, dst, b)
+	}
+	got, ok, err := dst.ExportObject(obj)
+	if err != nil || !ok {
+		t.Fatalf("ExportObject after restore: %v, %v", ok, err)
+	}
+	if !reflect.DeepEqual(got.Data, exp.Data) || got.Meta != exp.Meta || !got.Alarm.Equal(at) {
+		t.Fatalf("restored state differs: %d keys (want %d), meta %+v, alarm %v", len(got.Data), len(exp.Data), got.Meta, got.Alarm)
+	}
+	if due, _ := dst.Alarms(at.Add(2*time.Hour), 10); len(due) != 1 || !due[0].At.Equal(at) {
+		t.Fatalf("alarm index after restore: %+v", due)
 	}
 }

@@ -144,6 +144,8 @@ func (a *objectsAdmin) serveList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	slices.SortFunc(all, func(x, y objectSummary) int { return strings.Compare(x.ID, y.ID) })
+	// With replicas=1 every replica lists the object: once is enough.
+	all = slices.CompactFunc(all, func(x, y objectSummary) bool { return x.ID == y.ID })
 	page := objectPage{Objects: all}
 	if len(all) > limit {
 		page.Objects, more = all[:limit], true

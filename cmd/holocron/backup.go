@@ -2,7 +2,9 @@ package main
 
 import (
 	"archive/tar"
+	"bufio"
 	"compress/gzip"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -94,8 +96,9 @@ func writeArchive(w io.Writer, dir string) (int, error) {
 	return files, err
 }
 
-// restoreArchive unpacks an archive into dir/pebble. dir must be empty or
-// absent: a restore never mixes with existing data.
+// restoreArchive unpacks a node backup's tar stream (already gunzipped)
+// into dir/pebble. dir must be empty or absent: a restore never mixes with
+// existing data.
 func restoreArchive(r io.Reader, dir string) (int, error) {
 	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
 		return 0, fmt.Errorf("data directory %s is not empty", dir)
@@ -104,11 +107,7 @@ func restoreArchive(r io.Reader, dir string) (int, error) {
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return 0, err
 	}
-	gz, err := gzip.NewReader(r)
-	if err != nil {
-		return 0, fmt.Errorf("not a holocron backup: %w", err)
-	}
-	tr := tar.NewReader(gz)
+	tr := tar.NewReader(r)
 	files := 0
 	for {
 		hdr, err := tr.Next()
@@ -145,14 +144,18 @@ func restoreArchive(r io.Reader, dir string) (int, error) {
 	return files, nil
 }
 
-// backupCommand is `holocron backup -from URL -out FILE`: it asks a running
-// node for a consistent snapshot and saves it.
+// backupCommand is `holocron backup -from URL -out FILE [-scope node|cluster]`.
+// Scope node asks one node for a Pebble checkpoint of its whole store (a
+// single node's backup; restored with -data). Scope cluster records every
+// object through its owner (see backup_objects.go): for a cluster, and
+// restorable into a cluster (-to) or an empty single-node data dir (-data).
 func backupCommand(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	from := fs.String("from", "http://127.0.0.1:8080", "base URL of the node to back up")
+	from := fs.String("from", "http://127.0.0.1:8080", "base URL of the node to back up (any node of a cluster)")
 	out := fs.String("out", "", "file to write the backup to (required)")
-	token := fs.String("admin-token", getenv(envName("admin-token")), "the node's -admin-token, if it has one")
+	scope := fs.String("scope", "node", "node: a checkpoint of this node's store; cluster: every object through its owner")
+	token := fs.String("admin-token", getenv(envName("admin-token")), "the nodes' -admin-token, if they have one")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -160,32 +163,28 @@ func backupCommand(args []string, stdout, stderr io.Writer, getenv func(string) 
 		fmt.Fprintln(stderr, "holocron backup: -out is required")
 		return 2
 	}
-	req, err := http.NewRequest(http.MethodPost, strings.TrimRight(*from, "/")+"/admin/backup", nil)
-	if err != nil {
-		fmt.Fprintf(stderr, "holocron backup: %v\n", err)
+	if *scope != "node" && *scope != "cluster" {
+		fmt.Fprintf(stderr, "holocron backup: -scope must be node or cluster, not %q\n", *scope)
 		return 2
 	}
-	if *token != "" {
-		req.Header.Set("Authorization", "Bearer "+*token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		fmt.Fprintf(stderr, "holocron backup: %v\n", err)
-		return 1
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		fmt.Fprintf(stderr, "holocron backup: %s: %s\n", resp.Status, body)
-		return 1
-	}
+	base := strings.TrimRight(*from, "/")
 	tmp := *out + ".partial"
 	f, err := os.Create(tmp)
 	if err != nil {
 		fmt.Fprintf(stderr, "holocron backup: %v\n", err)
 		return 1
 	}
-	n, err := io.Copy(f, resp.Body)
+	var what string
+	if *scope == "cluster" {
+		c := &adminClient{base: base, token: *token, http: http.DefaultClient, patience: time.Minute}
+		var n int
+		n, err = backupObjects(context.Background(), c, f)
+		what = fmt.Sprintf("%d objects", n)
+	} else {
+		var n int64
+		n, err = backupNode(base, *token, f)
+		what = fmt.Sprintf("%d bytes", n)
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -197,16 +196,39 @@ func backupCommand(args []string, stdout, stderr io.Writer, getenv func(string) 
 		fmt.Fprintf(stderr, "holocron backup: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "backup of %s written to %s (%d bytes)\n", *from, *out, n)
+	fmt.Fprintf(stdout, "%s backup of %s written to %s (%s)\n", *scope, *from, *out, what)
 	return 0
 }
 
-// restoreCommand is `holocron restore -in FILE -data DIR`.
-func restoreCommand(args []string, stdout, stderr io.Writer) int {
+// backupNode streams one node's checkpoint archive into w.
+func backupNode(base, token string, w io.Writer) (int64, error) {
+	req, err := http.NewRequest(http.MethodPost, base+"/admin/backup", nil)
+	if err != nil {
+		return 0, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return 0, fmt.Errorf("%s: %s", resp.Status, body)
+	}
+	return io.Copy(w, resp.Body)
+}
+
+// restoreCommand is `holocron restore -in FILE (-data DIR | -to URL)`.
+func restoreCommand(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	in := fs.String("in", "", "backup file (required)")
-	data := fs.String("data", "./data", "empty data directory to restore into")
+	data := fs.String("data", "./data", "empty data directory to restore into (the node must not be running)")
+	to := fs.String("to", "", "base URL of a running node or cluster to restore a cluster backup into, instead of -data")
+	token := fs.String("admin-token", getenv(envName("admin-token")), "with -to: the nodes' -admin-token, if they have one")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -220,11 +242,45 @@ func restoreCommand(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	defer f.Close()
-	n, err := restoreArchive(f, *data)
+	gz, err := gzip.NewReader(f)
+	if err != nil {
+		fmt.Fprintf(stderr, "holocron restore: not a holocron backup: %v\n", err)
+		return 1
+	}
+	br := bufio.NewReader(gz)
+	if !isObjectsBackup(br) {
+		if *to != "" {
+			fmt.Fprintln(stderr, "holocron restore: -to takes a cluster backup (holocron backup -scope cluster); this is a node backup, restore it with -data")
+			return 2
+		}
+		n, err := restoreArchive(br, *data)
+		if err != nil {
+			fmt.Fprintf(stderr, "holocron restore: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "restored %d files into %s; start it with: holocron serve -data %s\n", n, *data, *data)
+		return 0
+	}
+	or, err := openObjects(br)
 	if err != nil {
 		fmt.Fprintf(stderr, "holocron restore: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "restored %d files into %s; start it with: holocron serve -data %s\n", n, *data, *data)
+	var n int
+	if *to != "" {
+		c := &adminClient{base: strings.TrimRight(*to, "/"), token: *token, http: http.DefaultClient, patience: time.Minute}
+		n, err = restoreObjectsTo(context.Background(), c, or)
+	} else {
+		n, err = restoreObjectsToDir(or, *data)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "holocron restore: %v (%d objects restored before it)\n", err, n)
+		return 1
+	}
+	if *to != "" {
+		fmt.Fprintf(stdout, "restored %d objects into %s\n", n, *to)
+	} else {
+		fmt.Fprintf(stdout, "restored %d objects into %s; start it with: holocron serve -data %s\n", n, *data, *data)
+	}
 	return 0
 }

@@ -73,7 +73,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	case "backup":
 		return backupCommand(args[1:], stdout, stderr, getenv)
 	case "restore":
-		return restoreCommand(args[1:], stdout, stderr)
+		return restoreCommand(args[1:], stdout, stderr, getenv)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "holocron %s\n", version)
 		return 0

@@ -182,6 +182,8 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	mux.Handle("GET /admin/objects/{class}/{name}", admin.protect(http.HandlerFunc(objAdmin.serveObject)))
 	mux.Handle("DELETE /admin/objects/{class}/{name}", admin.protect(http.HandlerFunc(objAdmin.serveDelete)))
 	mux.Handle("POST /admin/objects/{class}/{name}/move", admin.protect(http.HandlerFunc(objAdmin.serveMove)))
+	mux.Handle("GET /admin/export/{id}", admin.protect(http.HandlerFunc(objAdmin.serveExport)))
+	mux.Handle("POST /admin/import/{id}", admin.protect(http.HandlerFunc(objAdmin.serveImport)))
 	mux.Handle("GET /admin/overview", admin.protect(http.HandlerFunc(admin.serveOverview)))
 	webApp := web.Handler()
 	for _, p := range web.Paths {
