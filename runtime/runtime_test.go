@@ -93,7 +93,7 @@ func (c *counter) OnAlarm(ctx context.Context) error {
 	return nil
 }
 
-func startCounter(t *testing.T, dir string, fired *atomic.Int64, opts runtime.Options) *runtimetest.Server {
+func startCounter(t testing.TB, dir string, fired *atomic.Int64, opts runtime.Options) *runtimetest.Server {
 	return runtimetest.Start(t, runtimetest.Options{
 		Dir:     dir,
 		Runtime: opts,

@@ -23,7 +23,7 @@ const waitTimeout = 10 * time.Second
 // tests notice if alarm times lose precision.
 var baseTime = time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC)
 
-func openStore(t *testing.T, dir string, opts storage.PebbleOptions) *storage.PebbleStore {
+func openStore(t testing.TB, dir string, opts storage.PebbleOptions) *storage.PebbleStore {
 	t.Helper()
 	s, err := storage.OpenPebble(dir, opts)
 	if err != nil {
@@ -37,7 +37,7 @@ func openStore(t *testing.T, dir string, opts storage.PebbleOptions) *storage.Pe
 	return s
 }
 
-func newStore(t *testing.T) *storage.PebbleStore {
+func newStore(t testing.TB) *storage.PebbleStore {
 	t.Helper()
 	return openStore(t, t.TempDir(), storage.PebbleOptions{})
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -185,6 +186,12 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	mux.Handle("GET /admin/export/{id}", admin.protect(http.HandlerFunc(objAdmin.serveExport)))
 	mux.Handle("POST /admin/import/{id}", admin.protect(http.HandlerFunc(objAdmin.serveImport)))
 	mux.Handle("GET /admin/overview", admin.protect(http.HandlerFunc(admin.serveOverview)))
+	// Go's profiler, behind the admin token: how an operator (or
+	// bench/run.sh) sees where a node spends its time.
+	mux.Handle("GET /debug/pprof/", admin.protect(http.HandlerFunc(pprof.Index)))
+	mux.Handle("GET /debug/pprof/profile", admin.protect(http.HandlerFunc(pprof.Profile)))
+	mux.Handle("GET /debug/pprof/trace", admin.protect(http.HandlerFunc(pprof.Trace)))
+	mux.Handle("GET /debug/pprof/symbol", admin.protect(http.HandlerFunc(pprof.Symbol)))
 	webApp := web.Handler()
 	for _, p := range web.Paths {
 		mux.Handle("GET "+p, webApp)
