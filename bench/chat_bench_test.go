@@ -4,7 +4,11 @@
 package bench
 
 import (
+	"bufio"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -27,6 +31,36 @@ func startLobby(b *testing.B) *runtimetest.Server {
 		b.Fatalf("create room: %d %v", code, f)
 	}
 	return s
+}
+
+// writeCalls returns the process's write system calls so far (Linux
+// /proc/self/io), or -1 where that is not available. Unlike time, the
+// number of writes per delivery does not depend on what else the machine
+// is doing: it shows whether socket writes are coalesced.
+func writeCalls() int64 {
+	f, err := os.Open("/proc/self/io")
+	if err != nil {
+		return -1
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "syscw: "); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return -1
+			}
+			return n
+		}
+	}
+	return -1
+}
+
+// reportWritesPer reports write system calls per unit since start.
+func reportWritesPer(b *testing.B, start int64, units int64, unit string) {
+	if end := writeCalls(); start >= 0 && end >= 0 && units > 0 {
+		b.ReportMetric(float64(end-start)/float64(units), "writes/"+unit)
+	}
 }
 
 func join(b *testing.B, s *runtimetest.Server, player string) *runtimetest.Conn {
@@ -53,6 +87,7 @@ func BenchmarkDurableChat(b *testing.B) {
 			var wg sync.WaitGroup
 			errs := make(chan error, senders)
 			b.ResetTimer()
+			writes := writeCalls()
 			for i, c := range conns {
 				wg.Add(1)
 				go func() {
@@ -83,6 +118,7 @@ func BenchmarkDurableChat(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+			reportWritesPer(b, writes, int64(b.N), "msg")
 		})
 	}
 }
@@ -106,6 +142,7 @@ func BenchmarkFanout(b *testing.B) {
 	var wg sync.WaitGroup
 	var delivered atomic.Int64
 	b.ResetTimer()
+	writes := writeCalls()
 	for i, c := range conns {
 		wg.Add(1)
 		go func() {
@@ -135,4 +172,5 @@ func BenchmarkFanout(b *testing.B) {
 	wg.Wait()
 	b.StopTimer()
 	b.ReportMetric(float64(delivered.Load())/b.Elapsed().Seconds(), "deliveries/s")
+	reportWritesPer(b, writes, delivered.Load(), "delivery")
 }

@@ -455,13 +455,14 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if resp.socket != nil {
-		conn, err := rt.upgrader.Upgrade(w, r, nil)
+		cw := &corkingWriter{ResponseWriter: w}
+		conn, err := rt.upgrader.Upgrade(cw, r, nil)
 		if err != nil {
 			// Upgrade has already answered the client.
 			resp.socket.terminate(CloseAbnormal, "upgrade failed")
 			return
 		}
-		resp.socket.start(conn)
+		resp.socket.start(conn, cw.conn)
 		return
 	}
 	resp.writeTo(w)

@@ -48,6 +48,7 @@ type WebSocket struct {
 
 	mu         sync.Mutex
 	conn       *websocket.Conn
+	cork       *corkConn // conn's transport; set before the loops start
 	queue      []outFrame
 	queueBytes int
 	overflow   bool
@@ -205,9 +206,9 @@ func (ws *WebSocket) enqueue(f outFrame) {
 }
 
 // start runs the socket's reader and writer on an upgraded connection.
-func (ws *WebSocket) start(conn *websocket.Conn) {
+func (ws *WebSocket) start(conn *websocket.Conn, cork *corkConn) {
 	ws.mu.Lock()
-	ws.conn = conn
+	ws.conn, ws.cork = conn, cork
 	if p := ws.principal; p != nil && !p.Expires.IsZero() {
 		ws.expiry = time.AfterFunc(time.Until(p.Expires), func() {
 			ws.enqueue(outFrame{close: true, code: CloseAuthExpired, reason: "token expired"})
@@ -309,6 +310,9 @@ func (ws *WebSocket) writeLoop() {
 		if overflow {
 			batch = append(batch[:0], outFrame{close: true, code: CloseTryAgainLater, reason: "slow consumer"})
 		}
+		if len(batch) > 1 {
+			ws.cork.hold()
+		}
 		for _, f := range batch {
 			_ = conn.SetWriteDeadline(time.Now().Add(rt.opts.WriteTimeout))
 			var err error
@@ -341,6 +345,10 @@ func (ws *WebSocket) writeLoop() {
 				rt.metrics.wsFramesOut.Inc()
 				rt.messagesOut.Add(1)
 			}
+		}
+		if err := ws.cork.release(); err != nil {
+			ws.abort()
+			return
 		}
 		clear(batch)
 	}

@@ -1,0 +1,84 @@
+package runtime
+
+import (
+	"bytes"
+	"net"
+	"sync"
+	"testing"
+)
+
+// recordingConn is a net.Conn that records each Write call.
+type recordingConn struct {
+	net.Conn
+	mu     sync.Mutex
+	writes [][]byte
+}
+
+func (c *recordingConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.writes = append(c.writes, bytes.Clone(p))
+	return len(p), nil
+}
+
+func TestCorkConnCoalescesHeldWrites(t *testing.T) {
+	rec := &recordingConn{}
+	c := &corkConn{Conn: rec}
+	c.Write([]byte("direct"))
+	c.hold()
+	for _, s := range []string{"a", "bb", "ccc"} {
+		c.Write([]byte(s))
+	}
+	if len(rec.writes) != 1 {
+		t.Fatalf("%d writes reached the connection while held, want only the first", len(rec.writes))
+	}
+	if err := c.release(); err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Repeat([]byte("x"), maxCorked+1)
+	c.hold()
+	c.Write([]byte("y"))
+	c.Write(big) // too big to buffer: what is buffered goes first, then it
+	c.Write([]byte("z"))
+	c.release()
+	c.release() // nothing left: no empty write
+	want := []string{"direct", "abbccc", "y", string(big), "z"}
+	if len(rec.writes) != len(want) {
+		t.Fatalf("writes = %q, want %q", rec.writes, want)
+	}
+	for i, w := range want {
+		if string(rec.writes[i]) != w {
+			t.Fatalf("write %d = %.20q, want %.20q", i, rec.writes[i], w)
+		}
+	}
+	var nilCork *corkConn
+	nilCork.hold()
+	if err := nilCork.release(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCorkConnConcurrentWritesKeepEveryByte(t *testing.T) {
+	rec := &recordingConn{}
+	c := &corkConn{Conn: rec}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 1000 {
+				c.hold()
+				c.Write([]byte("0123456789"))
+				c.release()
+			}
+		}()
+	}
+	wg.Wait()
+	total := 0
+	for _, w := range rec.writes {
+		total += len(w)
+	}
+	if total != 4*1000*10 {
+		t.Fatalf("%d bytes written, want %d", total, 4*1000*10)
+	}
+}
