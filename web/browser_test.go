@@ -1,13 +1,17 @@
 package web_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +21,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/holocron-run/holocron/client"
 	"github.com/holocron-run/holocron/internal/proctest"
 )
 
@@ -597,4 +602,387 @@ func TestAuthTokens(t *testing.T) {
 	for _, u := range []*user{alice, anon, brief, op} {
 		u.checkNoErrors()
 	}
+}
+
+// adminCall sends one request to the holocron at base with the admin token
+// and decodes the JSON answer into out (when not nil); it returns the status.
+func adminCall(t *testing.T, method, url, adminToken string, body, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if adminToken != "" {
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	if out != nil && resp.StatusCode < 300 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("%s %s: %v in %s", method, url, err, raw)
+		}
+	}
+	if resp.StatusCode >= 300 {
+		t.Logf("%s %s: %s %s", method, url, resp.Status, raw)
+	}
+	return resp.StatusCode
+}
+
+// storedObject is one entry of GET /admin/objects.
+type storedObject struct {
+	ID           string `json:"id"`
+	Class        string `json:"class"`
+	Name         string `json:"name"`
+	Node         string `json:"node"`
+	Keys         int    `json:"keys"`
+	Bytes        int64  `json:"bytes"`
+	Alarm        string `json:"alarm"`
+	LastActivity string `json:"lastActivity"`
+}
+
+// listObjects returns every object GET /admin/objects lists, by class/name.
+func listObjects(t *testing.T, base, adminToken string) map[string]storedObject {
+	t.Helper()
+	all := map[string]storedObject{}
+	after := ""
+	for {
+		var page struct {
+			Objects []storedObject `json:"objects"`
+			Next    string         `json:"next"`
+		}
+		if code := adminCall(t, http.MethodGet, base+"/admin/objects?limit=100&after="+after, adminToken, nil, &page); code != http.StatusOK {
+			t.Fatalf("GET /admin/objects: status %d", code)
+		}
+		for _, o := range page.Objects {
+			all[o.Class+"/"+o.Name] = o
+		}
+		if page.Next == "" {
+			return all
+		}
+		after = page.Next
+	}
+}
+
+// humanBytes is the dashboard's size format (fmtBytes in admin.js).
+func humanBytes(n int64) string {
+	if n < 1024 {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, units := float64(n)/1024, []string{"KiB", "MiB", "GiB", "TiB"}
+	i := 0
+	for v >= 1024 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	if v < 10 {
+		return fmt.Sprintf("%.1f %s", v, units[i])
+	}
+	return fmt.Sprintf("%.0f %s", v, units[i])
+}
+
+// chatWith creates a room in a lobby ("" is main) and posts messages in it
+// through the Go client, then disconnects.
+func chatWith(t *testing.T, addr, lobby, roomID, roomName string, messages ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := client.DialChat(ctx, []string{addr}, client.Options{Lobby: lobby, InOrder: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	if _, err := c.CreateRoom(ctx, client.NewChatRoom{RoomID: roomID, Name: roomName}); err != nil {
+		t.Fatalf("create %s: %v", roomID, err)
+	}
+	if _, err := c.JoinRoom(ctx, roomID, "p-grace", "Grace Hopper"); err != nil {
+		t.Fatalf("join %s: %v", roomID, err)
+	}
+	for _, m := range messages {
+		if _, err := c.SendMessage(ctx, roomID, m); err != nil {
+			t.Fatalf("send in %s: %v", roomID, err)
+		}
+	}
+}
+
+// TestAdminObjects: the dashboard's Objects page against a real holocron
+// with an admin token. Chat lobbies with rooms and messages, a game room
+// and a leaderboard with a season alarm are created through the public
+// API; the operator unlocks the dashboard with the token, sees every object
+// with its owner, keys, size, alarm and last activity, filters by class,
+// opens a lobby and sees its stored JSON values pretty-printed, sees an API
+// error shown, deletes a lobby after typing its name (gone from the page
+// and from GET /admin/objects), and pages through the list.
+func TestAdminObjects(t *testing.T) {
+	needBrowser(t)
+	const adminToken = "objects-admin-token"
+	srv := proctest.Start(t, holocronBin, proctest.FreeAddr(t), t.TempDir(), "-admin-token", adminToken)
+	base := srv.URL("")
+
+	chatWith(t, srv.Addr, "", "launch-plan", "Launch plan", "Ship it on Friday", "Release notes are in the doc")
+	chatWith(t, srv.Addr, "ops", "incidents", "Incidents", "Pager test at 10:00")
+	chatWith(t, srv.Addr, "support", "billing", "Billing questions", "Invoice #4411 was paid twice", "Refund issued")
+	if code := adminCall(t, http.MethodPost, base+"/api/room-manager/rooms", "", map[string]any{"roomId": "friday-quiz", "name": "Friday quiz", "gameType": "cognitive"}, nil); code != http.StatusCreated {
+		t.Fatalf("create game room: status %d", code)
+	}
+	for b, board := range []string{"spring-cup", "weekly-blitz", "all-time"} {
+		for i, p := range []string{"ada", "bob", "cy", "dee", "eve"}[:3+b] {
+			body := map[string]any{"playerId": p, "playerName": strings.ToUpper(p[:1]) + p[1:], "score": 40 + 7*i - 3*b}
+			if code := adminCall(t, http.MethodPost, base+"/api/leaderboards/"+board+"/scores", "", body, nil); code != http.StatusOK {
+				t.Fatalf("submit score: status %d", code)
+			}
+		}
+	}
+	if code := adminCall(t, http.MethodPost, base+"/api/leaderboards/spring-cup/season", "", map[string]any{"durationSeconds": 3600}, nil); code != http.StatusOK {
+		t.Fatalf("start season: status %d", code)
+	}
+
+	want := []string{"ChatLobby/main", "ChatLobby/ops", "ChatLobby/support", "RoomManager/main", "Leaderboard/spring-cup", "Leaderboard/weekly-blitz", "Leaderboard/all-time"}
+	stored := listObjects(t, base, adminToken)
+	for _, k := range want {
+		if _, ok := stored[k]; !ok {
+			t.Fatalf("GET /admin/objects lacks %s: %v", k, stored)
+		}
+	}
+	if code := adminCall(t, http.MethodGet, base+"/admin/objects", "", nil, nil); code != http.StatusUnauthorized {
+		t.Fatalf("GET /admin/objects without the token: status %d, want 401", code)
+	}
+
+	// The dashboard asks for the token, then shows the Objects page.
+	op := newUser(t, startBrowser(t), "operator")
+	op.open(base + "/admin#objects")
+	op.visible("#token-dialog")
+	op.typeInto("#token-input", adminToken)
+	op.click("#token-submit")
+	row := func(class, name string) string {
+		return fmt.Sprintf(`#objects-body tr[data-class=%q][data-name=%q]`, class, name)
+	}
+	var sels []string
+	for _, k := range want {
+		class, name, _ := strings.Cut(k, "/")
+		sels = append(sels, js(row(class, name)))
+	}
+	op.waitJS("every object listed", fmt.Sprintf(`document.getElementById("token-dialog").hidden && [%s].every(s => document.querySelector(s))`, strings.Join(sels, ",")), 10*time.Second)
+	if got := eval[int](op, `document.querySelectorAll("#objects-body tr.obj-row").length`); got != len(stored) {
+		t.Errorf("%d rows, want %d", got, len(stored))
+	}
+	if got := eval[string](op, `document.getElementById("tab-objects").getAttribute("aria-selected")`); got != "true" {
+		t.Errorf("Objects tab selected %q", got)
+	}
+	for _, k := range want {
+		o := stored[k]
+		sel := row(o.Class, o.Name)
+		cells := eval[map[string]string](op, fmt.Sprintf(`(() => {
+			const r = document.querySelector(%s), t = (c) => r.querySelector(c).textContent.trim();
+			return { node: t(".c-node"), keys: t(".c-keys"), size: t(".c-size"), alarm: t(".c-alarm"), activity: t(".c-activity") };
+		})()`, js(sel)))
+		if cells["node"] != "local" || cells["keys"] != strconv.Itoa(o.Keys) || cells["size"] != humanBytes(o.Bytes) {
+			t.Errorf("%s: row %v, want owner local, %d keys, %s", k, cells, o.Keys, humanBytes(o.Bytes))
+		}
+		if o.Alarm != "" && !regexp.MustCompile(`^in \d+m$`).MatchString(cells["alarm"]) {
+			t.Errorf("%s: alarm %q, want in N minutes (%s)", k, cells["alarm"], o.Alarm)
+		}
+		if o.Alarm == "" && cells["alarm"] != "—" {
+			t.Errorf("%s: alarm %q, want —", k, cells["alarm"])
+		}
+		if o.LastActivity != "" && !regexp.MustCompile(`^(\d+[smhd] ago|just now)$`).MatchString(cells["activity"]) {
+			t.Errorf("%s: last activity %q for %s", k, cells["activity"], o.LastActivity)
+		}
+		if o.LastActivity == "" && cells["activity"] != "—" {
+			t.Errorf("%s: last activity %q, want —", k, cells["activity"])
+		}
+	}
+	if stored["Leaderboard/spring-cup"].Alarm == "" {
+		t.Error("the leaderboard's season alarm is not in GET /admin/objects")
+	}
+
+	op.waitJS("animations done", `document.getAnimations().every(a => a.playState === "finished")`, 5*time.Second)
+	op.screenshot("06-admin-objects.png")
+
+	// Class filter.
+	op.click(`#class-filter [data-class="Leaderboard"]`)
+	op.waitJS("only the leaderboards", `(() => { const r = [...document.querySelectorAll("#objects-body tr.obj-row")]; return r.length === 3 && r.every(e => e.dataset.class === "Leaderboard"); })()`, 10*time.Second)
+	op.click(`#class-filter [data-class=""]`)
+	op.waitJS("all again", fmt.Sprintf(`document.querySelectorAll("#objects-body tr.obj-row").length === %d`, len(stored)), 10*time.Second)
+
+	// Detail: the main lobby's keys, JSON values pretty-printed.
+	op.click(row("ChatLobby", "main"))
+	op.visible("#object-panel")
+	op.waitJS("room record as JSON", `(() => {
+		const v = document.querySelector('#object-keys .kv[data-key="room/launch-plan"][data-kind="JSON"] .kv-value');
+		return v && v.textContent.includes('"name": "Launch plan"') && v.querySelector(".j-key");
+	})()`, 10*time.Second)
+	op.waitJS("message as JSON", `[...document.querySelectorAll('#object-keys .kv[data-kind="JSON"] .kv-value')].some(v => v.textContent.includes('"content": "Ship it on Friday"'))`, 5*time.Second)
+	if got := op.text("#object-node"); got != "local" {
+		t.Errorf("owner %q", got)
+	}
+	if got := eval[string](op, `location.hash`); got != "#objects/ChatLobby/main" {
+		t.Errorf("address %q", got)
+	}
+	if !eval[bool](op, `document.getElementById("object-move").disabled`) {
+		t.Error("Move is enabled on a single node")
+	}
+	// Key prefix filter, then the screenshot once the drawer has slid in.
+	op.typeInto("#key-prefix", "msg/")
+	op.waitJS("only messages", `(() => { const k = [...document.querySelectorAll("#object-keys .kv")].map(e => e.dataset.key); return k.length >= 3 && k.every(x => x.startsWith("msg/launch-plan/")); })()`, 10*time.Second)
+	op.waitJS("animations done", `document.getAnimations().every(a => a.playState === "finished")`, 5*time.Second)
+	op.screenshot("07-admin-object-detail.png")
+	op.click("#object-close")
+	op.waitJS("drawer closed", `document.getElementById("object-panel").hidden && location.hash === "#objects"`, 5*time.Second)
+
+	// A long value starts collapsed and expands.
+	op.click(row("RoomManager", "main"))
+	kv := `document.querySelector('#object-keys .kv[data-key="room/friday-quiz"]')`
+	op.waitJS("game room collapsed", kv+`?.classList.contains("collapsed") && /^Show all \d+ lines$/.test(`+kv+`.querySelector(".kv-toggle").textContent)`, 10*time.Second)
+	op.click(`#object-keys .kv[data-key="room/friday-quiz"] .kv-toggle`)
+	op.waitJS("expanded", `!`+kv+`.classList.contains("collapsed") && `+kv+`.textContent.includes('"gameType": "cognitive"')`, 5*time.Second)
+	op.click("#object-close")
+
+	// An API error is shown: a class the server does not have.
+	eval[bool](op, `(location.hash = "#objects/NoSuchClass/x", true)`)
+	op.waitJS("error shown", `!document.getElementById("object-error").hidden && document.getElementById("object-error").textContent.includes("unknown object class") && document.getElementById("object-error").textContent.includes("not_found")`, 10*time.Second)
+	op.click("#object-close")
+
+	// Delete the ops lobby: the name must be typed.
+	op.click(row("ChatLobby", "ops"))
+	op.waitJS("ops opened", `document.querySelector('#object-keys .kv[data-key="room/incidents"]')`, 10*time.Second)
+	op.click("#object-delete")
+	op.visible("#delete-dialog")
+	op.typeInto("#delete-input", "op")
+	if !eval[bool](op, `document.getElementById("delete-submit").disabled`) {
+		t.Fatal("delete enabled before the name was typed")
+	}
+	op.typeInto("#delete-input", "s")
+	op.click("#delete-submit")
+	op.waitJS("deleted", fmt.Sprintf(`document.getElementById("delete-dialog").hidden && document.getElementById("object-panel").hidden && !document.querySelector(%s)`, js(row("ChatLobby", "ops"))), 10*time.Second)
+	op.waitJS("toast", `document.getElementById("toasts").textContent.includes("Deleted ChatLobby")`, 5*time.Second)
+	after := listObjects(t, base, adminToken)
+	if _, ok := after["ChatLobby/ops"]; ok {
+		t.Errorf("ChatLobby/ops still in GET /admin/objects: %v", after["ChatLobby/ops"])
+	}
+	if len(after) != len(stored)-1 {
+		t.Errorf("%d objects after the delete, want %d", len(after), len(stored)-1)
+	}
+	var gone struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	adminCall(t, http.MethodGet, base+"/admin/objects/ChatLobby/ops", adminToken, nil, &gone)
+	if len(gone.Keys) != 0 {
+		t.Errorf("ChatLobby/ops still has %d keys", len(gone.Keys))
+	}
+	op.click("#objects-refresh")
+	op.waitJS("still gone after a refresh", fmt.Sprintf(`document.querySelectorAll("#objects-body tr.obj-row").length === %d && !document.querySelector(%s)`, len(after), js(row("ChatLobby", "ops"))), 10*time.Second)
+
+	// Paging: two per page, then "Load more".
+	op.open(base + "/admin?limit=2#objects")
+	op.waitJS("first page", `document.querySelectorAll("#objects-body tr.obj-row").length === 2 && !document.getElementById("objects-more").hidden`, 10*time.Second)
+	for n := 4; n < len(after)+2; n += 2 {
+		op.click("#objects-more")
+		op.waitJS("next page", fmt.Sprintf(`document.querySelectorAll("#objects-body tr.obj-row").length === %d`, min(n, len(after))), 10*time.Second)
+	}
+	op.waitJS("no more pages", `document.getElementById("objects-more").hidden`, 5*time.Second)
+	ids := eval[[]string](op, `[...document.querySelectorAll("#objects-body tr.obj-row")].map(r => r.dataset.id)`)
+	for i := 1; i < len(ids); i++ {
+		if ids[i] <= ids[i-1] {
+			t.Errorf("rows not in ID order across pages: %v", ids)
+		}
+	}
+
+	op.checkNoErrors()
+}
+
+// TestAdminObjectsMove: the Objects page on a 3-node cluster. Leaderboards
+// created through one node are listed with the node that owns each, as
+// GET /admin/objects says; Move hands one's partition to another replica
+// and the page shows the new owner, which the cluster confirms, with the
+// object's data still there.
+func TestAdminObjectsMove(t *testing.T) {
+	needBrowser(t)
+	c := proctest.StartCluster(t, holocronBin, 3)
+	base := c.Nodes[0].URL("")
+	var boards []string
+	for i := range 8 {
+		board := fmt.Sprintf("board-%d", i+1)
+		boards = append(boards, board)
+		body := map[string]any{"playerId": "ada", "playerName": "Ada", "score": 10 + i}
+		if code := adminCall(t, http.MethodPost, base+"/api/leaderboards/"+board+"/scores", "", body, nil); code != http.StatusOK {
+			t.Fatalf("submit score to %s: status %d", board, code)
+		}
+	}
+	stored := listObjects(t, base, "")
+	owners := map[string]bool{}
+	for _, b := range boards {
+		o, ok := stored["Leaderboard/"+b]
+		if !ok {
+			t.Fatalf("GET /admin/objects lacks %s", b)
+		}
+		owners[o.Node] = true
+	}
+	t.Logf("8 boards on %d nodes", len(owners))
+
+	op := newUser(t, startBrowser(t), "operator")
+	op.open(c.Nodes[1].URL("/admin#objects"))
+	op.waitJS("boards listed", fmt.Sprintf(`document.querySelectorAll('#objects-body tr[data-class="Leaderboard"]').length === %d`, len(boards)), 15*time.Second)
+	// The page shows the owners GET /admin/objects gives. A young cluster
+	// still rebalances leadership, so owners may change between the two
+	// readings: compare again after a refresh until they agree.
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		shown := eval[map[string]string](op, `Object.fromEntries([...document.querySelectorAll("#objects-body tr.obj-row")].map(r => [r.dataset.class + "/" + r.dataset.name, r.querySelector(".c-node").textContent.trim()]))`)
+		var diff []string
+		for _, b := range boards {
+			if got, want := shown["Leaderboard/"+b], stored["Leaderboard/"+b].Node; got != want {
+				diff = append(diff, fmt.Sprintf("%s: page %q, API %q", b, got, want))
+			}
+		}
+		if len(diff) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("owners on the page differ from GET /admin/objects: %v", diff)
+		}
+		time.Sleep(300 * time.Millisecond)
+		op.click("#objects-refresh")
+		op.waitJS("refreshed", `!document.getElementById("objects-refresh").disabled`, 10*time.Second)
+		stored = listObjects(t, base, "")
+	}
+
+	op.click(`#objects-body tr[data-name="board-1"]`)
+	op.waitJS("opened", `document.querySelector('#object-keys .kv[data-key="score/ada"]')`, 10*time.Second)
+	op.waitJS("move enabled", `!document.getElementById("object-move").disabled`, 5*time.Second)
+	from := op.text("#object-node")
+	op.click("#object-move")
+	op.waitJS("moved", `document.getElementById("object-notice").classList.contains("ok")`, 20*time.Second)
+	to := op.text("#object-node")
+	if to == from || to == "" {
+		t.Fatalf("owner after the move %q (was %q); notice: %s", to, from, op.text("#object-notice"))
+	}
+	if got := op.text("#object-notice"); !strings.Contains(got, from) || !strings.Contains(got, to) {
+		t.Errorf("notice %q does not name %s and %s", got, from, to)
+	}
+	if got := op.text(`#objects-body tr[data-name="board-1"] .c-node`); got != to {
+		t.Errorf("list row owner %q, want %q", got, to)
+	}
+	if got := c.Nodes[c.LeaderOf("Leaderboard", "board-1")].Args[1]; got != to {
+		t.Errorf("cluster says %s leads board-1, page says %s", got, to)
+	}
+	op.click("#object-reload")
+	op.waitJS("data kept", `(document.querySelector('#object-keys .kv[data-key="score/ada"] .kv-value')?.textContent || "").includes('"score": 10')`, 10*time.Second)
+	op.checkNoErrors()
 }

@@ -123,6 +123,9 @@ func TestPagesWellFormed(t *testing.T) {
 		}},
 		{"admin.html", "assets/admin.js", []string{
 			"admin-node", "admin-mode", "summary-rate", "members-body", "nodes", "leaders", "token-dialog", "token-input",
+			"token-submit", "token-error", "tab-objects", "objects-body", "objects-more", "objects-refresh", "class-filter",
+			"object-panel", "object-keys", "object-node", "object-move", "object-delete", "object-close", "object-reload",
+			"object-error", "object-notice", "key-prefix", "delete-dialog", "delete-input", "delete-submit", "toasts",
 		}},
 	}
 	for _, p := range pages {
