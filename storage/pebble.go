@@ -203,8 +203,8 @@ func (s *PebbleStore) Alarm(obj ObjectID) (time.Time, bool, error) {
 	return decodeTime(v), true, nil
 }
 
-// lastWrite is when obj's latest batch was committed, if recorded.
-func (s *PebbleStore) lastWrite(obj ObjectID) (time.Time, bool, error) {
+// LastWrite is when obj's latest batch was committed, if recorded.
+func (s *PebbleStore) LastWrite(obj ObjectID) (time.Time, bool, error) {
 	v, ok, err := s.get(objKey(prefixWritten, obj))
 	if err != nil || !ok {
 		return time.Time{}, false, err
@@ -484,7 +484,7 @@ func (s *PebbleStore) ListObjects(after *ObjectID, limit int, match func(ObjectI
 		} else if ok {
 			sum.Alarm = &at
 		}
-		if at, ok, err := s.lastWrite(id); err != nil {
+		if at, ok, err := s.LastWrite(id); err != nil {
 			return nil, err
 		} else if ok {
 			sum.LastWrite = &at

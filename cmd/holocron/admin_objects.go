@@ -215,6 +215,9 @@ func (a *objectsAdmin) serveObject(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	oid := storage.ObjectID(id)
+	if !a.exists(w, oid, r.PathValue("class"), r.PathValue("name")) {
+		return
+	}
 	keys := []storedKey{}
 	more := false
 	err := a.store.Scan(oid, storage.ScanOptions{Prefix: r.URL.Query().Get("prefix"), Start: r.URL.Query().Get("start")}, func(k string, v []byte) bool {
@@ -239,14 +242,32 @@ func (a *objectsAdmin) serveObject(w http.ResponseWriter, r *http.Request) {
 	if at, ok, err := a.store.Alarm(oid); err == nil && ok {
 		out["alarm"] = at
 	}
+	if at, ok, err := a.store.LastWrite(oid); err == nil && ok {
+		out["lastActivity"] = at
+	}
 	protocol.WriteJSON(w, http.StatusOK, out)
+}
+
+// exists answers 404 for an object with no stored state (never written,
+// or deleted), so that a mistyped name is not shown as an empty object.
+func (a *objectsAdmin) exists(w http.ResponseWriter, id storage.ObjectID, class, name string) bool {
+	_, ok, err := a.store.Meta(id)
+	if err != nil {
+		protocol.WriteHTTPError(w, http.StatusInternalServerError, protocol.Errorf(protocol.CodeInternal, "%v", err))
+		return false
+	}
+	if !ok {
+		protocol.WriteHTTPError(w, http.StatusNotFound, protocol.Errorf(protocol.CodeNotFound, "%s %q has no stored state", class, name))
+		return false
+	}
+	return true
 }
 
 // serveDelete answers DELETE /admin/objects/{class}/{name}: the object's
 // storage and alarm are deleted on every replica; its sockets close.
 func (a *objectsAdmin) serveDelete(w http.ResponseWriter, r *http.Request) {
 	ns, id, ok := a.object(w, r)
-	if !ok {
+	if !ok || !a.exists(w, storage.ObjectID(id), r.PathValue("class"), r.PathValue("name")) {
 		return
 	}
 	if err := ns.Forget(r.Context(), id); err != nil {

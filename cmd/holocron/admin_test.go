@@ -14,6 +14,9 @@ func TestAdminEndpointsNeedTheAdminToken(t *testing.T) {
 	const token = "operator-secret"
 	n := startNode(t, t.TempDir(), "-admin-token", token)
 	createRoom(t, n, "r")
+	if code := n.do("GET", "/api/lobby/rooms/r", nil, nil); code != 200 {
+		t.Errorf("the public API with no token: HTTP %d, want 200", code)
+	}
 	id := strings.Repeat("ab", 32)
 	tests := []struct {
 		method, path string
@@ -25,13 +28,15 @@ func TestAdminEndpointsNeedTheAdminToken(t *testing.T) {
 		{"GET", "/admin/objects", 200},
 		{"GET", "/admin/objects/local", 200},
 		{"GET", "/admin/objects/ChatLobby/main", 200},
+		{"GET", "/admin/objects/ChatLobby/nobody", 404},
 		{"POST", "/admin/objects/ChatLobby/main/move", 200},
 		{"GET", "/admin/export/" + id, 404},
 		{"POST", "/admin/import/" + id, 400},
 		{"POST", "/admin/backup", 200},
 		{"GET", "/debug/pprof/", 200},
 		{"GET", "/debug/pprof/symbol", 200},
-		{"DELETE", "/admin/objects/ChatLobby/other", 200},
+		{"DELETE", "/admin/objects/ChatLobby/other", 404},
+		{"DELETE", "/admin/objects/ChatLobby/main", 200},
 	}
 	for _, tc := range tests {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
@@ -44,8 +49,5 @@ func TestAdminEndpointsNeedTheAdminToken(t *testing.T) {
 				t.Errorf("with the token: HTTP %d, want %d", code, tc.want)
 			}
 		})
-	}
-	if code := n.do("GET", "/api/lobby/rooms/r", nil, nil); code != 200 {
-		t.Errorf("the public API with no token: HTTP %d, want 200", code)
 	}
 }
