@@ -4,7 +4,7 @@
 // season's final standings are kept, the scores reset).
 //
 // It is written only against the public runtime API, as an example of what
-// an object author has to work with (docs/authoring.md walks through it).
+// an object author has to work with (docs/authoring.md refers to it).
 package leaderboard
 
 import (
