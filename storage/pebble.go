@@ -252,6 +252,7 @@ func (s *PebbleStore) Commit(b *Batch, done func(error)) {
 func (s *PebbleStore) commitLoop() {
 	defer s.wg.Done()
 	group := make([]pendingCommit, 0, 256)
+	var failed error // sticky: the first failed commit
 	for first := range s.queue {
 		group = append(group[:0], first)
 		size := batchSize(first.batch)
@@ -269,7 +270,17 @@ func (s *PebbleStore) commitLoop() {
 			}
 		}
 		start := time.Now()
-		err := s.commitGroup(group)
+		var err error
+		if failed != nil {
+			err = fmt.Errorf("store failed earlier: %w", failed)
+		} else if err = s.commitGroup(group); err != nil {
+			// Later batches may have been computed on the writes that were
+			// just lost (an object pipelines its events): none may land.
+			failed = err
+			if s.opts.Logger != nil {
+				s.opts.Logger.Error("commit failed; the store refuses every later commit", "err", err)
+			}
+		}
 		if s.opts.Metrics != nil {
 			s.opts.Metrics.ObserveGroupCommit(len(group), size, time.Since(start))
 		}

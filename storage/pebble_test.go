@@ -1143,3 +1143,24 @@ func TestExportObjectAndRestoreBatchesRoundTrip(t *testing.T) {
 		t.Fatalf("alarm index after restore: %+v", due)
 	}
 }
+
+// TestFailedCommitFailsEveryLaterOne: an object pipelines its events, so a
+// batch may have been computed on the writes of one that failed; once a
+// commit fails, nothing later may land.
+func TestFailedCommitFailsEveryLaterOne(t *testing.T) {
+	s := newStore(t)
+	mustCommit(t, s, puts(objectID(1), "before", "1"))
+	bad := &storage.Batch{Object: objectID(1), Ops: []storage.Op{{Kind: storage.OpKind(99), Key: "k"}}}
+	if err := wait(t, submit(s, bad)); err == nil {
+		t.Fatal("a batch with an unknown op committed")
+	}
+	if err := wait(t, submit(s, puts(objectID(2), "after", "2"))); err == nil {
+		t.Fatal("a commit after a failed one succeeded")
+	}
+	if _, ok, _ := s.Get(objectID(2), "after"); ok {
+		t.Fatal("the later batch's write is in the store")
+	}
+	if _, ok, _ := s.Get(objectID(1), "before"); !ok {
+		t.Fatal("the earlier commit is gone")
+	}
+}
