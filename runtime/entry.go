@@ -351,7 +351,8 @@ const (
 func (e *entry) dispatch(ctx context.Context, ev event) alarmOutcome {
 	switch ev.kind {
 	case evHTTP:
-		e.instance.ServeHTTP(ev.resp, ev.req)
+		// ctx carries the State (StateFrom) on top of the request's own.
+		e.instance.ServeHTTP(ev.resp, ev.req.WithContext(ctx))
 	case evWSMessage, evWSClose, evWSError:
 		h, ok := e.instance.(WebSocketHandler)
 		if !ok {

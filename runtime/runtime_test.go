@@ -57,6 +57,9 @@ func (c *counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err := c.state.Storage().SetAlarm(c.state.Now().Add(d)); err != nil {
 			http.Error(w, err.Error(), 500)
 		}
+	case r.URL.Path == "/state":
+		st, ok := runtime.StateFrom(r.Context())
+		fmt.Fprintf(w, `{"ok":%t,"same":%t}`, ok, st == c.state)
 	case r.URL.Path == "/panic":
 		c.inc()
 		panic("boom")
@@ -119,6 +122,14 @@ func TestHTTPWritesSurviveRestart(t *testing.T) {
 	}
 	if _, f := s.Do("GET", "/objects/Counter/b/", nil); f["n"] != float64(0) {
 		t.Fatalf("object b shares state with a: %v", f)
+	}
+}
+
+func TestStateFromRequestContext(t *testing.T) {
+	var fired atomic.Int64
+	s := startCounter(t, "", &fired, runtime.Options{})
+	if _, f := s.Do("GET", "/objects/Counter/a/state", nil); f["ok"] != true || f["same"] != true {
+		t.Fatalf("StateFrom(r.Context()) in ServeHTTP = %v, want the object's own State", f)
 	}
 }
 
