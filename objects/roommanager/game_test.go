@@ -191,23 +191,31 @@ func TestLeavingWaitingRoomKeepsItOpen(t *testing.T) {
 }
 
 // TestClockEndsGame: settings.duration after startedAt the game ends with
-// reason clock, never earlier.
+// reason clock, never earlier. The runtime's clock is the test kit's, so a
+// ten-minute game takes no time and "not a millisecond early" is exact.
 func TestClockEndsGame(t *testing.T) {
 	t.Parallel()
-	s := start(t, runtime.Options{})
-	createRoom(t, s, fields{"roomId": "c", "name": "Clock", "gameType": "cognitive", "settings": fields{"duration": 1}})
+	clock := runtimetest.NewClock(time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC))
+	s := startClock(t, clock)
+	createRoom(t, s, fields{"roomId": "c", "name": "Clock", "gameType": "cognitive", "settings": fields{"duration": 600}})
 	a := joinNew(t, s, "c", "alice")
 	b := joinNew(t, s, "c", "bob", a)
 	started := startGame(t, a, "c", "alice", b)
 	endsAt := parseTime(t, started["endsAt"])
-	if d := endsAt.Sub(parseTime(t, started["startedAt"])); d != time.Second {
-		t.Fatalf("endsAt - startedAt = %v, want 1s", d)
+	if d := endsAt.Sub(parseTime(t, started["startedAt"])); d != 10*time.Minute {
+		t.Fatalf("endsAt - startedAt = %v, want 10m", d)
 	}
+	clock.Advance(endsAt.Sub(clock.Now()) - time.Millisecond)
+	a.ExpectNothing()
+	if room, _ := getRoom(t, s, "c"); room.Str("status") != "playing" {
+		t.Fatalf("a millisecond before its end the game is %v", room)
+	}
+	clock.Advance(time.Millisecond)
 	for _, c := range []*runtimetest.Conn{a, b} {
 		ended := c.Expect("game_ended") // within runtimetest.Timeout
 		want(t, ended, fields{"roomId": "c", "reason": "clock"})
-		if endedAt := parseTime(t, ended["endedAt"]); endedAt.Before(endsAt) {
-			t.Fatalf("game ended at %v, before its end %v", endedAt, endsAt)
+		if endedAt := parseTime(t, ended["endedAt"]); !endedAt.Equal(endsAt) {
+			t.Fatalf("game ended at %v, want exactly its end %v", endedAt, endsAt)
 		}
 	}
 	room, _ := getRoom(t, s, "c")

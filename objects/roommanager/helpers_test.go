@@ -33,6 +33,18 @@ func startWith(t *testing.T, opts runtime.Options, rm roommanager.Options) *runt
 	})
 }
 
+// startClock is start with the test kit's controllable clock.
+func startClock(t *testing.T, clock *runtimetest.Clock) *runtimetest.Server {
+	t.Helper()
+	return runtimetest.Start(t, runtimetest.Options{
+		Register: func(r *runtime.Registry) {
+			r.Register(roommanager.ClassName, roommanager.New(roommanager.Options{}))
+		},
+		Routes: []gateway.Route{{Prefix: api, Class: roommanager.ClassName, Name: "main"}},
+		Clock:  clock,
+	})
+}
+
 // createRoom creates a room, failing the test unless it gets 201.
 func createRoom(t *testing.T, s *runtimetest.Server, body map[string]any) runtimetest.Frame {
 	t.Helper()
