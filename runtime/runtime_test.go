@@ -1,11 +1,13 @@
 package runtime_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -76,6 +78,8 @@ func (c *counter) OnMessage(ctx context.Context, ws *runtime.WebSocket, msg runt
 		ws.Send([]byte(`{"type":"pong"}`))
 	case `{"type":"panic"}`:
 		panic("boom")
+	case `{"type":"big"}`:
+		c.state.Broadcast("all", bytes.Repeat([]byte("x"), 64<<10))
 	default:
 		n := c.inc()
 		c.state.Broadcast("all", []byte(`{"type":"count","n":`+strconv.Itoa(n)+`}`))
@@ -317,5 +321,74 @@ func TestForgetAndRestoreReplaceTheObjectsState(t *testing.T) {
 	}
 	if _, f := s.Do("POST", "/objects/Counter/a/", nil); f["n"] != float64(1) {
 		t.Fatalf("after forget the object counts from %v, want 1", f["n"])
+	}
+}
+
+// TestKeepalivePingsAndSilentPeers: the server pings every PingInterval; a
+// peer that answers stays connected however long it is otherwise idle, and
+// a peer that answers nothing is dropped after two intervals.
+func TestKeepalivePingsAndSilentPeers(t *testing.T) {
+	var fired atomic.Int64
+	s := startCounter(t, "", &fired, runtime.Options{PingInterval: 50 * time.Millisecond})
+	live := s.Dial("/objects/Counter/k/websocket")
+	live.Expect("hello")
+	var pings atomic.Int64
+	live.WS.SetPingHandler(func(data string) error {
+		pings.Add(1)
+		return live.WS.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+	})
+	go func() {
+		for {
+			if _, _, err := live.WS.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	silent, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(s.URL, "http")+"/objects/Counter/k/websocket", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	deadline := time.Now().Add(runtimetest.Timeout)
+	for pings.Load() < 6 || s.Runtime.Stats().Sockets != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d pings answered, %d sockets open; want 6 and only the answering one", pings.Load(), s.Runtime.Stats().Sockets)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestSlowConsumerIsClosedWith1013: frames for a socket that does not read
+// pile up to SocketQueueBytes; then the socket is closed with 1013 and
+// nothing more is queued for it, while the object and its other sockets go on.
+func TestSlowConsumerIsClosedWith1013(t *testing.T) {
+	var fired atomic.Int64
+	s := startCounter(t, "", &fired, runtime.Options{SocketQueueBytes: 256 << 10})
+	slow := s.Dial("/objects/Counter/q/websocket")
+	slow.Expect("hello")
+	driver := s.Dial("/objects/Counter/q/websocket")
+	driver.Expect("hello")
+	// 16 MiB of broadcasts: more than loopback buffers hold for the slow
+	// socket. The driver reads its copies as they come.
+	for range 256 {
+		driver.Send(map[string]any{"type": "big"})
+		if _, _, err := driver.WS.ReadMessage(); err != nil {
+			t.Fatalf("driver: %v", err)
+		}
+	}
+	for {
+		_ = slow.WS.SetReadDeadline(time.Now().Add(runtimetest.Timeout))
+		_, _, err := slow.WS.ReadMessage()
+		if err == nil {
+			continue
+		}
+		if !websocket.IsCloseError(err, runtime.CloseTryAgainLater) {
+			t.Fatalf("slow socket ended with %v, want close 1013", err)
+		}
+		break
+	}
+	driver.Send(map[string]any{"type": "inc"})
+	if f := driver.Expect("count"); f["n"] != float64(1) {
+		t.Fatalf("after the slow socket was dropped: %v", f)
 	}
 }

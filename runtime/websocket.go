@@ -49,6 +49,8 @@ type WebSocket struct {
 	mu         sync.Mutex
 	conn       *websocket.Conn
 	cork       *corkConn // conn's transport; set before the loops start
+	pinger     *time.Timer
+	writing    bool // a writeLoop goroutine runs (it exits when idle)
 	queue      []outFrame
 	queueBytes int
 	overflow   bool
@@ -61,6 +63,7 @@ type WebSocket struct {
 type outFrame struct {
 	data     []byte
 	prepared *websocket.PreparedMessage
+	ping     bool
 	close    bool
 	code     int
 	reason   string
@@ -198,11 +201,37 @@ func (ws *WebSocket) enqueue(f outFrame) {
 	if limit := ws.entry.rt.opts.SocketQueueBytes; ws.queueBytes > limit && !f.close {
 		ws.overflow = true
 	}
+	ws.kickLocked()
 	ws.mu.Unlock()
+}
+
+// kickLocked makes sure a writer will send the queue: it wakes the
+// lingering one or starts one. Before the upgrade (no conn yet) start does.
+func (ws *WebSocket) kickLocked() {
+	if ws.conn == nil {
+		return
+	}
+	if !ws.writing {
+		ws.writing = true
+		go ws.writeLoop()
+		return
+	}
 	select {
 	case ws.wake <- struct{}{}:
 	default:
 	}
+}
+
+// ping queues a keepalive ping and schedules the next one.
+func (ws *WebSocket) ping() {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if ws.ended || ws.closing {
+		return
+	}
+	ws.queue = append(ws.queue, outFrame{ping: true})
+	ws.kickLocked()
+	ws.pinger.Reset(ws.entry.rt.opts.PingInterval)
 }
 
 // start runs the socket's reader and writer on an upgraded connection.
@@ -214,8 +243,11 @@ func (ws *WebSocket) start(conn *websocket.Conn, cork *corkConn) {
 			ws.enqueue(outFrame{close: true, code: CloseAuthExpired, reason: "token expired"})
 		})
 	}
+	ws.pinger = time.AfterFunc(ws.entry.rt.opts.PingInterval, ws.ping)
+	if len(ws.queue) > 0 || ws.overflow {
+		ws.kickLocked()
+	}
 	ws.mu.Unlock()
-	go ws.writeLoop()
 	go ws.readLoop()
 }
 
@@ -284,32 +316,48 @@ func (ws *WebSocket) readLoop() {
 	}
 }
 
+// writerLinger is how long an idle writer waits for more frames before it
+// exits; an idle socket then costs no goroutine but its reader.
+const writerLinger = time.Second
+
+// writeLoop sends the socket's queue. It runs only while there is work (or
+// for writerLinger after it), started by kickLocked: most sockets of a
+// large idle population have no writer at all.
 func (ws *WebSocket) writeLoop() {
 	rt := ws.entry.rt
 	conn := ws.conn
-	ping := time.NewTicker(rt.opts.PingInterval)
-	defer ping.Stop()
+	linger := time.NewTimer(writerLinger)
+	defer linger.Stop()
 	var batch []outFrame
 	for {
-		select {
-		case <-ws.wake:
-		case <-ping.C:
-			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(rt.opts.WriteTimeout)); err != nil {
-				ws.abort()
+		ws.mu.Lock()
+		if len(ws.queue) == 0 && !ws.overflow {
+			ws.mu.Unlock()
+			linger.Reset(writerLinger)
+			select {
+			case <-ws.wake:
+			case <-ws.terminated:
 				return
+			case <-linger.C:
+				ws.mu.Lock()
+				if len(ws.queue) == 0 && !ws.overflow {
+					ws.writing = false
+					ws.mu.Unlock()
+					return
+				}
+				ws.mu.Unlock()
 			}
 			continue
-		case <-ws.terminated:
-			return
 		}
-		ws.mu.Lock()
 		batch, ws.queue = ws.queue, batch[:0]
 		ws.queueBytes = 0
-		overflow := ws.overflow
-		ws.mu.Unlock()
-		if overflow {
+		if ws.overflow {
+			// Too far behind: what is queued is dropped and the client
+			// told to come back later; nothing more is queued.
+			ws.overflow, ws.closing = false, true
 			batch = append(batch[:0], outFrame{close: true, code: CloseTryAgainLater, reason: "slow consumer"})
 		}
+		ws.mu.Unlock()
 		if len(batch) > 1 {
 			ws.cork.hold()
 		}
@@ -332,6 +380,8 @@ func (ws *WebSocket) writeLoop() {
 						ws.terminate(code, reason)
 					}
 				}(f.code, f.reason)
+			case f.ping:
+				err = conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(rt.opts.WriteTimeout))
 			case f.prepared != nil:
 				err = conn.WritePreparedMessage(f.prepared)
 			default:
@@ -341,7 +391,7 @@ func (ws *WebSocket) writeLoop() {
 				ws.abort()
 				return
 			}
-			if !f.close {
+			if !f.close && !f.ping {
 				rt.metrics.wsFramesOut.Inc()
 				rt.messagesOut.Add(1)
 			}
@@ -378,6 +428,9 @@ func (ws *WebSocket) terminate(code int, reason string) {
 	ws.queue = nil
 	if ws.expiry != nil {
 		ws.expiry.Stop()
+	}
+	if ws.pinger != nil {
+		ws.pinger.Stop()
 	}
 	ws.mu.Unlock()
 	close(ws.terminated)
