@@ -67,7 +67,7 @@ func New(opts Options) runtime.Constructor {
 		return &Lobby{
 			state:   state,
 			opts:    opts,
-			store:   store{kv: state.Storage(), historyLimit: opts.HistoryLimit},
+			store:   store{kv: state.Storage(), historyLimit: opts.HistoryLimit, rooms: map[string]roomRecord{}},
 			sockets: map[*runtime.WebSocket]*socketState{},
 		}, nil
 	}
@@ -144,6 +144,7 @@ func (l *Lobby) OnMessage(ctx context.Context, ws *runtime.WebSocket, msg runtim
 	req := &request{ws: ws, session: &sock.session, frame: f}
 	err := l.state.Storage().Transaction(func(*runtime.Storage) error { return handle(req) })
 	if err != nil {
+		l.store.dropCache()
 		var perr *protocol.Error
 		if !errors.As(err, &perr) {
 			slog.Error("chatlobby: request failed", "object", l.state.ID().String(), "type", f.Type, "err", err)
@@ -197,6 +198,7 @@ func (l *Lobby) OnClose(ctx context.Context, ws *runtime.WebSocket, code int, re
 		return nil
 	})
 	if err != nil {
+		l.store.dropCache()
 		// Presence is live, so it is right anyway; only the leave messages
 		// of this socket are lost.
 		slog.Error("chatlobby: leaving rooms of closed socket", "object", l.state.ID().String(), "err", err)

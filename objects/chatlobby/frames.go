@@ -153,6 +153,20 @@ func failureFrame(requestType, roomID, requestID string, err *protocol.Error) pr
 	return f
 }
 
+// newMessageFrame is encode(NewMessageFrame{...}) for the hottest frame:
+// msg is already compact JSON (the package encoded it), so it is spliced
+// in rather than validated and compacted again.
+func newMessageFrame(msg json.RawMessage, requestID string) []byte {
+	out := make([]byte, 0, len(msg)+len(requestID)+48)
+	out = append(out, `{"type":"`+TypeNewMessage+`","message":`...)
+	out = append(out, msg...)
+	if requestID != "" {
+		out = append(out, `,"requestId":`...)
+		out = append(out, encode(requestID)...)
+	}
+	return append(out, '}')
+}
+
 // encode marshals a frame the package built itself; failure is a bug.
 func encode(v any) []byte {
 	raw, err := json.Marshal(v)

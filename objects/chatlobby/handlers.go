@@ -249,15 +249,14 @@ func (l *Lobby) sendMessage(r *request) error {
 	if err != nil {
 		return err
 	}
-	frame := NewMessageFrame{Type: TypeNewMessage, Message: raw}
+	data := newMessageFrame(raw, "")
 	if r.frame.RequestID == "" {
-		data := encode(frame)
 		r.then(func() { l.state.Broadcast(roomTag(roomID), data) })
 		return nil
 	}
 	// The sender's copy echoes its requestId; the others get the shared one.
-	r.reply(NewMessageFrame{Type: TypeNewMessage, Message: raw, RequestID: r.frame.RequestID})
-	data := encode(frame)
+	echo := newMessageFrame(raw, r.frame.RequestID)
+	r.then(func() { r.ws.Send(echo) })
 	r.then(func() {
 		for _, ws := range l.state.GetWebSockets(roomTag(roomID)) {
 			if ws != r.ws {

@@ -78,6 +78,7 @@ func (l *Lobby) serve(w http.ResponseWriter, handle func() (int, any, error)) {
 		return err
 	})
 	if err != nil {
+		l.store.dropCache()
 		var perr *protocol.Error
 		if !errors.As(err, &perr) {
 			slog.Error("chatlobby: HTTP request failed", "object", l.state.ID().String(), "err", err)

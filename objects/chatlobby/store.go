@@ -104,17 +104,37 @@ func clientMsgKey(roomID, playerID, clientMsgID string) string {
 type store struct {
 	kv           *runtime.Storage
 	historyLimit int
+	// rooms caches decoded room records, which every message reads and
+	// writes. The instance is its storage's only writer, and the runtime
+	// drops the instance when an event's writes are lost (a panic, a
+	// failed commit), so the cache goes wrong only when a Transaction
+	// rolls back: dropCache then.
+	rooms map[string]roomRecord
 }
 
+// dropCache forgets the cached room records after a rolled-back
+// Transaction that may have written some.
+func (s store) dropCache() { clear(s.rooms) }
+
 func (s store) room(id string) (*roomRecord, bool, error) {
+	if r, ok := s.rooms[id]; ok {
+		return &r, true, nil
+	}
 	r, ok, err := runtime.GetJSON[roomRecord](s.kv, roomKey(id))
 	if err != nil || !ok {
 		return nil, false, err
 	}
+	s.rooms[id] = r
 	return &r, true, nil
 }
 
-func (s store) putRoom(r *roomRecord) error { return runtime.PutJSON(s.kv, roomKey(r.ID), r) }
+func (s store) putRoom(r *roomRecord) error {
+	if err := runtime.PutJSON(s.kv, roomKey(r.ID), r); err != nil {
+		return err
+	}
+	s.rooms[r.ID] = *r
+	return nil
+}
 
 // roomCount is how many rooms the lobby holds (rooms are never deleted, so
 // the creation sequence counts them).
@@ -192,7 +212,11 @@ func (s store) appendMessage(r *roomRecord, m *ChatMessage) (json.RawMessage, er
 // deleteMessage removes a message and its clientMsgId index entry.
 func (s store) deleteMessage(roomID string, seq uint64) error {
 	key := messageKey(roomID, seq)
-	old, ok, err := runtime.GetJSON[ChatMessage](s.kv, key)
+	// Only the index entry's parts: no strings for the content.
+	old, ok, err := runtime.GetJSON[struct {
+		SenderID    string `json:"senderId"`
+		ClientMsgID string `json:"clientMsgId"`
+	}](s.kv, key)
 	if err != nil {
 		return err
 	}
