@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 )
 
 // Key layout of the node's Pebble database. Every object gets a disjoint
@@ -37,6 +38,8 @@ type PebbleOptions struct {
 	MaxGroupBytes int
 	// Metrics, when non-nil, is told about every group commit.
 	Metrics CommitObserver
+	// CacheBytes sizes Pebble's block cache. Zero means 64 MiB.
+	CacheBytes int64
 }
 
 // CommitObserver is told about each group commit, for metrics.
@@ -68,7 +71,18 @@ func OpenPebble(dir string, opts PebbleOptions) (*PebbleStore, error) {
 	if opts.MaxGroupBytes == 0 {
 		opts.MaxGroupBytes = 8 << 20
 	}
-	popts := &pebble.Options{Logger: pebbleLogger{opts.Logger}}
+	if opts.CacheBytes == 0 {
+		opts.CacheBytes = 64 << 20
+	}
+	cache := pebble.NewCache(opts.CacheBytes)
+	defer cache.Unref() // the database holds its own reference
+	popts := &pebble.Options{Logger: pebbleLogger{opts.Logger}, Cache: cache}
+	for i := range popts.Levels {
+		// Objects look up keys that mostly do not exist yet (a message's
+		// clientMsgId, before it is stored): a filter answers those without
+		// reading and decompressing a block of every level.
+		popts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
 	db, err := pebble.Open(dir, popts)
 	if err != nil {
 		return nil, fmt.Errorf("open pebble in %s: %w", dir, err)

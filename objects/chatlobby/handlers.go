@@ -101,7 +101,7 @@ func (l *Lobby) joinRoom(r *request) error {
 		RequestID:    r.frame.RequestID,
 	})
 	if resume {
-		msgs, hasMore, err := l.store.history(roomID, selection{Limit: maxResumeMessages, After: since, HasAfter: true})
+		msgs, hasMore, err := l.store.history(room, selection{Limit: maxResumeMessages, After: since, HasAfter: true})
 		if err != nil {
 			return err
 		}
@@ -111,7 +111,7 @@ func (l *Lobby) joinRoom(r *request) error {
 			Since:     since,
 			Messages:  msgs,
 			HasMore:   hasMore,
-			Truncated: room.TrimmedThrough > 0 && messageID(room.TrimmedThrough) > since,
+			Truncated: l.store.floor(room) > 0 && messageID(l.store.floor(room)) > since,
 			RequestID: r.frame.RequestID,
 		})
 	}
@@ -226,7 +226,7 @@ func (l *Lobby) sendMessage(r *request) error {
 		return protocol.Errorf(protocol.CodeNotInRoom, "not in room %s", roomID)
 	}
 	if idempotent {
-		stored, ok, err := l.store.sentMessage(roomID, playerID, clientMsgID)
+		stored, ok, err := l.store.sentMessage(room, playerID, clientMsgID)
 		if err != nil {
 			return err
 		}
@@ -294,7 +294,7 @@ func (l *Lobby) getHistory(r *request) error {
 	if room.IsPrivate && !r.session.joined(roomID) {
 		return protocol.Errorf(protocol.CodeNotInRoom, "the history of a private room is for its participants")
 	}
-	msgs, hasMore, err := l.store.history(roomID, sel)
+	msgs, hasMore, err := l.store.history(room, sel)
 	if err != nil {
 		return err
 	}

@@ -251,7 +251,7 @@ func (l *Lobby) roomMessages(roomID string, r *http.Request) (int, any, error) {
 	if room.IsPrivate {
 		return 0, nil, protocol.Errorf(protocol.CodeForbidden, "the history of a private room is not served over HTTP")
 	}
-	msgs, hasMore, err := l.store.history(roomID, sel)
+	msgs, hasMore, err := l.store.history(room, sel)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -160,6 +160,30 @@ func TestHistoryKeepsNewestMessages(t *testing.T) {
 		t.Fatalf("resent c4: %v, want the stored message", m)
 	}
 	wantStrings(t, "contents", contents(e.history("r", "").List("messages")), []string{"m3", "m4", "m1 again"})
+	// Trimming what c1 first named keeps c1's new entry: a retry is still
+	// the stored message.
+	for i := 7; i <= 8; i++ {
+		say(c, "r", "alice", fmt.Sprint("m", i))
+		c.Expect("new_message")
+	}
+	c.Send(map[string]any{"type": "send_message", "roomId": "r", "playerId": "alice", "content": "m1 third", "clientMsgId": "c1"})
+	if m := c.Expect("new_message").Obj("message"); m.Str("id") != msgID(6) {
+		t.Fatalf("resent c1 after a trim: %v, want the stored #6", m)
+	}
+	wantStrings(t, "contents", contents(e.history("r", "").List("messages")), []string{"m1 again", "m7", "m8"})
+	// c4's message (#5) is out of the history but not deleted yet (the trim
+	// deletes in bulk): c4 makes a new message, and the bulk trim that
+	// later deletes #5 leaves the new one's index entry alone.
+	c.Send(map[string]any{"type": "send_message", "roomId": "r", "playerId": "alice", "content": "m4 anew", "clientMsgId": "c4"})
+	if m := c.Expect("new_message").Obj("message"); m.Str("id") != msgID(9) {
+		t.Fatalf("resent c4 out of the history: %v, want a new #9", m)
+	}
+	say(c, "r", "alice", "m10")
+	c.Expect("new_message")
+	c.Send(map[string]any{"type": "send_message", "roomId": "r", "playerId": "alice", "content": "m4 anew", "clientMsgId": "c4"})
+	if m := c.Expect("new_message").Obj("message"); m.Str("id") != msgID(9) {
+		t.Fatalf("retried c4 after the trim: %v, want the stored #9", m)
+	}
 }
 
 // TestHistorySelection: get_history and GET /messages pick the same pages:

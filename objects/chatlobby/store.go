@@ -200,41 +200,73 @@ func (s store) appendMessage(r *roomRecord, m *ChatMessage) (json.RawMessage, er
 		}
 	}
 	r.LastActivity = m.Timestamp
-	for r.LastSeq-r.TrimmedThrough > uint64(s.historyLimit) {
-		if err := s.deleteMessage(r.ID, r.TrimmedThrough+1); err != nil {
+	if r.LastSeq-r.TrimmedThrough > uint64(s.historyLimit)+s.trimSlack() {
+		floor := s.floor(r)
+		if err := s.deleteMessages(r.ID, r.TrimmedThrough, floor); err != nil {
 			return nil, err
 		}
-		r.TrimmedThrough++
+		r.TrimmedThrough = floor
 	}
 	return raw, s.putRoom(r)
 }
 
-// deleteMessage removes a message and its clientMsgId index entry.
-func (s store) deleteMessage(roomID string, seq uint64) error {
-	key := messageKey(roomID, seq)
-	// Only the index entry's parts: no strings for the content.
-	old, ok, err := runtime.GetJSON[struct {
-		SenderID    string `json:"senderId"`
-		ClientMsgID string `json:"clientMsgId"`
-	}](s.kv, key)
+// trimSlack is how many messages beyond the history limit a room keeps
+// before deleting the oldest together: one range scan then serves many
+// messages, where deleting each as it falls out would read one message
+// (from disk, once it is old) per message sent. The slack is invisible:
+// history stops at floor.
+func (s store) trimSlack() uint64 { return uint64(min(128, max(1, s.historyLimit/8))) }
+
+// floor is the newest sequence number no longer in r's history: the
+// history limit hides messages before they are deleted.
+func (s store) floor(r *roomRecord) uint64 {
+	if limit := uint64(s.historyLimit); r.LastSeq > limit {
+		return max(r.TrimmedThrough, r.LastSeq-limit)
+	}
+	return r.TrimmedThrough
+}
+
+// deleteMessages removes messages after..through and their clientMsgId
+// index entries.
+func (s store) deleteMessages(roomID string, after, through uint64) error {
+	kvs, err := s.kv.List(runtime.ListOptions{Start: messageKey(roomID, after+1), End: messageKey(roomID, through+1)})
 	if err != nil {
 		return err
 	}
-	if ok && old.ClientMsgID != "" {
-		if err := s.kv.Delete(clientMsgKey(roomID, old.SenderID, old.ClientMsgID)); err != nil {
+	for _, kv := range kvs {
+		// Only the index entry's parts: no strings for the content.
+		var old struct {
+			SenderID    string `json:"senderId"`
+			ClientMsgID string `json:"clientMsgId"`
+		}
+		if err := json.Unmarshal(kv.Value, &old); err != nil {
+			return fmt.Errorf("trim %s: %w", kv.Key, err)
+		}
+		if old.ClientMsgID != "" {
+			if err := s.kv.Delete(clientMsgKey(roomID, old.SenderID, old.ClientMsgID)); err != nil {
+				return err
+			}
+		}
+		if err := s.kv.Delete(kv.Key); err != nil {
 			return err
 		}
 	}
-	return s.kv.Delete(key)
+	return nil
 }
 
 // sentMessage returns the kept message playerID sent with clientMsgID.
-func (s store) sentMessage(roomID, playerID, clientMsgID string) (json.RawMessage, bool, error) {
-	id, ok, err := s.kv.Get(clientMsgKey(roomID, playerID, clientMsgID))
+func (s store) sentMessage(r *roomRecord, playerID, clientMsgID string) (json.RawMessage, bool, error) {
+	id, ok, err := s.kv.Get(clientMsgKey(r.ID, playerID, clientMsgID))
 	if err != nil || !ok {
 		return nil, false, err
 	}
-	raw, ok, err := s.kv.Get(messagePrefix(roomID) + string(id))
+	if string(id) <= messageID(s.floor(r)) {
+		// Out of the history but not yet deleted: delete it now, or the
+		// bulk trim would later take the index entry that the message
+		// about to be sent with this clientMsgId writes.
+		return nil, false, s.kv.Delete(messagePrefix(r.ID) + string(id))
+	}
+	raw, ok, err := s.kv.Get(messagePrefix(r.ID) + string(id))
 	if err != nil || !ok {
 		return nil, false, err
 	}
@@ -260,13 +292,14 @@ const maxPageBytes = 1 << 20
 
 // history returns the selected messages, oldest first, and whether more
 // exist beyond them in the selection's direction.
-func (s store) history(roomID string, sel selection) ([]json.RawMessage, bool, error) {
-	prefix := messagePrefix(roomID)
-	opts := runtime.ListOptions{Prefix: prefix, Limit: sel.Limit + 1, Reverse: true}
+func (s store) history(r *roomRecord, sel selection) ([]json.RawMessage, bool, error) {
+	prefix := messagePrefix(r.ID)
+	// Messages up to the floor may still be stored, but are not history.
+	opts := runtime.ListOptions{Prefix: prefix, Start: messageKey(r.ID, s.floor(r)+1), Limit: sel.Limit + 1, Reverse: true}
 	switch {
 	case sel.HasAfter:
 		// The smallest key greater than prefix+After.
-		opts.Start, opts.Reverse = prefix+sel.After+"\x00", false
+		opts.Start, opts.Reverse = max(opts.Start, prefix+sel.After+"\x00"), false
 	case sel.HasBefore:
 		opts.End = prefix + sel.Before
 	}
