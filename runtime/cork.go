@@ -17,9 +17,12 @@ const maxCorked = 64 << 10
 // cost of sending them.
 type corkConn struct {
 	net.Conn
+	// bufs lends buffers for the time a burst is held: an idle socket
+	// holds none.
+	bufs *sync.Pool
 	mu   sync.Mutex
 	held bool
-	buf  []byte
+	buf  *[]byte // from bufs while held and written to; nil otherwise
 }
 
 // Write buffers p while the connection is held, and writes through
@@ -28,18 +31,37 @@ type corkConn struct {
 func (c *corkConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.held && len(c.buf)+len(p) <= maxCorked {
-		c.buf = append(c.buf, p...)
+	if c.held && c.buffered()+len(p) <= maxCorked {
+		c.add(p)
 		return len(p), nil
 	}
 	if err := c.flushLocked(); err != nil {
 		return 0, err
 	}
 	if c.held && len(p) <= maxCorked {
-		c.buf = append(c.buf, p...)
+		c.add(p)
 		return len(p), nil
 	}
 	return c.Conn.Write(p)
+}
+
+func (c *corkConn) buffered() int {
+	if c.buf == nil {
+		return 0
+	}
+	return len(*c.buf)
+}
+
+func (c *corkConn) add(p []byte) {
+	if c.buf == nil {
+		if b, ok := c.bufs.Get().(*[]byte); ok {
+			c.buf = b
+		} else {
+			b := make([]byte, 0, 16<<10)
+			c.buf = &b
+		}
+	}
+	*c.buf = append(*c.buf, p...)
 }
 
 // hold starts buffering writes. A nil corkConn never buffers.
@@ -62,18 +84,21 @@ func (c *corkConn) release() error {
 	defer c.mu.Unlock()
 	c.held = false
 	err := c.flushLocked()
-	if cap(c.buf) > 4<<10 {
+	if c.buf != nil {
+		if cap(*c.buf) <= 2*maxCorked {
+			c.bufs.Put(c.buf)
+		}
 		c.buf = nil
 	}
 	return err
 }
 
 func (c *corkConn) flushLocked() error {
-	if len(c.buf) == 0 {
+	if c.buffered() == 0 {
 		return nil
 	}
-	_, err := c.Conn.Write(c.buf)
-	c.buf = c.buf[:0]
+	_, err := c.Conn.Write(*c.buf)
+	*c.buf = (*c.buf)[:0]
 	return err
 }
 
@@ -81,6 +106,7 @@ func (c *corkConn) flushLocked() error {
 // the hijacked connection.
 type corkingWriter struct {
 	http.ResponseWriter
+	bufs *sync.Pool
 	conn *corkConn
 }
 
@@ -90,7 +116,7 @@ func (w *corkingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	w.conn = &corkConn{Conn: conn}
+	w.conn = &corkConn{Conn: conn, bufs: w.bufs}
 	return w.conn, brw, nil
 }
 

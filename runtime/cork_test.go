@@ -23,7 +23,7 @@ func (c *recordingConn) Write(p []byte) (int, error) {
 
 func TestCorkConnCoalescesHeldWrites(t *testing.T) {
 	rec := &recordingConn{}
-	c := &corkConn{Conn: rec}
+	c := &corkConn{Conn: rec, bufs: &sync.Pool{}}
 	c.Write([]byte("direct"))
 	c.hold()
 	for _, s := range []string{"a", "bb", "ccc"} {
@@ -34,6 +34,9 @@ func TestCorkConnCoalescesHeldWrites(t *testing.T) {
 	}
 	if err := c.release(); err != nil {
 		t.Fatal(err)
+	}
+	if c.buf != nil {
+		t.Fatal("a released connection keeps a buffer: idle sockets would hold one each")
 	}
 	big := bytes.Repeat([]byte("x"), maxCorked+1)
 	c.hold()
@@ -60,7 +63,7 @@ func TestCorkConnCoalescesHeldWrites(t *testing.T) {
 
 func TestCorkConnConcurrentWritesKeepEveryByte(t *testing.T) {
 	rec := &recordingConn{}
-	c := &corkConn{Conn: rec}
+	c := &corkConn{Conn: rec, bufs: &sync.Pool{}}
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Add(1)

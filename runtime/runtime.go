@@ -121,6 +121,7 @@ type Runtime struct {
 	log      *slog.Logger
 	metrics  *metrics
 	upgrader websocket.Upgrader
+	corkBufs sync.Pool // of *[]byte, for corkConn
 	alarms   *alarmScheduler
 
 	ctx    context.Context
@@ -455,7 +456,7 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if resp.socket != nil {
-		cw := &corkingWriter{ResponseWriter: w}
+		cw := &corkingWriter{ResponseWriter: w, bufs: &rt.corkBufs}
 		conn, err := rt.upgrader.Upgrade(cw, r, nil)
 		if err != nil {
 			// Upgrade has already answered the client.
