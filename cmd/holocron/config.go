@@ -35,6 +35,9 @@ type serveConfig struct {
 	MaxSocketsIP    int
 	MaxSocketsUser  int
 	MaxRooms        int
+	GCHeadroomMiB   int
+	// GOGCSet: the operator set GOGC, which then stands.
+	GOGCSet bool
 
 	// Cluster mode (any of Bind, Join or Bootstrap set).
 	NodeName          string
@@ -85,6 +88,7 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) {
 	fs.IntVar(&cfg.MaxSocketsIP, "max-sockets-per-ip", 0, "sockets one client address may hold on this node; beyond, close 4008 (0: no limit)")
 	fs.IntVar(&cfg.MaxSocketsUser, "max-sockets-per-player", 0, "sockets one authenticated player may hold on this node; beyond, close 4008 (0: no limit)")
 	fs.IntVar(&cfg.MaxRooms, "max-rooms", 10000, "chat rooms one lobby may hold")
+	fs.IntVar(&cfg.GCHeadroomMiB, "gc-headroom", 64, "MiB the heap may grow beyond the live heap between collections while that is more than Go's default (0: Go's default; ignored when GOGC is set)")
 	fs.StringVar(&cfg.NodeName, "node-name", "", "cluster: this node's unique, stable name (default: host name)")
 	fs.StringVar(&cfg.Bind, "bind", "", "cluster: gossip address host:port, UDP and TCP (default :7946 when clustered)")
 	fs.StringVar(&cfg.Advertise, "advertise", "", "cluster: gossip address peers use (default: -bind)")
@@ -132,6 +136,10 @@ func parseServeFlags(args []string, getenv func(string) string) (cfg serveConfig
 	}
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	cfg.GOGCSet = getenv("GOGC") != ""
+	if cfg.GCHeadroomMiB < 0 {
+		return cfg, errors.New("-gc-headroom must not be negative")
 	}
 	switch {
 	case cfg.HTTPAddr == "":

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/holocron-run/holocron/cluster"
+	"github.com/holocron-run/holocron/internal/gctune"
 	"github.com/holocron-run/holocron/objects/chatlobby"
 	"github.com/holocron-run/holocron/objects/leaderboard"
 	"github.com/holocron-run/holocron/objects/protocol"
@@ -48,6 +49,11 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 		return usageError{fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)}
 	}
 	defer ln.Close()
+	if cfg.GCHeadroomMiB > 0 && !cfg.GOGCSet {
+		gcCtx, stopGC := context.WithCancel(ctx)
+		defer stopGC()
+		go gctune.Run(gcCtx, uint64(cfg.GCHeadroomMiB)<<20, time.Second)
+	}
 
 	var shutdownNode func(context.Context)
 	reg := prometheus.NewRegistry()

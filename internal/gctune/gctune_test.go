@@ -1,0 +1,53 @@
+package gctune
+
+import (
+	"context"
+	"runtime/debug"
+	"testing"
+	"time"
+)
+
+func TestPercent(t *testing.T) {
+	const mib = 1 << 20
+	tests := []struct {
+		name           string
+		live, headroom uint64
+		want           int
+	}{
+		{"tiny heap: capped", 1 * mib, 64 * mib, maxPercent},
+		{"small heap: headroom", 8 * mib, 64 * mib, 800},
+		{"heap as large as the headroom: Go's default", 64 * mib, 64 * mib, 100},
+		{"large heap: never below the default", 512 * mib, 64 * mib, 100},
+		{"no live heap yet", 0, 64 * mib, maxPercent},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Percent(tc.live, tc.headroom, maxPercent); got != tc.want {
+				t.Errorf("Percent(%d MiB, %d MiB) = %d, want %d", tc.live/mib, tc.headroom/mib, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRunSetsAndRestoresGOGC(t *testing.T) {
+	before := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(before)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		Run(ctx, 1<<40, time.Millisecond) // a huge headroom: the cap
+		close(done)
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for GOGC() != maxPercent {
+		if time.Now().After(deadline) {
+			t.Fatalf("GOGC is %d, want %d", GOGC(), maxPercent)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	<-done
+	if p := GOGC(); p != 100 {
+		t.Fatalf("after Run ended GOGC is %d, want the 100 it started with", p)
+	}
+}
