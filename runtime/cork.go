@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 )
 
 // maxCorked bounds what a socket buffers before it writes anyway.
@@ -23,6 +24,28 @@ type corkConn struct {
 	mu   sync.Mutex
 	held bool
 	buf  *[]byte // from bufs while held and written to; nil otherwise
+	// deadline is the write deadline last set: gorilla/websocket sets it
+	// again before every frame, and the poller need not hear it twice.
+	deadline time.Time
+}
+
+// SetDeadline implements net.Conn, remembering the write deadline.
+func (c *corkConn) SetDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.deadline = t
+	return c.Conn.SetDeadline(t)
+}
+
+// SetWriteDeadline implements net.Conn, skipping repeats of the same time.
+func (c *corkConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t.Equal(c.deadline) {
+		return nil
+	}
+	c.deadline = t
+	return c.Conn.SetWriteDeadline(t)
 }
 
 // Write buffers p while the connection is held, and writes through

@@ -5,14 +5,23 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"time"
 )
 
 // recordingConn is a net.Conn that records each Write call.
 type recordingConn struct {
 	net.Conn
-	mu     sync.Mutex
-	writes [][]byte
+	mu        sync.Mutex
+	writes    [][]byte
+	deadlines []time.Time
 }
+
+func (c *recordingConn) SetWriteDeadline(t time.Time) error {
+	c.deadlines = append(c.deadlines, t)
+	return nil
+}
+
+func (c *recordingConn) SetDeadline(t time.Time) error { return c.SetWriteDeadline(t) }
 
 func (c *recordingConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
@@ -83,5 +92,26 @@ func TestCorkConnConcurrentWritesKeepEveryByte(t *testing.T) {
 	}
 	if total != 4*1000*10 {
 		t.Fatalf("%d bytes written, want %d", total, 4*1000*10)
+	}
+}
+
+func TestCorkConnPassesOnlyNewWriteDeadlines(t *testing.T) {
+	rec := &recordingConn{}
+	c := &corkConn{Conn: rec, bufs: &sync.Pool{}}
+	t1 := time.Unix(1000, 0)
+	t2 := t1.Add(time.Second)
+	for _, d := range []time.Time{t1, t1, t1, t2, t2} {
+		c.SetWriteDeadline(d)
+	}
+	c.SetDeadline(time.Time{}) // both deadlines cleared: the next t2 is new again
+	c.SetWriteDeadline(t2)
+	want := []time.Time{t1, t2, {}, t2}
+	if len(rec.deadlines) != len(want) {
+		t.Fatalf("deadlines passed on: %v, want %v", rec.deadlines, want)
+	}
+	for i := range want {
+		if !rec.deadlines[i].Equal(want[i]) {
+			t.Fatalf("deadlines passed on: %v, want %v", rec.deadlines, want)
+		}
 	}
 }
