@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"regexp"
 	"time"
 	"unicode/utf8"
 )
@@ -52,7 +51,6 @@ const (
 	MaxNameRunes          = 100
 	MaxHTTPBodyBytes      = 64 << 10
 	TimestampLayout       = "2006-01-02T15:04:05.000Z07:00"
-	roomIDPatternSource   = `^[A-Za-z0-9_-]{1,64}$`
 	defaultMessageForCode = "Request failed"
 )
 
@@ -71,10 +69,21 @@ const (
 	ClosePolicy = 4008
 )
 
-var roomIDPattern = regexp.MustCompile(roomIDPatternSource)
-
-// ValidRoomID reports whether s is a legal room id.
-func ValidRoomID(s string) bool { return roomIDPattern.MatchString(s) }
+// ValidRoomID reports whether s is a legal room id: 1 to 64 of
+// [A-Za-z0-9_-] (a loop, not a regexp: every request checks one).
+func ValidRoomID(s string) bool {
+	if len(s) < 1 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // RuneCount counts code points, which is how PROTOCOL.md measures lengths.
 func RuneCount(s string) int { return utf8.RuneCountInString(s) }
@@ -129,9 +138,10 @@ func DecodeFrame(data []byte, binary bool) (*Frame, *Error) {
 		return nil, &Error{Code: CodeInvalidJSON, Message: MessageInvalidFormat}
 	}
 	trimmed := bytes.TrimLeft(data, " \t\r\n")
-	if len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(data) {
+	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, &Error{Code: CodeInvalidJSON, Message: MessageInvalidFormat}
 	}
+	// Unmarshal checks the whole of data is valid JSON before it decodes.
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(data, &fields); err != nil {
 		return nil, &Error{Code: CodeInvalidJSON, Message: MessageInvalidFormat}
