@@ -40,10 +40,13 @@ type config struct {
 	Duration      time.Duration
 	JSONPath      string
 	ServerProfile string
-	SourceAddrs   int
-	Shard         bool
-	Verify        bool
-	Quiet         bool
+	// TracePath, when set, receives the load generator's own execution
+	// trace (runtime/trace), to tell its stalls from the server's.
+	TracePath   string
+	SourceAddrs int
+	Shard       bool
+	Verify      bool
+	Quiet       bool
 
 	// durable and fanout (durable is one room of Senders clients).
 	Senders     int
@@ -112,6 +115,7 @@ func parseConfig(scenario string, args []string, out io.Writer) (*config, error)
 	fs.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, "load before measuring")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measurement window")
 	fs.StringVar(&cfg.JSONPath, "json", "", "write the result as JSON to this file")
+	fs.StringVar(&cfg.TracePath, "trace", "", "write the load generator's own execution trace (go tool trace) to this file")
 	fs.StringVar(&cfg.ServerProfile, "server-profile", "", "record the servers' CPU profile during the window with `perf record -g` into this file")
 	fs.IntVar(&cfg.SourceAddrs, "source-addrs", 64, "number of loopback source addresses (127.0.0.2…) to dial from; each gives ~28k ephemeral ports")
 	fs.BoolVar(&cfg.Shard, "shard", false, "[fanout,idle,game] give every room its own object (/api/lobbies/{room}, /objects/RoomManager/{room}) instead of all rooms in object main")

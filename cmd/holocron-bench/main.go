@@ -42,6 +42,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/trace"
 	"slices"
 	"strings"
 	"syscall"
@@ -95,6 +96,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Warn("could not raise the open-file limit", "err", err)
 	} else {
 		log.Debug("open-file limit", "soft", n)
+	}
+	if cfg.TracePath != "" {
+		stopTrace, err := startTrace(cfg.TracePath)
+		if err != nil {
+			fmt.Fprintf(stderr, "holocron-bench %s: %v\n", args[0], err)
+			return 1
+		}
+		defer stopTrace()
 	}
 	res, err := runScenario(ctx, cfg, args[1:], log)
 	if res != nil {
@@ -169,4 +178,21 @@ func raiseFileLimit() (uint64, error) {
 		return 0, fmt.Errorf("setrlimit: %w", err)
 	}
 	return lim.Cur, nil
+}
+
+// startTrace records the process's execution trace into path until the
+// returned function is called.
+func startTrace(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("trace: %w", err)
+	}
+	if err := trace.Start(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("trace: %w", err)
+	}
+	return func() {
+		trace.Stop()
+		f.Close()
+	}, nil
 }
