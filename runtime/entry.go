@@ -51,6 +51,9 @@ func (k eventKind) String() string {
 // event is one unit of work for an object's actor.
 type event struct {
 	kind eventKind
+	// queued is when the event was handed to the object, for the queue
+	// wait metric.
+	queued time.Time
 	// evHTTP
 	req  *http.Request
 	resp *gatedResponse
@@ -123,6 +126,7 @@ func (e *entry) release() {
 // deliver queues ev, waiting for room in the mailbox, and makes sure an actor
 // goroutine is running.
 func (e *entry) deliver(ctx context.Context, ev event) error {
+	ev.queued = time.Now()
 	select {
 	case e.mailbox <- ev:
 	case <-ctx.Done():
@@ -234,6 +238,7 @@ func (e *entry) handle(ev event) {
 	}
 	rt := e.rt
 	start := time.Now()
+	rt.metrics.queueSeconds.Observe(start.Sub(ev.queued).Seconds())
 	if e.gate.broken() || e.stale.Swap(false) {
 		e.reset()
 	}
@@ -299,7 +304,9 @@ func (e *entry) handle(ev event) {
 	}
 	e.gate.after(batch, out)
 	if batch != nil {
+		submitted := time.Now()
 		rt.opts.Store.Commit(batch, func(err error) {
+			rt.metrics.commitSeconds.Observe(time.Since(submitted).Seconds())
 			st.popPending()
 			if batch.Alarm.Set {
 				rt.alarms.poke()

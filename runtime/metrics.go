@@ -13,6 +13,9 @@ type metrics struct {
 	evictions     prometheus.Counter
 	events        *prometheus.CounterVec
 	eventSeconds  prometheus.Histogram
+	queueSeconds  prometheus.Histogram
+	commitSeconds prometheus.Histogram
+	sendDelay     prometheus.Histogram
 	panics        prometheus.Counter
 	wsMessagesIn  prometheus.Counter
 	wsFramesOut   prometheus.Counter
@@ -30,6 +33,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		evictions:     prometheus.NewCounter(prometheus.CounterOpts{Name: "holocron_object_evictions_total", Help: "Idle object instances evicted."}),
 		events:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "holocron_object_events_total", Help: "Events handled by objects, by kind."}, []string{"kind"}),
 		eventSeconds:  prometheus.NewHistogram(prometheus.HistogramOpts{Name: "holocron_object_event_seconds", Help: "Time in object handlers per event (excluding the commit wait).", Buckets: prometheus.ExponentialBuckets(0.00001, 4, 10)}),
+		queueSeconds:  prometheus.NewHistogram(prometheus.HistogramOpts{Name: "holocron_object_event_queue_seconds", Help: "Time an event waited for its object's actor (mailbox and backpressure) before its handler ran.", Buckets: prometheus.ExponentialBuckets(0.00001, 4, 10)}),
+		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "holocron_object_commit_seconds", Help: "Time from an event's batch going to the store to it being durable (replicated, in a cluster); the event's outputs wait this long.", Buckets: prometheus.ExponentialBuckets(0.00001, 4, 10)}),
+		sendDelay:     prometheus.NewHistogram(prometheus.HistogramOpts{Name: "holocron_websocket_send_delay_seconds", Help: "Time the oldest frame of a burst waited in a socket's queue before its writer took it.", Buckets: prometheus.ExponentialBuckets(0.00001, 4, 10)}),
 		panics:        prometheus.NewCounter(prometheus.CounterOpts{Name: "holocron_object_panics_total", Help: "Object handler panics (the event's writes were dropped)."}),
 		wsMessagesIn:  prometheus.NewCounter(prometheus.CounterOpts{Name: "holocron_websocket_messages_received_total", Help: "WebSocket messages received."}),
 		wsFramesOut:   prometheus.NewCounter(prometheus.CounterOpts{Name: "holocron_websocket_messages_sent_total", Help: "WebSocket messages written to clients."}),
@@ -42,7 +48,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.objectsActive, m.socketsOpen, m.activations, m.evictions, m.events,
-		m.eventSeconds, m.panics, m.wsMessagesIn, m.wsFramesOut, m.wsRateLimited, m.alarmsFired, m.alarmRetries, m.alarmsDropped} {
+		m.eventSeconds, m.queueSeconds, m.commitSeconds, m.sendDelay, m.panics, m.wsMessagesIn, m.wsFramesOut, m.wsRateLimited, m.alarmsFired, m.alarmRetries, m.alarmsDropped} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -52,6 +52,7 @@ type WebSocket struct {
 	pinger     *time.Timer
 	writing    bool // a writeLoop goroutine runs (it exits when idle)
 	queue      []outFrame
+	queuedAt   time.Time // when the oldest queued frame was queued
 	queueBytes int
 	overflow   bool
 	wake       chan struct{}
@@ -195,6 +196,9 @@ func (ws *WebSocket) enqueue(f outFrame) {
 	}
 	if f.close {
 		ws.closing = true
+	}
+	if len(ws.queue) == 0 {
+		ws.queuedAt = time.Now()
 	}
 	ws.queue = append(ws.queue, f)
 	ws.queueBytes += f.size()
@@ -351,6 +355,11 @@ func (ws *WebSocket) writeLoop() {
 		}
 		batch, ws.queue = ws.queue, batch[:0]
 		ws.queueBytes = 0
+		now := time.Now()
+		if !ws.queuedAt.IsZero() {
+			rt.metrics.sendDelay.Observe(now.Sub(ws.queuedAt).Seconds())
+			ws.queuedAt = time.Time{}
+		}
 		if ws.overflow {
 			// Too far behind: what is queued is dropped and the client
 			// told to come back later; nothing more is queued.
@@ -363,7 +372,7 @@ func (ws *WebSocket) writeLoop() {
 		}
 		// One deadline for the burst: a clock read per frame was 5 % of
 		// a fan-out server's CPU.
-		_ = conn.SetWriteDeadline(time.Now().Add(rt.opts.WriteTimeout))
+		_ = conn.SetWriteDeadline(now.Add(rt.opts.WriteTimeout))
 		for _, f := range batch {
 			var err error
 			switch {

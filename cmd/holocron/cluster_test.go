@@ -640,6 +640,18 @@ func TestClusterChatAndGameAcrossNodes(t *testing.T) {
 	if committed < 23 {
 		t.Errorf("nodes committed %v proposals in all, want at least 23", committed)
 	}
+	// The latency breakdown an operator reads when echoes are slow: the
+	// wait for the actor, the commit, and the socket's queue.
+	for _, name := range []string{"holocron_object_event_queue_seconds_count", "holocron_object_commit_seconds_count", "holocron_websocket_send_delay_seconds_count"} {
+		var count float64
+		for _, n := range c.nodes {
+			v, _ := metricValue(t, n.get("/metrics"), name)
+			count += v
+		}
+		if count < 23 {
+			t.Errorf("%s is %v across the nodes, want at least 23 (one per committed event)", name, count)
+		}
+	}
 }
 
 // metricValue reads a metric's value (name with its labels, as printed)
