@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -31,10 +32,19 @@ func (n *Node) forwardWebSocket(w http.ResponseWriter, r *http.Request, p int, c
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		header.Set("X-Forwarded-For", host)
 	}
+	netDialer := &net.Dialer{Timeout: 2 * time.Second}
+	var backendConn *relayConn // the connection of the last dial
 	dialer := websocket.Dialer{
 		HandshakeTimeout: 5 * time.Second,
-		NetDialContext:   (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
-		Subprotocols:     websocket.Subprotocols(r),
+		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := netDialer.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			backendConn = &relayConn{Conn: c}
+			return backendConn, nil
+		},
+		Subprotocols: websocket.Subprotocols(r),
 	}
 	var backend *websocket.Conn
 	for _, addr := range candidates {
@@ -66,21 +76,24 @@ func (n *Node) forwardWebSocket(w http.ResponseWriter, r *http.Request, p int, c
 	if sp := backend.Subprotocol(); sp != "" {
 		up.Subprotocols = []string{sp}
 	}
-	client, err := up.Upgrade(w, r, nil)
+	hj := &relayHijacker{ResponseWriter: w}
+	client, err := up.Upgrade(hj, r, nil)
 	if err != nil {
 		backend.Close()
 		return
 	}
+	// Each relay's writes go out when it is about to wait for its source.
+	hj.conn.flushOnRead, backendConn.flushOnRead = backendConn, hj.conn
 	client.SetReadLimit(maxRelayedMessage)
 	backend.SetReadLimit(maxRelayedMessage)
-	go relay(backend, client, websocket.CloseServiceRestart, "moved")
-	go relay(client, backend, websocket.CloseGoingAway, "client gone")
+	go relay(backend, client, hj.conn, websocket.CloseServiceRestart, "moved")
+	go relay(client, backend, backendConn, websocket.CloseGoingAway, "client gone")
 }
 
 // relay copies messages from src to dst until src ends, then closes dst
 // with src's close code, or with code and reason when src broke off
 // without one.
-func relay(src, dst *websocket.Conn, code int, reason string) {
+func relay(src, dst *websocket.Conn, dstConn *relayConn, code int, reason string) {
 	defer src.Close()
 	for {
 		typ, data, err := src.ReadMessage()
@@ -98,6 +111,9 @@ func relay(src, dst *websocket.Conn, code int, reason string) {
 			dst.Close()
 			return
 		}
+		// Held until src's next Read: messages already received go out
+		// together.
+		dstConn.hold()
 		if err := dst.WriteMessage(typ, data); err != nil {
 			return
 		}
