@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/holocron-run/holocron/internal/corkconn"
 )
 
 // maxRelayedMessage bounds one message relayed between a client and the
@@ -33,7 +35,7 @@ func (n *Node) forwardWebSocket(w http.ResponseWriter, r *http.Request, p int, c
 		header.Set("X-Forwarded-For", host)
 	}
 	netDialer := &net.Dialer{Timeout: 2 * time.Second}
-	var backendConn *relayConn // the connection of the last dial
+	var backendConn *corkconn.Conn // the connection of the last dial
 	dialer := websocket.Dialer{
 		HandshakeTimeout: 5 * time.Second,
 		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -41,7 +43,7 @@ func (n *Node) forwardWebSocket(w http.ResponseWriter, r *http.Request, p int, c
 			if err != nil {
 				return nil, err
 			}
-			backendConn = &relayConn{Conn: c}
+			backendConn = &corkconn.Conn{Conn: c}
 			return backendConn, nil
 		},
 		Subprotocols: websocket.Subprotocols(r),
@@ -76,24 +78,24 @@ func (n *Node) forwardWebSocket(w http.ResponseWriter, r *http.Request, p int, c
 	if sp := backend.Subprotocol(); sp != "" {
 		up.Subprotocols = []string{sp}
 	}
-	hj := &relayHijacker{ResponseWriter: w}
+	hj := &corkconn.Hijacker{ResponseWriter: w}
 	client, err := up.Upgrade(hj, r, nil)
 	if err != nil {
 		backend.Close()
 		return
 	}
 	// Each relay's writes go out when it is about to wait for its source.
-	hj.conn.flushOnRead, backendConn.flushOnRead = backendConn, hj.conn
+	hj.Conn.FlushOnRead, backendConn.FlushOnRead = backendConn, hj.Conn
 	client.SetReadLimit(maxRelayedMessage)
 	backend.SetReadLimit(maxRelayedMessage)
-	go relay(backend, client, hj.conn, websocket.CloseServiceRestart, "moved")
+	go relay(backend, client, hj.Conn, websocket.CloseServiceRestart, "moved")
 	go relay(client, backend, backendConn, websocket.CloseGoingAway, "client gone")
 }
 
 // relay copies messages from src to dst until src ends, then closes dst
 // with src's close code, or with code and reason when src broke off
 // without one.
-func relay(src, dst *websocket.Conn, dstConn *relayConn, code int, reason string) {
+func relay(src, dst *websocket.Conn, dstConn *corkconn.Conn, code int, reason string) {
 	defer src.Close()
 	for {
 		typ, data, err := src.ReadMessage()
@@ -113,7 +115,7 @@ func relay(src, dst *websocket.Conn, dstConn *relayConn, code int, reason string
 		}
 		// Held until src's next Read: messages already received go out
 		// together.
-		dstConn.hold()
+		dstConn.Hold()
 		if err := dst.WriteMessage(typ, data); err != nil {
 			return
 		}

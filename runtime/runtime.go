@@ -22,6 +22,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/holocron-run/holocron/internal/corkconn"
 	"github.com/holocron-run/holocron/storage"
 )
 
@@ -121,7 +122,7 @@ type Runtime struct {
 	log      *slog.Logger
 	metrics  *metrics
 	upgrader websocket.Upgrader
-	corkBufs sync.Pool // of *[]byte, for corkConn
+	corkBufs sync.Pool // of *[]byte, lent to sockets' corkconn.Conns
 	alarms   *alarmScheduler
 
 	ctx    context.Context
@@ -456,14 +457,14 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if resp.socket != nil {
-		cw := &corkingWriter{ResponseWriter: w, bufs: &rt.corkBufs}
-		conn, err := rt.upgrader.Upgrade(cw, r, nil)
+		hj := &corkconn.Hijacker{ResponseWriter: w, Pool: &rt.corkBufs}
+		conn, err := rt.upgrader.Upgrade(hj, r, nil)
 		if err != nil {
 			// Upgrade has already answered the client.
 			resp.socket.terminate(CloseAbnormal, "upgrade failed")
 			return
 		}
-		resp.socket.start(conn, cw.conn)
+		resp.socket.start(conn, hj.Conn)
 		return
 	}
 	resp.writeTo(w)

@@ -11,6 +11,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
+
+	"github.com/holocron-run/holocron/internal/corkconn"
 )
 
 // Close codes the runtime itself uses. Objects may close with any valid code.
@@ -48,7 +50,7 @@ type WebSocket struct {
 
 	mu         sync.Mutex
 	conn       *websocket.Conn
-	cork       *corkConn // conn's transport; set before the loops start
+	cork       *corkconn.Conn // conn's transport; set before the loops start
 	pinger     *time.Timer
 	writing    bool // a writeLoop goroutine runs (it exits when idle)
 	queue      []outFrame
@@ -239,7 +241,7 @@ func (ws *WebSocket) ping() {
 }
 
 // start runs the socket's reader and writer on an upgraded connection.
-func (ws *WebSocket) start(conn *websocket.Conn, cork *corkConn) {
+func (ws *WebSocket) start(conn *websocket.Conn, cork *corkconn.Conn) {
 	ws.mu.Lock()
 	ws.conn, ws.cork = conn, cork
 	if p := ws.principal; p != nil && !p.Expires.IsZero() {
@@ -368,7 +370,7 @@ func (ws *WebSocket) writeLoop() {
 		}
 		ws.mu.Unlock()
 		if len(batch) > 1 {
-			ws.cork.hold()
+			ws.cork.Hold()
 		}
 		// One deadline for the burst: a clock read per frame was 5 % of
 		// a fan-out server's CPU.
@@ -407,7 +409,7 @@ func (ws *WebSocket) writeLoop() {
 				rt.messagesOut.Add(1)
 			}
 		}
-		if err := ws.cork.release(); err != nil {
+		if err := ws.cork.Release(); err != nil {
 			ws.abort()
 			return
 		}
