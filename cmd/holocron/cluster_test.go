@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/holocron-run/holocron/internal/proctest"
 	"github.com/holocron-run/holocron/runtime/runtimetest"
 )
 
@@ -39,24 +39,7 @@ type testCluster struct {
 }
 
 // freeGossipAddr returns a loopback port free for both TCP and UDP.
-func freeGossipAddr(t testing.TB) string {
-	t.Helper()
-	for range 50 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		pc, err := net.ListenPacket("udp", addr)
-		ln.Close()
-		if err == nil {
-			pc.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free TCP+UDP port")
-	return ""
-}
+func freeGossipAddr(t testing.TB) string { return proctest.FreeGossipAddr(t) }
 
 // startCluster runs size nodes; n1 bootstraps, the others join. It waits
 // until every partition has min(size, 3) voters and a leader.

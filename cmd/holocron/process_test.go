@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/holocron-run/holocron/internal/proctest"
 )
 
 // binary is the holocron binary built once for the process tests.
@@ -55,16 +56,9 @@ type node struct {
 	exited atomic.Bool
 }
 
-// freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+// freeAddr returns a loopback address with a port that was free a moment
+// ago and not handed out before in this test binary.
+func freeAddr(t testing.TB) string { return proctest.FreeAddr(t) }
 
 // startNode runs `holocron serve` on dir and waits until /readyz answers.
 func startNode(t testing.TB, dir string, extra ...string) *node {

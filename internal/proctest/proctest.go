@@ -75,13 +75,26 @@ func (s *syncBuffer) String() string {
 // FreeAddr returns a loopback TCP address that was free a moment ago.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		// The kernel may hand a port that was just closed out again: a
+		// test that asks for several addresses before starting its
+		// processes must not get one twice.
+		if _, taken := handedOut.LoadOrStore(addr, true); !taken {
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free port not handed out before")
+	return ""
 }
+
+// handedOut holds every address FreeAddr returned in this test binary.
+var handedOut sync.Map
 
 // FreeGossipAddr returns a loopback port free for both TCP and UDP.
 func FreeGossipAddr(t testing.TB) string {
