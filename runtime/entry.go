@@ -442,7 +442,12 @@ func (e *entry) reset() {
 // gate is the output gate: outputs wait until every batch submitted before
 // them is durable.
 type gate struct {
-	mu       sync.Mutex
+	mu sync.Mutex
+	// release is held while outputs are handed to sockets, taken after mu
+	// and before mu is let go: so outputs of a later batch (or of an event
+	// with no writes) never overtake those of an earlier one that another
+	// goroutine is still releasing.
+	release  sync.Mutex
 	cond     *sync.Cond
 	inflight []*[]outItem // per submitted batch, the outputs waiting on it
 	failed   bool
@@ -479,6 +484,9 @@ func (g *gate) waitIdle() {
 		g.cond.Wait()
 	}
 	g.mu.Unlock()
+	// The last batch's outputs may still be on their way to the sockets.
+	g.release.Lock()
+	g.release.Unlock()
 }
 
 // after holds out until batch (if any) and every earlier batch are durable.
@@ -498,8 +506,10 @@ func (g *gate) after(batch *storage.Batch, out []outItem) {
 		return
 	}
 	failed := g.failed
+	g.release.Lock()
 	g.mu.Unlock()
 	releaseOutputs(out, failed)
+	g.release.Unlock()
 }
 
 // committed is called by the store, in submission order, for each batch.
@@ -521,6 +531,8 @@ func (g *gate) committed(err error, e *entry) {
 	if g.cond != nil {
 		g.cond.Broadcast()
 	}
+	g.release.Lock()
+	defer g.release.Unlock()
 	g.mu.Unlock()
 	releaseOutputs(*out, failed)
 	if failed {

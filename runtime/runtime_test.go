@@ -78,6 +78,13 @@ func (c *counter) OnMessage(ctx context.Context, ws *runtime.WebSocket, msg runt
 		ws.Send([]byte(`{"type":"pong"}`))
 	case `{"type":"panic"}`:
 		panic("boom")
+	case `{"type":"burst"}`:
+		c.inc()
+		for i := range burstFrames {
+			ws.Send([]byte(`{"type":"b","i":` + strconv.Itoa(i) + `}`))
+		}
+	case `{"type":"tail"}`:
+		ws.Send([]byte(`{"type":"tail"}`))
 	case `{"type":"big"}`:
 		c.state.Broadcast("all", bytes.Repeat([]byte("x"), 64<<10))
 	default:
@@ -390,5 +397,40 @@ func TestSlowConsumerIsClosedWith1013(t *testing.T) {
 	driver.Send(map[string]any{"type": "inc"})
 	if f := driver.Expect("count"); f["n"] != float64(1) {
 		t.Fatalf("after the slow socket was dropped: %v", f)
+	}
+}
+
+// burstFrames is how many frames the counter's "burst" sends.
+const burstFrames = 5000
+
+// TestOutputsLeaveInEventOrder: a later event's frames never overtake an
+// earlier event's, even when the later event writes nothing and arrives
+// while the earlier one's frames are still being handed to the socket
+// (the tail is sent once the burst's first frame is seen).
+func TestOutputsLeaveInEventOrder(t *testing.T) {
+	var fired atomic.Int64
+	s := startCounter(t, "", &fired, runtime.Options{SocketQueueBytes: 64 << 20})
+	c := s.Dial("/objects/Counter/order/websocket")
+	c.Expect("hello")
+	for round := range 5 {
+		c.Send(map[string]any{"type": "burst"})
+		if f := c.Expect("b"); f["i"] != float64(0) {
+			t.Fatalf("round %d: first frame %v", round, f)
+		}
+		c.Send(map[string]any{"type": "tail"})
+		seen := 1
+		for {
+			f := c.Read()
+			if f.Type() == "tail" {
+				break
+			}
+			if f["i"] != float64(seen) {
+				t.Fatalf("round %d: frame %v, want i=%d", round, f, seen)
+			}
+			seen++
+		}
+		if seen != burstFrames {
+			t.Fatalf("round %d: the tail overtook the burst after %d of %d frames", round, seen, burstFrames)
+		}
 	}
 }
