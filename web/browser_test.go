@@ -185,7 +185,21 @@ func (u *user) visible(sel string) {
 
 func (u *user) click(sel string) {
 	u.t.Helper()
-	u.do(chromedp.WaitEnabled(chromedp.CSS(sel)), chromedp.Click(chromedp.CSS(sel)))
+	// A live page re-renders (the dashboard refreshes its lists): the node
+	// found by the wait may be replaced before the click lands on it. Then
+	// the click finds the new node, as a person would.
+	var err error
+	for range 5 {
+		ctx, cancel := context.WithTimeout(u.ctx, step)
+		err = chromedp.Do(ctx, chromedp.WaitEnabled(chromedp.CSS(sel)), chromedp.Click(chromedp.CSS(sel)))
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "Could not find node with given id") {
+			break
+		}
+	}
+	if err != nil {
+		u.t.Fatalf("%s: click %s: %v", u.name, sel, err)
+	}
 }
 
 func (u *user) typeInto(sel, text string) {
