@@ -456,10 +456,20 @@ func (s *chatSender) write(ctx context.Context, l *chatLoad, conn *websocket.Con
 		defer timer.Stop()
 	}
 	for {
-		var stamp time.Duration
+		// What the next send waits for: a free window slot (closed loop)
+		// or its scheduled time (-rate); nil channels never fire.
+		var slot <-chan struct{}
+		var due <-chan time.Time
 		if l.interval == 0 {
+			slot = s.tokens
+		} else if wait := s.nextAt - l.now(); wait > 0 {
+			timer.Reset(wait)
+			due = timer.C
+		}
+		if slot != nil || due != nil {
 			select {
-			case <-s.tokens:
+			case <-slot:
+			case <-due:
 			case <-watchdog.C:
 				if stalled() {
 					conn.Close()
@@ -471,24 +481,11 @@ func (s *chatSender) write(ctx context.Context, l *chatLoad, conn *websocket.Con
 			case <-ctx.Done():
 				return
 			}
+		}
+		var stamp time.Duration
+		if l.interval == 0 {
 			stamp = l.now()
 		} else {
-			if wait := s.nextAt - l.now(); wait > 0 {
-				timer.Reset(wait)
-				select {
-				case <-timer.C:
-				case <-watchdog.C:
-					if stalled() {
-						conn.Close()
-						return
-					}
-					continue
-				case <-l.stopCh:
-					return
-				case <-ctx.Done():
-					return
-				}
-			}
 			stamp = s.nextAt
 			s.nextAt += l.interval
 		}
