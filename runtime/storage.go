@@ -16,11 +16,9 @@ import (
 // goroutine the object started), where there is no transaction to join.
 var ErrNoEvent = errors.New("storage write outside an event")
 
-// KV is one key and its value.
-type KV struct {
-	Key   string
-	Value []byte
-}
+// KV is one key and its value (the store's own type, so that a listing
+// and an export are the same thing).
+type KV = storage.KV
 
 // ListOptions select keys for Storage.List, as in Cloudflare's storage.list.
 type ListOptions struct {
