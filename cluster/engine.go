@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -70,6 +71,10 @@ type Engine struct {
 
 	// views are read by any goroutine; the engine goroutine writes them.
 	views []partView
+	// viewsCh is closed (and replaced) whenever a view's leader or serving
+	// flag changes, so a request waiting for a partition's leader wakes up.
+	viewsMu sync.Mutex
+	viewsCh chan struct{}
 
 	// Owned by the engine goroutine.
 	groups  []*group
@@ -112,6 +117,11 @@ type group struct {
 	// pendingConf is the index of a proposed, not yet applied, conf change.
 	pendingConf   uint64
 	pendingConfAt time.Time
+	// transferTo is the voter a requested hand-over goes to; transferIssued
+	// tells whether Raft has been asked yet (see transferLeader).
+	transferTo     uint64
+	transferSince  time.Time
+	transferIssued bool
 }
 
 // proposal IDs prefix each normal entry: 8 bytes of per-process epoch and
@@ -256,6 +266,26 @@ func (e *Engine) Leader(p int) (lead uint64, serving bool) {
 	return v.lead.Load(), v.serving.Load()
 }
 
+// ViewsChanged returns a channel closed at the next change of any
+// partition's leader or of this node's serving a partition.
+func (e *Engine) ViewsChanged() <-chan struct{} {
+	e.viewsMu.Lock()
+	defer e.viewsMu.Unlock()
+	if e.viewsCh == nil {
+		e.viewsCh = make(chan struct{})
+	}
+	return e.viewsCh
+}
+
+func (e *Engine) notifyViews() {
+	e.viewsMu.Lock()
+	if e.viewsCh != nil {
+		close(e.viewsCh)
+		e.viewsCh = nil
+	}
+	e.viewsMu.Unlock()
+}
+
 // Serving reports whether this node leads p and has applied its log.
 func (e *Engine) Serving(p int) bool { return e.views[p].serving.Load() }
 
@@ -267,7 +297,7 @@ func (e *Engine) Propose(p int, data []byte, done func(error)) {
 		if m := e.cfg.metrics; m != nil {
 			m.proposals.WithLabelValues("not_owner").Inc()
 		}
-		done(storage.ErrNotOwner)
+		done(errRefused)
 		return
 	}
 	select {
@@ -407,10 +437,14 @@ func (e *Engine) step(envs []Envelope) {
 	}
 }
 
+// errRefused answers a proposal this node turned away before it reached the
+// Raft log: it was written nowhere.
+var errRefused = fmt.Errorf("%w: %w", storage.ErrNotOwner, storage.ErrNotWritten)
+
 func (e *Engine) propose(p proposal) {
 	g := e.groups[p.part]
 	if g == nil || !g.serving {
-		p.done(storage.ErrNotOwner)
+		p.done(errRefused)
 		return
 	}
 	e.propSeq++
@@ -420,7 +454,7 @@ func (e *Engine) propose(p proposal) {
 	data := make([]byte, 0, propIDLen+len(p.data))
 	data = append(append(data, id[:]...), p.data...)
 	if err := g.rn.Propose(data); err != nil {
-		p.done(fmt.Errorf("propose in partition %d: %w: %w", p.part, storage.ErrNotOwner, err))
+		p.done(fmt.Errorf("propose in partition %d: %w: %w", p.part, errRefused, err))
 		return
 	}
 	g.pending[id] = p.done
@@ -752,7 +786,9 @@ func decodeConfChange(ent *pb.Entry) (pb.ConfChangeI, error) {
 func (e *Engine) updateRole(w *readyWork) {
 	g := w.g
 	bs := g.rn.BasicStatus()
-	e.views[g.part].lead.Store(bs.Lead)
+	if e.views[g.part].lead.Swap(bs.Lead) != bs.Lead {
+		e.notifyViews()
+	}
 	isLeader := bs.RaftState == raft.StateLeader
 	if isLeader && !g.leader {
 		g.termStart = g.st.last
@@ -762,6 +798,7 @@ func (e *Engine) updateRole(w *readyWork) {
 	g.leader = isLeader
 	if !isLeader {
 		g.pendingConf = 0
+		g.transferTo, g.transferIssued = 0, false
 		if len(g.pending) > 0 {
 			g.failPending(storage.ErrNotOwner)
 		}
@@ -783,6 +820,7 @@ func (e *Engine) refreshServing(g *group, now time.Time) {
 	if !g.leader {
 		return
 	}
+	e.advanceTransfer(g, now)
 	heard := 0
 	for _, v := range g.st.conf.Voters {
 		if v == e.cfg.RaftID || now.Sub(g.heard[v]) < e.lease {
@@ -791,8 +829,44 @@ func (e *Engine) refreshServing(g *group, now time.Time) {
 	}
 	// A leader handing over leadership stops serving at once: the transferee
 	// campaigns without waiting for leases to expire.
-	ok := g.st.applied >= g.termStart && heard*2 > len(g.st.conf.Voters) && g.rn.BasicStatus().LeadTransferee == 0
+	ok := g.st.applied >= g.termStart && heard*2 > len(g.st.conf.Voters) && g.transferTo == 0 && g.rn.BasicStatus().LeadTransferee == 0
 	e.setServing(g.part, ok)
+}
+
+// transferLeader hands g's leadership to voter to. The leader stops serving
+// at once, so it accepts no new batch, and asks Raft to transfer only once
+// the batches it already accepted have committed: etcd raft drops proposals
+// during a transfer, and a leader that loses office must fail its pending
+// ones although they may still commit, which would leave their writers in
+// doubt. A drain that takes longer than an election timeout (no quorum
+// acknowledges) transfers anyway.
+func (e *Engine) transferLeader(g *group, to uint64, now time.Time) {
+	if !g.leader || g.transferTo != 0 {
+		return
+	}
+	g.transferTo, g.transferSince, g.transferIssued = to, now, false
+	e.refreshServing(g, now)
+}
+
+// advanceTransfer moves a requested hand-over along: it issues the Raft
+// transfer once the pending batches are done, and ends the request when
+// Raft gave the transfer up (the leader then serves again; whoever asked
+// may ask again).
+func (e *Engine) advanceTransfer(g *group, now time.Time) {
+	if g.transferTo == 0 {
+		return
+	}
+	if !g.transferIssued {
+		if len(g.pending) > 0 && now.Sub(g.transferSince) < 2*e.lease {
+			return
+		}
+		g.rn.TransferLeader(g.transferTo)
+		g.transferIssued = true
+		return
+	}
+	if g.rn.BasicStatus().LeadTransferee == 0 {
+		g.transferTo, g.transferIssued = 0, false
+	}
 }
 
 func (e *Engine) setServing(p int, serving bool) {
@@ -803,6 +877,7 @@ func (e *Engine) setServing(p int, serving bool) {
 		g.serving = serving
 	}
 	e.views[p].serving.Store(serving)
+	e.notifyViews()
 	if m := e.cfg.metrics; m != nil {
 		change := "stop"
 		if serving {

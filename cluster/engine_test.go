@@ -483,6 +483,7 @@ func TestEngineFailover(t *testing.T) {
 
 	// Cut the leader off. A proposal it accepts now cannot commit: it
 	// must fail once the leader notices, never succeed.
+	oldViews, restViews := old.engine.ViewsChanged(), rest[0].engine.ViewsChanged()
 	c.net.setIsolated(old.id, true)
 	isolated := time.Now()
 	lost := make(chan error, 2)
@@ -509,6 +510,14 @@ func TestEngineFailover(t *testing.T) {
 	})
 	t.Logf("after isolating %s: a new leader serves after %v, the old one stops after %v (overlap seen: %v)",
 		old.name, newLeaderAt.Round(time.Millisecond), oldStoppedAt.Round(time.Millisecond), overlap)
+	// Requests waiting for the partition's leader are woken on both sides.
+	for name, ch := range map[string]<-chan struct{}{old.name: oldViews, rest[0].name: restViews} {
+		select {
+		case <-ch:
+		default:
+			t.Errorf("%s: ViewsChanged not closed after the leader changed", name)
+		}
+	}
 
 	select {
 	case err := <-lost:

@@ -34,7 +34,7 @@ func newMetrics(reg prometheus.Registerer, n *Node) (*metrics, error) {
 		snapshots: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "holocron_raft_snapshots_total",
 			Help: "Partition snapshots built for lagging replicas (sent) and applied here (installed)."}, []string{"event"}),
 		forwards: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "holocron_cluster_forwarded_requests_total",
-			Help: "Client requests for objects led elsewhere, by outcome (proxied, unavailable)."}, []string{"outcome"}),
+			Help: "Client requests for objects led elsewhere, by outcome (proxied; rerouted when the leader turned one away unserved; unavailable when no leader appeared within the wait)."}, []string{"outcome"}),
 	}
 	members := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "holocron_cluster_members_alive",
 		Help: "Members gossip currently believes alive (this node included)."}, func() float64 {

@@ -1,11 +1,15 @@
 package cluster
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -48,6 +52,11 @@ type Config struct {
 	// RaftLogKeep is how many applied entries each partition's log keeps
 	// before older ones are truncated (default 10000).
 	RaftLogKeep uint64
+	// LeaderWait is how long a request for a partition without a leader
+	// (being handed over, or electing after a crash) waits for one before
+	// it is answered 503 unavailable. Default: 20 Raft ticks, the longest
+	// an election timeout runs.
+	LeaderWait time.Duration
 
 	Store  *storage.PebbleStore
 	Logger *slog.Logger
@@ -87,6 +96,9 @@ func Start(cfg Config) (*Node, error) {
 	}
 	if cfg.DeadMemberTimeout == 0 {
 		cfg.DeadMemberTimeout = time.Minute
+	}
+	if cfg.LeaderWait == 0 {
+		cfg.LeaderWait = 20 * cmp.Or(cfg.TickInterval, 100*time.Millisecond)
 	}
 
 	if cfg.Logger == nil {
@@ -197,9 +209,13 @@ func (n *Node) PartitionOf(id runtime.ID) int { return n.ring.Load().PartitionOf
 // RaftHandler receives Raft traffic from peers (mount it at RaftPath).
 func (n *Node) RaftHandler() http.Handler { return n.transport }
 
+// addrOf is where a member's HTTP server (Raft traffic, forwarded requests)
+// is. Members that left are included: a leaving node hands its partitions
+// over after it announced the leave, and the hand-over needs the others'
+// answers to reach it.
 func (n *Node) addrOf(raftID uint64) (string, bool) {
 	for _, m := range n.members.Members() {
-		if m.RaftID == raftID && m.HTTPAddr != "" && m.State != StateLeft {
+		if m.RaftID == raftID && m.HTTPAddr != "" {
 			return m.HTTPAddr, true
 		}
 	}
@@ -294,21 +310,177 @@ func (n *Node) maybeBootstrap(ctx context.Context, members []Member) {
 	n.members.SetInitialized()
 }
 
-// Direct implements gateway.Director: serve here if this node serves the
-// object's partition, otherwise forward to the leader in one hop, or answer
-// unavailable while leadership is changing.
-func (n *Node) Direct(w http.ResponseWriter, r *http.Request, id runtime.ID) bool {
+// Direct implements gateway.Director: serve here (with local) if this node
+// serves the object's partition, otherwise forward to the leader in one
+// hop. While leadership is changing (a hand-over takes a few round trips,
+// an election after a crash about a second) the request waits up to
+// LeaderWait for a leader before it is answered unavailable, and a request
+// turned away unserved (the leader, here or there, had just let the
+// partition go: runtime.HeaderNotServed) is routed again within that time,
+// so clients rarely see a partition move.
+func (n *Node) Direct(w http.ResponseWriter, r *http.Request, id runtime.ID, local http.Handler) {
 	p := n.PartitionOf(id)
-	lead, serving := n.engine.Leader(p)
-	if serving {
-		return true
-	}
-	if from := r.Header.Get(HopHeader); from != "" {
+	forwarded := r.Header.Get(HopHeader) != ""
+	var (
+		deadline *time.Timer
+		poll     *time.Ticker
+		body     []byte
+		buffered bool
+		retrying bool
+	)
+	for {
+		changed := n.engine.ViewsChanged()
+		serve, candidates, why := n.route(p, forwarded)
+		if (serve || len(candidates) > 0) && !retrying {
+			if !buffered {
+				body, buffered = bufferBody(r), true
+			}
+			switch {
+			case len(body) > 0:
+				r.Body = io.NopCloser(bytes.NewReader(body))
+			case body != nil:
+				r.Body = http.NoBody
+			}
+			again := false
+			if serve {
+				again = serveLocal(w, r, local, body != nil)
+			} else {
+				n.countForward("proxied")
+				again = n.forward(w, r, p, candidates)
+			}
+			if !again {
+				return
+			}
+			if body == nil {
+				// Too large to send twice.
+				n.countForward("unavailable")
+				unavailable(w, fmt.Sprintf("partition %d is moving", p))
+				return
+			}
+			n.countForward("rerouted")
+			retrying = true
+			why = fmt.Sprintf("partition %d is moving", p)
+		}
+		if lead, _ := n.engine.Leader(p); forwarded && lead != 0 && lead != n.self {
+			// The partition has moved on from here: let the forwarding
+			// node, which routes by its own view, find the new leader.
+			n.countForward("unavailable")
+			notServed(w, why)
+			return
+		}
+		if deadline == nil {
+			deadline = time.NewTimer(n.cfg.LeaderWait)
+			defer deadline.Stop()
+			// What other nodes lead arrives by gossip, which signals
+			// nothing here: look again now and then as well.
+			poll = time.NewTicker(50 * time.Millisecond)
+			defer poll.Stop()
+		}
+		select {
+		case <-changed:
+			retrying = false
+			continue
+		case <-poll.C:
+			retrying = false
+			continue
+		case <-r.Context().Done():
+		case <-deadline.C:
+		}
 		n.countForward("unavailable")
-		unavailable(w, fmt.Sprintf("partition %d is moving (forwarded by %s)", p, from))
+		notServed(w, why)
+		return
+	}
+}
+
+// serveLocal serves r here. When retryable and the runtime turned r away
+// unserved (its object's partition was let go while it ran), nothing is
+// written and again is true.
+func serveLocal(w http.ResponseWriter, r *http.Request, local http.Handler, retryable bool) (again bool) {
+	if !retryable {
+		local.ServeHTTP(w, r)
 		return false
 	}
-	var candidates []string
+	c := &notServedCatcher{ResponseWriter: w, before: w.Header().Clone()}
+	local.ServeHTTP(c, r)
+	return c.caught
+}
+
+// notServedCatcher passes a response through unless it is a 503 marked
+// runtime.HeaderNotServed, which it swallows (restoring the headers as they
+// were) so that the request can be routed again.
+type notServedCatcher struct {
+	http.ResponseWriter
+	before  http.Header
+	decided bool
+	caught  bool
+}
+
+func (c *notServedCatcher) WriteHeader(status int) {
+	if !c.decided {
+		c.decided = true
+		h := c.ResponseWriter.Header()
+		if status == http.StatusServiceUnavailable && h.Get(runtime.HeaderNotServed) != "" {
+			c.caught = true
+			clear(h)
+			maps.Copy(h, c.before)
+			return
+		}
+	}
+	if !c.caught {
+		c.ResponseWriter.WriteHeader(status)
+	}
+}
+
+func (c *notServedCatcher) Write(b []byte) (int, error) {
+	if !c.decided {
+		c.WriteHeader(http.StatusOK)
+	}
+	if c.caught {
+		return len(b), nil
+	}
+	return c.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (a WebSocket
+// upgrade hijacks it).
+func (c *notServedCatcher) Unwrap() http.ResponseWriter { return c.ResponseWriter }
+
+// maxRetriedBody is the largest request body Direct keeps in memory so that
+// it can send the request again to a partition's next leader.
+const maxRetriedBody = 1 << 20
+
+// bufferBody reads r's body into memory when it is small enough to send
+// again; it returns nil (and leaves the body to be read once) when it is
+// not.
+func bufferBody(r *http.Request) []byte {
+	if r.Body == nil || r.Body == http.NoBody {
+		return []byte{}
+	}
+	if r.ContentLength < 0 || r.ContentLength > maxRetriedBody {
+		return nil
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxRetriedBody+1))
+	if err != nil || len(body) > maxRetriedBody {
+		// The client's body broke off or lied about its length; what was
+		// read goes on, and the handler answers the short body.
+		r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), r.Body))
+		return nil
+	}
+	return body
+}
+
+// route decides where a request for partition p goes right now: here, to
+// candidates (the leader first), or nowhere yet (why says so). A request
+// another node forwarded is served here or nowhere, so a stale view never
+// makes a loop.
+func (n *Node) route(p int, forwarded bool) (serve bool, candidates []string, why string) {
+	lead, serving := n.engine.Leader(p)
+	if serving {
+		return true, nil, ""
+	}
+	if forwarded {
+		return false, nil, fmt.Sprintf("partition %d is moving (this node does not serve it)", p)
+	}
 	if lead != 0 && lead != n.self {
 		if addr, ok := n.addrOf(lead); ok {
 			candidates = append(candidates, addr)
@@ -323,22 +495,24 @@ func (n *Node) Direct(w http.ResponseWriter, r *http.Request, id runtime.ID) boo
 		}
 	}
 	if len(candidates) == 0 {
-		n.countForward("unavailable")
-		unavailable(w, fmt.Sprintf("partition %d has no leader right now", p))
-		return false
+		return false, nil, fmt.Sprintf("partition %d has no leader right now", p)
 	}
-	n.countForward("proxied")
-	n.forward(w, r, p, candidates)
-	return false
+	return false, candidates, ""
 }
+
+// errNotServed is what forward's proxy reports when the next hop turned the
+// request away without serving it.
+var errNotServed = errors.New("next hop does not serve the partition")
 
 // forward proxies r to the first candidate; when a candidate cannot be
 // dialled (it just died, and gossip has not noticed) the next is tried,
-// which is safe because nothing of the request has been sent.
-func (n *Node) forward(w http.ResponseWriter, r *http.Request, p int, candidates []string) {
+// which is safe because nothing of the request has been sent. It reports
+// retry (and writes nothing) when no candidate could be dialled or the
+// one reached answered that it does not serve the partition: nothing of
+// the request was handled, so the caller may route it again.
+func (n *Node) forward(w http.ResponseWriter, r *http.Request, p int, candidates []string) (retry bool) {
 	if websocket.IsWebSocketUpgrade(r) {
-		n.forwardWebSocket(w, r, p, candidates)
-		return
+		return n.forwardWebSocket(w, r, p, candidates)
 	}
 	addr := candidates[0]
 	rp := &httputil.ReverseProxy{
@@ -351,23 +525,45 @@ func (n *Node) forward(w http.ResponseWriter, r *http.Request, p int, candidates
 		},
 		Transport:     n.proxy,
 		FlushInterval: -1,
+		ModifyResponse: func(resp *http.Response) error {
+			if resp.Header.Get(runtime.HeaderNotServed) != "" {
+				resp.Body.Close()
+				return errNotServed
+			}
+			return nil
+		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if errors.Is(err, errNotServed) {
+				retry = true
+				return
+			}
 			n.log.Debug("forward failed", "to", addr, "err", err)
 			var op *net.OpError
-			if errors.As(err, &op) && op.Op == "dial" && len(candidates) > 1 {
-				n.forward(w, r, p, candidates[1:])
+			if errors.As(err, &op) && op.Op == "dial" {
+				if len(candidates) > 1 {
+					retry = n.forward(w, r, p, candidates[1:])
+				} else {
+					retry = true // nothing was sent: route again
+				}
 				return
 			}
 			unavailable(w, fmt.Sprintf("partition %d leader unreachable", p))
 		},
 	}
 	rp.ServeHTTP(w, r)
+	return retry
 }
 
 func (n *Node) countForward(outcome string) {
 	if n.metrics != nil {
 		n.metrics.forwards.WithLabelValues(outcome).Inc()
 	}
+}
+
+// notServed answers unavailable for a request no object saw.
+func notServed(w http.ResponseWriter, msg string) {
+	w.Header().Set(runtime.HeaderNotServed, "1")
+	unavailable(w, msg)
 }
 
 func unavailable(w http.ResponseWriter, msg string) {

@@ -119,8 +119,7 @@ func (e *Engine) rebalanceGroup(g *group, preferred []string, byID map[uint64]Me
 		if id == e.cfg.RaftID {
 			// Never remove the leader itself: hand leadership over first.
 			if next := e.bestTransferee(g, target, alive); next != 0 {
-				g.rn.TransferLeader(next)
-				e.refreshServing(g, now)
+				e.transferLeader(g, next, now)
 			}
 			return
 		}
@@ -129,10 +128,9 @@ func (e *Engine) rebalanceGroup(g *group, preferred []string, byID map[uint64]Me
 	}
 	// 4. Steer leadership to the preferred member.
 	if len(target) > 0 && target[0] != e.cfg.RaftID && slices.Contains(voters, target[0]) &&
-		alive(target[0]) && caughtUp(target[0]) && status.LeadTransferee == 0 && now.After(g.holdUntil) {
+		alive(target[0]) && caughtUp(target[0]) && status.LeadTransferee == 0 && g.transferTo == 0 && now.After(g.holdUntil) {
 		if pr := progress[target[0]]; pr.RecentActive {
-			g.rn.TransferLeader(target[0])
-			e.refreshServing(g, now)
+			e.transferLeader(g, target[0], now)
 		}
 	}
 }
@@ -185,10 +183,7 @@ func (e *Engine) handOff(ctx context.Context) error {
 					continue // a group of one: nobody to hand to
 				}
 				leading++
-				if g.rn.BasicStatus().LeadTransferee != next {
-					g.rn.TransferLeader(next)
-					e.refreshServing(g, time.Now())
-				}
+				e.transferLeader(g, next, time.Now())
 			}
 			return nil
 		})
@@ -216,8 +211,7 @@ func (e *Engine) moveLeadership(ctx context.Context, p int) (uint64, error) {
 			return nil
 		}
 		if next := e.bestTransferee(g, nil, func(uint64) bool { return true }); next != 0 {
-			g.rn.TransferLeader(next)
-			e.refreshServing(g, time.Now())
+			e.transferLeader(g, next, time.Now())
 			to = next
 		}
 		return nil

@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/holocron-run/holocron/internal/corkconn"
+	"github.com/holocron-run/holocron/runtime"
 )
 
 // maxRelayedMessage bounds one message relayed between a client and the
@@ -23,7 +23,10 @@ const maxRelayedMessage = 16 << 20
 // message rather than as raw bytes, so that when the leader goes away the
 // client still gets a proper close frame: 1012 "moved", which tells it to
 // reconnect through any node. A close the leader sends is passed on as is.
-func (n *Node) forwardWebSocket(w http.ResponseWriter, r *http.Request, p int, candidates []string) {
+// It reports retry, having written nothing, when no candidate could be
+// reached or the one reached answered that it no longer serves the
+// partition.
+func (n *Node) forwardWebSocket(w http.ResponseWriter, r *http.Request, p int, candidates []string) (retry bool) {
 	header := http.Header{}
 	for _, k := range []string{"Authorization", "Cookie", "Origin", "User-Agent"} {
 		if v := r.Header.Values(k); len(v) > 0 {
@@ -56,6 +59,11 @@ func (n *Node) forwardWebSocket(w http.ResponseWriter, r *http.Request, p int, c
 			backend = conn
 			break
 		}
+		if resp != nil && resp.Header.Get(runtime.HeaderNotServed) != "" {
+			// It no longer serves the partition: route again.
+			resp.Body.Close()
+			return true
+		}
 		if resp != nil {
 			// The leader answered without upgrading (an error, or
 			// unavailable): that answer is the client's.
@@ -71,8 +79,7 @@ func (n *Node) forwardWebSocket(w http.ResponseWriter, r *http.Request, p int, c
 		n.log.Debug("forward websocket failed", "to", addr, "err", err)
 	}
 	if backend == nil {
-		unavailable(w, fmt.Sprintf("partition %d leader unreachable", p))
-		return
+		return true // no candidate could be reached: route again
 	}
 	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
 	if sp := backend.Subprotocol(); sp != "" {
@@ -90,6 +97,7 @@ func (n *Node) forwardWebSocket(w http.ResponseWriter, r *http.Request, p int, c
 	backend.SetReadLimit(maxRelayedMessage)
 	go relay(backend, client, hj.Conn, websocket.CloseServiceRestart, "moved")
 	go relay(client, backend, backendConn, websocket.CloseGoingAway, "client gone")
+	return false
 }
 
 // relay copies messages from src to dst until src ends, then closes dst

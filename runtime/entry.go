@@ -508,7 +508,8 @@ func (g *gate) after(batch *storage.Batch, out []outItem) {
 	failed := g.failed
 	g.release.Lock()
 	g.mu.Unlock()
-	releaseOutputs(out, failed)
+	// Nothing of this event was written, whatever became of earlier ones.
+	releaseOutputs(out, failed, storage.ErrNotWritten)
 	g.release.Unlock()
 }
 
@@ -534,7 +535,7 @@ func (g *gate) committed(err error, e *entry) {
 	g.release.Lock()
 	defer g.release.Unlock()
 	g.mu.Unlock()
-	releaseOutputs(*out, failed)
+	releaseOutputs(*out, failed, err)
 	if failed {
 		// What the sockets saw may now be ahead of durable state: make the
 		// clients reconnect and resync.
@@ -551,9 +552,15 @@ func (g *gate) committed(err error, e *entry) {
 	}
 }
 
-func releaseOutputs(out []outItem, failed bool) {
+// releaseOutputs hands out to the sockets, or, when the object's storage
+// failed, tells the outputs' waiters so with cause: their batch's own error
+// (nil when it was written but an earlier batch failed).
+func releaseOutputs(out []outItem, failed bool, cause error) {
 	var err error
-	if failed {
+	switch {
+	case failed && cause != nil:
+		err = fmt.Errorf("%w: %w", errCommitFailed, cause)
+	case failed:
 		err = errCommitFailed
 	}
 	for _, it := range out {

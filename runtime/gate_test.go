@@ -1,8 +1,11 @@
 package runtime_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,6 +24,7 @@ type slowStore struct {
 	submitted atomic.Int64
 	maxAhead  atomic.Int64 // most batches submitted but not yet durable
 	fail      atomic.Bool
+	failWith  atomic.Value // error; "injected commit failure" when unset
 }
 
 func (s *slowStore) Commit(b *storage.Batch, done func(error)) {
@@ -31,7 +35,8 @@ func (s *slowStore) Commit(b *storage.Batch, done func(error)) {
 	go func() {
 		time.Sleep(s.delay) // simulated slow disk, not a test wait
 		if s.fail.Load() {
-			done(errors.New("injected commit failure"))
+			err, _ := s.failWith.Load().(error)
+			done(cmp.Or(err, errors.New("injected commit failure")))
 			return
 		}
 		s.Store.Commit(b, func(err error) {
@@ -101,6 +106,48 @@ func TestFailedCommitDropsOutputsAndClosesSockets(t *testing.T) {
 	code, f := s.Do("POST", "/objects/Counter/fail/", nil)
 	if code != 200 || f["n"] != float64(1) {
 		t.Fatalf("after recovery: %d %v", code, f)
+	}
+}
+
+// A request whose batch the store refused before writing it anywhere says
+// so (HeaderNotServed), which lets a forwarding node send it to the
+// object's new owner; one whose batch may yet be written must not.
+func TestFailedCommitTellsWhetherNothingWasWritten(t *testing.T) {
+	tests := []struct {
+		name       string
+		err        error
+		notWritten bool
+	}{
+		{"refused before the log", fmt.Errorf("%w: %w", storage.ErrNotOwner, storage.ErrNotWritten), true},
+		{"leadership lost while in flight", storage.ErrNotOwner, false},
+		{"disk failure", errors.New("injected commit failure"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var fired atomic.Int64
+			slow := &slowStore{}
+			s := runtimetest.Start(t, runtimetest.Options{
+				WrapStore: func(st storage.Store) storage.Store { slow.Store = st; return slow },
+				Register: func(r *runtime.Registry) {
+					r.Register("Counter", func(st *runtime.State) (runtime.Object, error) {
+						return &counter{state: st, alarm: &fired}, nil
+					})
+				},
+			})
+			slow.failWith.Store(tt.err)
+			slow.fail.Store(true)
+			resp, err := http.Post(s.URL+"/objects/Counter/refused/", "application/json", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusServiceUnavailable {
+				t.Fatalf("status %d, want 503", resp.StatusCode)
+			}
+			if got := resp.Header.Get(runtime.HeaderNotServed) != ""; got != tt.notWritten {
+				t.Fatalf("%s present: %v, want %v", runtime.HeaderNotServed, got, tt.notWritten)
+			}
+		})
 	}
 }
 

@@ -408,6 +408,12 @@ func (ns *Namespace) GetByName(name string) *Stub {
 	return &Stub{ns: ns, id: ns.IDFromName(name), name: name}
 }
 
+// HeaderNotServed marks a 503 answer to a request that left no trace in any
+// object's durable state (the object was moving, or the runtime closing): a
+// node that forwarded it may send it to the object's new owner, whatever its
+// method, and so may a client.
+const HeaderNotServed = "X-Holocron-Not-Served"
+
 // Stub addresses one object. Its methods may be called from any goroutine.
 type Stub struct {
 	ns   *Namespace
@@ -425,6 +431,9 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt := s.ns.rt
 	e, err := rt.acquire(s.ns.class, s.ns.ctor, s.id, s.name)
 	if err != nil {
+		if errors.Is(err, ErrClosed) {
+			w.Header().Set(HeaderNotServed, "1")
+		}
 		writeRuntimeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
 		return
 	}
@@ -452,6 +461,9 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if resp.failed != nil {
 		if resp.socket != nil {
 			resp.socket.terminate(CloseInternalError, "commit failed")
+		}
+		if errors.Is(resp.failed, storage.ErrNotWritten) {
+			w.Header().Set(HeaderNotServed, "1")
 		}
 		writeRuntimeError(w, http.StatusServiceUnavailable, "unavailable", resp.failed.Error())
 		return

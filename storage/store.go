@@ -34,6 +34,12 @@ var (
 	// whose partition this node does not (or no longer) lead. The runtime
 	// answers it by closing the object's sockets with 1012 "moved".
 	ErrNotOwner = errors.New("storage: node does not own the object's partition")
+	// ErrNotWritten accompanies an error (ErrNotOwner, so far) for a batch
+	// the store refused before writing it anywhere, as opposed to one whose
+	// fate is unknown (a leader that lost office while the batch was on its
+	// way may see it committed later). Only the first kind makes a request
+	// safe to send again elsewhere, whatever it was.
+	ErrNotWritten = errors.New("storage: batch not written")
 )
 
 // CheckKey reports whether key may be stored.

@@ -178,19 +178,36 @@ func (a *objectsAdmin) getJSON(r *http.Request, u string, out any) error {
 	return json.NewDecoder(resp.Body).Decode(out)
 }
 
-// object resolves {class}/{name} and makes sure the request runs on the
-// object's owner (forwarding it otherwise); ok false means it was answered.
+// object resolves {class}/{name}; ok false means it was answered (an
+// unknown class).
 func (a *objectsAdmin) object(w http.ResponseWriter, r *http.Request) (*runtime.Namespace, runtime.ID, bool) {
 	ns, err := a.rt.Namespace(r.PathValue("class"))
 	if err != nil {
 		protocol.WriteHTTPError(w, http.StatusNotFound, protocol.Errorf(protocol.CodeNotFound, "unknown object class %q", r.PathValue("class")))
 		return nil, runtime.ID{}, false
 	}
-	id := ns.IDFromName(r.PathValue("name"))
-	if a.dir != nil && !a.dir.Direct(w, r, id) {
-		return nil, runtime.ID{}, false
-	}
-	return ns, id, true
+	return ns, ns.IDFromName(r.PathValue("name")), true
+}
+
+// objectIDByName is object for onOwner.
+func (a *objectsAdmin) objectIDByName(w http.ResponseWriter, r *http.Request) (runtime.ID, bool) {
+	_, id, ok := a.object(w, r)
+	return id, ok
+}
+
+// onOwner runs h on the owner of the object that resolve finds in the
+// request, forwarding the request there in a cluster; h resolves it again.
+func (a *objectsAdmin) onOwner(resolve func(http.ResponseWriter, *http.Request) (runtime.ID, bool), h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, ok := resolve(w, r)
+		switch {
+		case !ok:
+		case a.dir != nil:
+			a.dir.Direct(w, r, id, h)
+		default:
+			h(w, r)
+		}
+	})
 }
 
 // storedKey is one key of an object as the admin API shows it: a value that

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -727,11 +728,49 @@ func TestClusterLeaderSIGTERMHandsOff(t *testing.T) {
 	load := startChatLoad(c, "term", 6)
 	load.waitAcks(150, 60*time.Second)
 	leader := c.leaderOf("ChatLobby", "main")
+	// Meanwhile HTTP requests for objects all over the ring go through the
+	// survivors. A hand-over moves leaders within the wait a request gets
+	// for one, so none of them may fail.
+	var survivors []*node
+	for i, n := range c.nodes {
+		if i != leader {
+			survivors = append(survivors, n)
+		}
+	}
+	probeStop := make(chan struct{})
+	probeDone := make(chan []string)
+	go func() {
+		var failures []string
+		for i := 0; ; i++ {
+			select {
+			case <-probeStop:
+				probeDone <- failures
+				return
+			default:
+			}
+			via := survivors[i%len(survivors)]
+			body := strings.NewReader(fmt.Sprintf(`{"roomId":"r%d","name":"R"}`, i))
+			resp, err := httpClient.Post(via.url(fmt.Sprintf("/api/lobbies/probe%d/rooms", i%40)), "application/json", body)
+			if err != nil {
+				failures = append(failures, fmt.Sprintf("request %d via %s: %v", i, via.addr, err))
+				continue
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 201 {
+				failures = append(failures, fmt.Sprintf("request %d via %s: %d %s", i, via.addr, resp.StatusCode, raw))
+			}
+		}
+	}()
 	stoppedAt := time.Now()
 	if code := c.nodes[leader].stop(); code != 0 {
 		t.Fatalf("SIGTERM: exit code %d, want 0", code)
 	}
 	load.waitAcks(load.ackCount()+150, 60*time.Second)
+	close(probeStop)
+	if failures := <-probeDone; len(failures) > 0 {
+		t.Errorf("%d requests through the survivors failed during the hand-over, first: %s", len(failures), failures[0])
+	}
 	t.Logf("leader %s stopped gracefully; longest gap between acks: %s", c.names[leader], load.gapAfter(stoppedAt).Round(time.Millisecond))
 	load.finish()
 }

@@ -186,11 +186,11 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	}
 	mux.Handle("GET /admin/objects", admin.protect(http.HandlerFunc(objAdmin.serveList)))
 	mux.Handle("GET /admin/objects/local", admin.protect(http.HandlerFunc(objAdmin.serveLocal)))
-	mux.Handle("GET /admin/objects/{class}/{name}", admin.protect(http.HandlerFunc(objAdmin.serveObject)))
-	mux.Handle("DELETE /admin/objects/{class}/{name}", admin.protect(http.HandlerFunc(objAdmin.serveDelete)))
-	mux.Handle("POST /admin/objects/{class}/{name}/move", admin.protect(http.HandlerFunc(objAdmin.serveMove)))
-	mux.Handle("GET /admin/export/{id}", admin.protect(http.HandlerFunc(objAdmin.serveExport)))
-	mux.Handle("POST /admin/import/{id}", admin.protect(http.HandlerFunc(objAdmin.serveImport)))
+	mux.Handle("GET /admin/objects/{class}/{name}", admin.protect(objAdmin.onOwner(objAdmin.objectIDByName, objAdmin.serveObject)))
+	mux.Handle("DELETE /admin/objects/{class}/{name}", admin.protect(objAdmin.onOwner(objAdmin.objectIDByName, objAdmin.serveDelete)))
+	mux.Handle("POST /admin/objects/{class}/{name}/move", admin.protect(objAdmin.onOwner(objAdmin.objectIDByName, objAdmin.serveMove)))
+	mux.Handle("GET /admin/export/{id}", admin.protect(objAdmin.onOwner(objAdmin.objectByID, objAdmin.serveExport)))
+	mux.Handle("POST /admin/import/{id}", admin.protect(objAdmin.onOwner(objAdmin.objectByID, objAdmin.serveImport)))
 	mux.Handle("GET /admin/overview", admin.protect(http.HandlerFunc(admin.serveOverview)))
 	// Go's profiler, behind the admin token: how an operator (or
 	// bench/run.sh) sees where a node spends its time.

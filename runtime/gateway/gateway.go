@@ -21,12 +21,12 @@ type Route struct {
 	Name   string
 }
 
-// Director decides where an object's request is served. In a cluster it
-// forwards requests for objects owned elsewhere; Direct returns true when
-// the request should be served by this node's runtime and false when it has
-// answered the request itself (forwarded it, or refused it as unavailable).
+// Director decides where an object's request is served. In a cluster,
+// Direct serves r with local when this node owns the object, forwards it to
+// the owner otherwise, or answers it unavailable; while the object is
+// moving it may try more than one of these (see runtime.HeaderNotServed).
 type Director interface {
-	Direct(w http.ResponseWriter, r *http.Request, id runtime.ID) (local bool)
+	Direct(w http.ResponseWriter, r *http.Request, id runtime.ID, local http.Handler)
 }
 
 // Gateway is an http.Handler over a runtime.
@@ -100,11 +100,15 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	stub := ns.GetByName(t.Name)
-	if g.dir != nil && !g.dir.Direct(w, r, stub.ID()) {
+	local := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r2 := r.Clone(r.Context())
+		r2.URL.Path = t.Path
+		r2.URL.RawPath = ""
+		stub.ServeHTTP(w, r2)
+	})
+	if g.dir != nil {
+		g.dir.Direct(w, r, stub.ID(), local)
 		return
 	}
-	r2 := r.Clone(r.Context())
-	r2.URL.Path = t.Path
-	r2.URL.RawPath = ""
-	stub.ServeHTTP(w, r2)
+	local(w, r)
 }
