@@ -1,12 +1,15 @@
 package runtime
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -48,6 +51,14 @@ type WebSocket struct {
 	attachment []byte
 	gone       bool // terminated: in no list of the entry
 
+	// reader is the read side; its goroutine runs only while the socket is
+	// busy (see readLoop). parkID is its key in the idle poller.
+	reader *socketReader
+	parkID uint64
+	// heard is when the peer last sent anything (UnixNano): the pinger
+	// drops a socket silent for two ping intervals while it is parked.
+	heard atomic.Int64
+
 	mu         sync.Mutex
 	conn       *websocket.Conn
 	cork       *corkconn.Conn // conn's transport; set before the loops start
@@ -67,6 +78,7 @@ type outFrame struct {
 	data     []byte
 	prepared *websocket.PreparedMessage
 	ping     bool
+	pong     bool // answers a client's ping; data is its payload
 	close    bool
 	code     int
 	reason   string
@@ -230,6 +242,13 @@ func (ws *WebSocket) kickLocked() {
 
 // ping queues a keepalive ping and schedules the next one.
 func (ws *WebSocket) ping() {
+	interval := ws.entry.rt.opts.PingInterval
+	if time.Since(time.Unix(0, ws.heard.Load())) > 2*interval {
+		// Silent for two intervals (an active reader's deadline says the
+		// same; a parked socket has no reader to notice).
+		ws.terminate(CloseAbnormal, "")
+		return
+	}
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	if ws.ended || ws.closing {
@@ -240,8 +259,11 @@ func (ws *WebSocket) ping() {
 	ws.pinger.Reset(ws.entry.rt.opts.PingInterval)
 }
 
-// start runs the socket's reader and writer on an upgraded connection.
-func (ws *WebSocket) start(conn *websocket.Conn, cork *corkconn.Conn) {
+// start runs the socket's reader and writer on an upgraded connection; br
+// is the buffered reader conn reads through (nil if unknown).
+func (ws *WebSocket) start(conn *websocket.Conn, cork *corkconn.Conn, br *bufio.Reader) {
+	ws.reader = newSocketReader(ws, conn, cork, br)
+	ws.heard.Store(time.Now().UnixNano())
 	ws.mu.Lock()
 	ws.conn, ws.cork = conn, cork
 	if p := ws.principal; p != nil && !p.Expires.IsZero() {
@@ -257,69 +279,202 @@ func (ws *WebSocket) start(conn *websocket.Conn, cork *corkconn.Conn) {
 	go ws.readLoop()
 }
 
-func (ws *WebSocket) readLoop() {
+// readerLinger is how long a socket's reader waits for the next message
+// before it hands the socket to the idle poller and exits.
+const readerLinger = time.Second
+
+// readiness is what waitReadable found.
+type readiness int
+
+const (
+	readReady  readiness = iota // something to read (or an error to read)
+	readIdle                    // nothing within the linger
+	readFailed                  // the connection is unusable
+)
+
+// socketReader is a socket's read side. It outlives its goroutines: the
+// reader runs while messages come, and a socket quiet for readerLinger is
+// parked with the runtime's idle poller (Linux) until its next byte
+// arrives, so an idle socket costs no goroutine.
+type socketReader struct {
+	ws      *WebSocket
+	conn    *websocket.Conn
+	rt      *Runtime
+	limit   int64
+	limiter *rate.Limiter
+	// br is the buffer conn reads through: parking is safe only when it
+	// holds nothing. raw waits for readability without reading.
+	br  *bufio.Reader
+	raw syscall.RawConn
+	// lingerNext is the next wait's linger: none after a pong, which says
+	// the peer is alive but not that more is coming.
+	lingerNext time.Duration
+}
+
+func newSocketReader(ws *WebSocket, conn *websocket.Conn, cork *corkconn.Conn, br *bufio.Reader) *socketReader {
 	rt := ws.entry.rt
-	conn := ws.conn
-	deadline := func() { _ = conn.SetReadDeadline(time.Now().Add(2 * rt.opts.PingInterval)) }
-	deadline()
-	conn.SetPongHandler(func(string) error { deadline(); return nil })
+	r := &socketReader{ws: ws, conn: conn, rt: rt, limit: int64(rt.opts.MaxMessageSize), br: br, lingerNext: readerLinger}
+	if sc, ok := cork.Conn.(syscall.Conn); ok && br != nil {
+		if raw, err := sc.SyscallConn(); err == nil {
+			r.raw = raw
+		}
+	}
+	r.deadline()
+	conn.SetPongHandler(func(string) error { r.heardNow(); r.deadline(); return nil })
 	conn.SetReadLimit(int64(rt.opts.MaxFrameSize))
-	limit := int64(rt.opts.MaxMessageSize)
-	var limiter *rate.Limiter
 	if rt.opts.SocketRate > 0 {
-		limiter = rate.NewLimiter(rate.Limit(rt.opts.SocketRate), rt.opts.SocketBurst)
+		r.limiter = rate.NewLimiter(rate.Limit(rt.opts.SocketRate), rt.opts.SocketBurst)
+	}
+	return r
+}
+
+// readLoop reads the socket's messages until it ends, or until it has been
+// quiet for readerLinger and the idle poller took it (which runs readLoop
+// again when the socket has something to read).
+func (ws *WebSocket) readLoop() {
+	r := ws.reader
+	for {
+		if !r.await() {
+			return
+		}
+		typ, msg, err := r.conn.NextReader()
+		if err != nil {
+			r.fail(err)
+			return
+		}
+		if !r.handle(typ, msg) {
+			return
+		}
+	}
+}
+
+// await returns true once a frame may be read, or false when the socket was
+// parked with the idle poller (the goroutine must end). Pings and pongs
+// found on the way are handled here, so that they do not leave the reader
+// waiting inside the WebSocket library for a message that may never come.
+func (r *socketReader) await() bool {
+	if r.br == nil {
+		return true
 	}
 	for {
-		typ, r, err := conn.NextReader()
-		if err != nil {
-			code, reason := CloseAbnormal, ""
-			var ce *websocket.CloseError
-			if errors.As(err, &ce) {
-				code, reason = ce.Code, ce.Text
-			}
-			if errors.Is(err, websocket.ErrReadLimit) {
-				code, reason = CloseTooBig, "message too big"
-			}
-			ws.terminate(code, reason)
-			return
-		}
-		deadline()
-		if limiter != nil && !limiter.Allow() {
-			// Over the socket's rate: dropped here, before the object's
-			// mailbox, so a flooder does not delay the object's other
-			// clients; the client is told, cheaply, from a ready frame.
-			if _, err := io.Copy(io.Discard, r); err != nil {
-				ws.terminate(CloseAbnormal, err.Error())
-				return
-			}
-			rt.metrics.wsRateLimited.Inc()
-			if reply := rt.opts.RateLimitedReply; reply != nil {
-				ws.enqueue(outFrame{data: reply})
-			}
-			continue
-		}
-		data, err := io.ReadAll(io.LimitReader(r, limit+1))
-		if err == nil && int64(len(data)) > limit {
-			_, err = io.Copy(io.Discard, r)
-			if err == nil {
-				rt.metrics.wsMessagesIn.Inc()
-				rt.messagesIn.Add(1)
-				ws.entry.deliverBlocking(event{kind: evWSError, ws: ws, err: ErrMessageTooLarge})
+		if r.br.Buffered() > 0 {
+			if r.skipControl() {
 				continue
 			}
+			return true
 		}
-		if err != nil {
-			code := CloseAbnormal
-			if errors.Is(err, websocket.ErrReadLimit) {
-				code = CloseTooBig
+		linger := r.lingerNext
+		r.lingerNext = readerLinger
+		switch waitReadable(r.raw, r.conn.SetReadDeadline, linger) {
+		case readIdle:
+			if r.rt.idle.park(r.ws) {
+				return false
 			}
-			ws.terminate(code, err.Error())
-			return
+			waitReadable(r.raw, r.conn.SetReadDeadline, -1)
+		case readFailed:
+			return true // the read reports it
 		}
-		rt.metrics.wsMessagesIn.Inc()
-		rt.messagesIn.Add(1)
-		ws.entry.deliverBlocking(event{kind: evWSMessage, ws: ws, msg: Message{Data: data, Binary: typ == websocket.BinaryMessage}})
+		r.deadline()
+		if _, err := r.br.Peek(1); err != nil {
+			return true // the read reports it
+		}
 	}
+}
+
+// skipControl handles a complete ping or pong frame at the head of the
+// buffer itself (RFC 6455 §5.5: a control frame is one frame of at most
+// 125 bytes, masked as every client frame), and reports whether it did.
+func (r *socketReader) skipControl() bool {
+	hdr, err := r.br.Peek(2)
+	if err != nil || hdr[1]&0x80 == 0 || hdr[1]&0x7f > 125 {
+		return false
+	}
+	op := int(hdr[0] &^ 0x80)
+	if hdr[0]&0x80 == 0 || (op != websocket.PingMessage && op != websocket.PongMessage) {
+		return false
+	}
+	n := 2 + 4 + int(hdr[1]&0x7f)
+	frame, err := r.br.Peek(n)
+	if err != nil {
+		return false
+	}
+	if op == websocket.PingMessage {
+		payload := make([]byte, n-6)
+		for i := range payload {
+			payload[i] = frame[6+i] ^ frame[2+i%4]
+		}
+		r.ws.enqueue(outFrame{pong: true, data: payload})
+	}
+	_, _ = r.br.Discard(n)
+	r.heardNow()
+	r.deadline()
+	r.lingerNext = 0
+	return true
+}
+
+func (r *socketReader) heardNow() { r.ws.heard.Store(time.Now().UnixNano()) }
+
+// deadline gives the peer two ping intervals to send something (a pong at
+// least).
+func (r *socketReader) deadline() {
+	_ = r.conn.SetReadDeadline(time.Now().Add(2 * r.rt.opts.PingInterval))
+}
+
+// fail ends the socket after NextReader failed.
+func (r *socketReader) fail(err error) {
+	code, reason := CloseAbnormal, ""
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		code, reason = ce.Code, ce.Text
+	}
+	if errors.Is(err, websocket.ErrReadLimit) {
+		code, reason = CloseTooBig, "message too big"
+	}
+	r.ws.terminate(code, reason)
+}
+
+// handle reads one message and delivers it to the object; false means the
+// socket ended.
+func (r *socketReader) handle(typ int, msg io.Reader) bool {
+	ws, rt := r.ws, r.rt
+	r.heardNow()
+	r.deadline()
+	if r.limiter != nil && !r.limiter.Allow() {
+		// Over the socket's rate: dropped here, before the object's
+		// mailbox, so a flooder does not delay the object's other
+		// clients; the client is told, cheaply, from a ready frame.
+		if _, err := io.Copy(io.Discard, msg); err != nil {
+			ws.terminate(CloseAbnormal, err.Error())
+			return false
+		}
+		rt.metrics.wsRateLimited.Inc()
+		if reply := rt.opts.RateLimitedReply; reply != nil {
+			ws.enqueue(outFrame{data: reply})
+		}
+		return true
+	}
+	data, err := io.ReadAll(io.LimitReader(msg, r.limit+1))
+	if err == nil && int64(len(data)) > r.limit {
+		_, err = io.Copy(io.Discard, msg)
+		if err == nil {
+			rt.metrics.wsMessagesIn.Inc()
+			rt.messagesIn.Add(1)
+			ws.entry.deliverBlocking(event{kind: evWSError, ws: ws, err: ErrMessageTooLarge})
+			return true
+		}
+	}
+	if err != nil {
+		code := CloseAbnormal
+		if errors.Is(err, websocket.ErrReadLimit) {
+			code = CloseTooBig
+		}
+		ws.terminate(code, err.Error())
+		return false
+	}
+	rt.metrics.wsMessagesIn.Inc()
+	rt.messagesIn.Add(1)
+	ws.entry.deliverBlocking(event{kind: evWSMessage, ws: ws, msg: Message{Data: data, Binary: typ == websocket.BinaryMessage}})
+	return true
 }
 
 // writerLinger is how long an idle writer waits for more frames before it
@@ -393,6 +548,8 @@ func (ws *WebSocket) writeLoop() {
 						ws.terminate(code, reason)
 					}
 				}(f.code, f.reason)
+			case f.pong:
+				err = conn.WriteControl(websocket.PongMessage, f.data, time.Now().Add(rt.opts.WriteTimeout))
 			case f.ping:
 				err = conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(rt.opts.WriteTimeout))
 			case f.prepared != nil:
@@ -404,7 +561,7 @@ func (ws *WebSocket) writeLoop() {
 				ws.abort()
 				return
 			}
-			if !f.close && !f.ping {
+			if !f.close && !f.ping && !f.pong {
 				rt.metrics.wsFramesOut.Inc()
 				rt.messagesOut.Add(1)
 			}
@@ -425,6 +582,10 @@ func (ws *WebSocket) abort() {
 	ws.mu.Unlock()
 	if conn != nil {
 		_ = conn.Close()
+	}
+	// A parked socket has no reader to see the close: start one.
+	if ws.entry.rt.idle.unpark(ws) {
+		go ws.readLoop()
 	}
 }
 
@@ -451,6 +612,7 @@ func (ws *WebSocket) terminate(code int, reason string) {
 	if conn != nil {
 		_ = conn.Close()
 	}
+	ws.entry.rt.idle.unpark(ws) // closing the socket left the epoll set
 	e := ws.entry
 	e.rt.metrics.socketsOpen.Dec()
 	e.mu.Lock()

@@ -160,7 +160,14 @@ type Hijacker struct {
 	http.ResponseWriter
 	// Pool is given to the Conn.
 	Pool *sync.Pool
-	Conn *Conn
+	// ReaderSize, when set, makes Hijack hand the upgrader a new buffered
+	// reader of that size over Conn, kept in Reader. An Upgrader with
+	// ReadBufferSize 0 reads the socket through it, so its owner can tell
+	// whether anything received is still waiting in the buffer.
+	ReaderSize int
+
+	Conn   *Conn
+	Reader *bufio.Reader
 }
 
 // Hijack implements http.Hijacker.
@@ -170,6 +177,12 @@ func (h *Hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	h.Conn = &Conn{Conn: conn, Pool: h.Pool}
+	if h.ReaderSize > 0 && brw.Reader.Buffered() == 0 {
+		// (With bytes already buffered, the upgrader refuses the
+		// connection anyway: the client spoke before the handshake.)
+		h.Reader = bufio.NewReaderSize(h.Conn, h.ReaderSize)
+		brw = bufio.NewReadWriter(h.Reader, brw.Writer)
+	}
 	return h.Conn, brw, nil
 }
 
