@@ -8,7 +8,9 @@
 // durable and fan-out rows show 28–37 % of server CPU in GC. Giving the heap
 // a fixed headroom above the live heap (instead of only 100 %) removes most
 // of those cycles, while a large live heap (many idle sockets) keeps Go's
-// proportional target, so memory per socket does not double.
+// proportional target, so memory per socket does not double. And once the
+// process has gone quiet after a burst, it returns the memory the burst
+// left behind to the operating system (see releaser).
 package gctune
 
 import (
@@ -39,23 +41,30 @@ func Percent(live, headroom uint64, max int) int {
 const maxPercent = 2000
 
 // Run adjusts GOGC every interval from the live heap until ctx ends, then
-// restores the GOGC in force when it started. A headroom of 0 does nothing.
+// restores the GOGC in force when it started. It also hands free memory back
+// to the operating system once the process has gone quiet (see releaser).
+// A headroom of 0 does nothing.
 func Run(ctx context.Context, headroom uint64, interval time.Duration) {
 	if headroom == 0 {
 		return
 	}
-	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/heap/allocs:bytes"}}
 	current := GOGC()
 	initial := current
 	defer debug.SetGCPercent(initial)
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
+	var quiet releaser
 	for {
 		metrics.Read(sample)
-		if sample[0].Value.Kind() == metrics.KindUint64 {
-			if p := Percent(sample[0].Value.Uint64(), headroom, maxPercent); p != current {
+		if sample[0].Value.Kind() == metrics.KindUint64 && sample[1].Value.Kind() == metrics.KindUint64 {
+			live := sample[0].Value.Uint64()
+			if p := Percent(live, headroom, maxPercent); p != current {
 				debug.SetGCPercent(p)
 				current = p
+			}
+			if quiet.observe(sample[1].Value.Uint64(), live) {
+				debug.FreeOSMemory()
 			}
 		}
 		select {
@@ -64,6 +73,44 @@ func Run(ctx context.Context, headroom uint64, interval time.Duration) {
 			return
 		}
 	}
+}
+
+// releaser decides when to return memory to the operating system. After a
+// burst (thousands of clients joining, a load test) the heap keeps the
+// garbage and the free pages it grew to: the next collection is far off
+// when little is allocated, and the runtime's scavenger returns pages only
+// down to about the heap goal, twice the live heap. An idle node would hold
+// that memory for good, so once allocation has stayed low for quietTicks
+// intervals, one collection with a full release (debug.FreeOSMemory) brings
+// its resident memory down to what it uses; it is not repeated until the
+// node has been busy again.
+type releaser struct {
+	lastAllocs uint64
+	quietFor   int
+	released   bool
+}
+
+// quietTicks is how many quiet intervals in a row trigger a release.
+const quietTicks = 3
+
+// observe takes the cumulative bytes allocated and the live heap at one
+// interval and reports whether to release memory now. An interval is quiet
+// when it allocated less than 1/64 of the live heap (at least 1 MiB): a
+// node holding idle sockets still answers their keepalives.
+func (r *releaser) observe(allocs, live uint64) bool {
+	delta := allocs - r.lastAllocs
+	first := r.lastAllocs == 0
+	r.lastAllocs = allocs
+	if first || delta > max(live/64, 1<<20) {
+		r.quietFor, r.released = 0, false
+		return false
+	}
+	r.quietFor++
+	if r.quietFor >= quietTicks && !r.released {
+		r.released = true
+		return true
+	}
+	return false
 }
 
 // GOGC reads the collector's current target percentage.

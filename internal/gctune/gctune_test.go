@@ -51,3 +51,33 @@ func TestRunSetsAndRestoresGOGC(t *testing.T) {
 		t.Fatalf("after Run ended GOGC is %d, want the 100 it started with", p)
 	}
 }
+
+func TestReleaserReleasesOnceWhenQuiet(t *testing.T) {
+	const mib = 1 << 20
+	live := uint64(256 * mib) // quiet: under 4 MiB a tick
+	steps := []struct {
+		name   string
+		allocs uint64 // allocated during the tick
+		want   bool
+	}{
+		{"first reading only sets the base", 0, false},
+		{"busy", 100 * mib, false},
+		{"quiet 1", 1 * mib, false},
+		{"quiet 2", 2 * mib, false},
+		{"quiet 3: release", 3 * mib, true},
+		{"still quiet: once is enough", 0, false},
+		{"quiet again", 0, false},
+		{"busy re-arms", 50 * mib, false},
+		{"quiet 1 after busy", 0, false},
+		{"quiet 2 after busy", 0, false},
+		{"quiet 3 after busy: release", 0, true},
+	}
+	var r releaser
+	total := uint64(1000 * mib)
+	for _, s := range steps {
+		total += s.allocs
+		if got := r.observe(total, live); got != s.want {
+			t.Fatalf("%s: observe = %v, want %v", s.name, got, s.want)
+		}
+	}
+}
