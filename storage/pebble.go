@@ -77,6 +77,10 @@ func OpenPebble(dir string, opts PebbleOptions) (*PebbleStore, error) {
 	cache := pebble.NewCache(opts.CacheBytes)
 	defer cache.Unref() // the database holds its own reference
 	popts := &pebble.Options{Logger: pebbleLogger{opts.Logger}, Cache: cache}
+	// Flushes, compactions, WAL and table lifecycles, at debug level: what
+	// an operator reads next to a latency spike.
+	events := pebble.MakeLoggingEventListener(pebbleLogger{opts.Logger})
+	popts.EventListener = &events
 	for i := range popts.Levels {
 		// Objects look up keys that mostly do not exist yet (a message's
 		// clientMsgId, before it is stored): a filter answers those without
