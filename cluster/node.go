@@ -81,6 +81,9 @@ type Node struct {
 
 	ring atomic.Pointer[Ring]
 
+	// relayWriteBuffers are lent to forwarded WebSockets while they write.
+	relayWriteBuffers sync.Pool
+
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
 	changed chan struct{}

@@ -19,6 +19,13 @@ import (
 // leader (the runtime's own frame limit is the same).
 const maxRelayedMessage = 16 << 20
 
+// relayBufferSize is the read buffer of each side of a relay, and the size
+// of the write buffers the relays share: an idle forwarded socket holds two
+// small read buffers, not four 4 KiB buffers (gorilla's defaults). Larger
+// messages go through in several reads and writes (corkconn coalesces the
+// writes).
+const relayBufferSize = 1024
+
 // forwardWebSocket relays a WebSocket to the partition's leader message by
 // message rather than as raw bytes, so that when the leader goes away the
 // client still gets a proper close frame: 1012 "moved", which tells it to
@@ -41,6 +48,9 @@ func (n *Node) forwardWebSocket(w http.ResponseWriter, r *http.Request, p int, c
 	var backendConn *corkconn.Conn // the connection of the last dial
 	dialer := websocket.Dialer{
 		HandshakeTimeout: 5 * time.Second,
+		ReadBufferSize:   relayBufferSize,
+		WriteBufferSize:  relayBufferSize,
+		WriteBufferPool:  &n.relayWriteBuffers,
 		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := netDialer.DialContext(ctx, network, addr)
 			if err != nil {
@@ -81,7 +91,12 @@ func (n *Node) forwardWebSocket(w http.ResponseWriter, r *http.Request, p int, c
 	if backend == nil {
 		return true // no candidate could be reached: route again
 	}
-	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+	up := websocket.Upgrader{
+		CheckOrigin:     func(*http.Request) bool { return true },
+		ReadBufferSize:  relayBufferSize,
+		WriteBufferSize: relayBufferSize,
+		WriteBufferPool: &n.relayWriteBuffers,
+	}
 	if sp := backend.Subprotocol(); sp != "" {
 		up.Subprotocols = []string{sp}
 	}
