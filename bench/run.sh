@@ -99,12 +99,19 @@ row fanout-3node fanout "${THREE[@]}" -rooms 1 -clients 100
 # Idle sockets on one node. 19,500 is the most this sandbox allows: the
 # hard RLIMIT_NOFILE is 20,000 per process and cannot be raised here.
 row idle-1node idle "${ONE[@]}" -conns 19500 -room-size 100 -settle 5s
+# The same on 3 nodes: two thirds of the sockets reach the lobby's leader
+# through a follower's relay, so the leader holds every socket and each
+# follower a relay pair per forwarded socket; 9,000 keeps every process
+# under the open-file limit.
+row idle-3node idle "${THREE[@]}" -conns 9000 -room-size 100 -settle 5s
 # Resume 1,000 missed messages, 10 rounds.
 row resume-1node resume "${ONE[@]}" -missed 1000 -repeat 10
+row resume-3node resume "${THREE[@]}" -missed 1000 -repeat 10
 # Game: 50 rooms × 4 players × 10 game_actions/s (2,000 actions/s), all
 # rooms in RoomManager main; then each room its own object.
 row game-1node game "${ONE[@]}" -games 50 -players 4 -tick-rate 10
 row game-1node-shard game "${ONE[@]}" -games 50 -players 4 -tick-rate 10 -shard
+row game-3node game "${THREE[@]}" -games 50 -players 4 -tick-rate 10
 # Failover: kill -9 of the room's owner during closed-loop load on a 3-node
 # cluster (default -raft-tick 100ms); every acknowledged message is then
 # looked up in the room's history.
