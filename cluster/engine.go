@@ -91,12 +91,19 @@ type partView struct {
 	lead    atomic.Uint64
 	serving atomic.Bool
 	member  atomic.Bool
+	// epoch counts the times this node started serving the partition.
+	epoch atomic.Uint64
 }
 
 type proposal struct {
 	part int
 	data []byte
 	done func(error)
+	// epoch is the partition's serving epoch when the proposal was made:
+	// one made before an interruption of service is refused after it, as
+	// it may build on a batch that was refused during it (an object
+	// pipelines its batches).
+	epoch uint64
 }
 
 type group struct {
@@ -293,6 +300,7 @@ func (e *Engine) Serving(p int) bool { return e.views[p].serving.Load() }
 // committed and applied on this node, or with storage.ErrNotOwner when this
 // node does not serve p (or loses leadership first).
 func (e *Engine) Propose(p int, data []byte, done func(error)) {
+	epoch := e.views[p].epoch.Load() // before serving: see setServing
 	if !e.views[p].serving.Load() {
 		if m := e.cfg.metrics; m != nil {
 			m.proposals.WithLabelValues("not_owner").Inc()
@@ -307,7 +315,7 @@ func (e *Engine) Propose(p int, data []byte, done func(error)) {
 	default:
 	}
 	select {
-	case e.props <- proposal{part: p, data: data, done: done}:
+	case e.props <- proposal{part: p, data: data, done: done, epoch: epoch}:
 	case <-e.done:
 		done(storage.ErrClosed)
 	}
@@ -443,7 +451,7 @@ var errRefused = fmt.Errorf("%w: %w", storage.ErrNotOwner, storage.ErrNotWritten
 
 func (e *Engine) propose(p proposal) {
 	g := e.groups[p.part]
-	if g == nil || !g.serving {
+	if g == nil || !g.serving || p.epoch != e.views[p.part].epoch.Load() {
 		p.done(errRefused)
 		return
 	}
@@ -875,6 +883,9 @@ func (e *Engine) setServing(p int, serving bool) {
 			return
 		}
 		g.serving = serving
+	}
+	if serving {
+		e.views[p].epoch.Add(1) // first: a Propose that sees serving sees this epoch
 	}
 	e.views[p].serving.Store(serving)
 	e.notifyViews()

@@ -930,3 +930,39 @@ func TestEngineAddMemberBySnapshotAfterTruncation(t *testing.T) {
 		t.Fatal("partition 0's snapshot lacks its object")
 	}
 }
+
+// A proposal made before the partition stopped serving is refused once it
+// serves again: it may build on a batch refused in between (an object
+// pipelines its batches), so it must not commit without it.
+func TestEngineRefusesProposalsAcrossAServiceGap(t *testing.T) {
+	n, e := startSolo(t)
+	obj := testObject("gap")
+	before := e.views[0].epoch.Load()
+	refused := make(chan error, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), convergeTimeout)
+	defer cancel()
+	err := e.call(ctx, func() error {
+		e.setServing(0, false)
+		e.setServing(0, true)
+		// As if queued by Propose before the gap.
+		e.propose(proposal{part: 0, data: putBatch(obj, "k", "stale"), done: func(err error) { refused <- err }, epoch: before})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-refused:
+		if !errors.Is(err, storage.ErrNotOwner) || !errors.Is(err, storage.ErrNotWritten) {
+			t.Fatalf("proposal from before the gap: %v, want refused (ErrNotOwner, ErrNotWritten)", err)
+		}
+	case <-time.After(convergeTimeout):
+		t.Fatal("proposal from before the gap not answered")
+	}
+	if err := propose(t, e, 0, putBatch(obj, "k", "fresh")); err != nil {
+		t.Fatalf("proposal after the gap: %v", err)
+	}
+	if v, _ := valueOf(t, n.store, obj, "k"); v != "fresh" {
+		t.Fatalf("k = %q, want fresh (the stale batch must not have landed)", v)
+	}
+}

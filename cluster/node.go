@@ -529,7 +529,7 @@ func (n *Node) forward(w http.ResponseWriter, r *http.Request, p int, candidates
 		Transport:     n.proxy,
 		FlushInterval: -1,
 		ModifyResponse: func(resp *http.Response) error {
-			if resp.Header.Get(runtime.HeaderNotServed) != "" {
+			if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get(runtime.HeaderNotServed) != "" {
 				resp.Body.Close()
 				return errNotServed
 			}

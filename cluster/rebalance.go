@@ -212,7 +212,9 @@ func (e *Engine) moveLeadership(ctx context.Context, p int) (uint64, error) {
 		}
 		if next := e.bestTransferee(g, nil, func(uint64) bool { return true }); next != 0 {
 			e.transferLeader(g, next, time.Now())
-			to = next
+			if g.transferTo == next {
+				to = next // (another transfer already under way: none)
+			}
 		}
 		return nil
 	})

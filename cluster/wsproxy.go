@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -31,7 +32,7 @@ const relayBufferSize = 1024
 // client still gets a proper close frame: 1012 "moved", which tells it to
 // reconnect through any node. A close the leader sends is passed on as is.
 // It reports retry, having written nothing, when no candidate could be
-// reached or the one reached answered that it no longer serves the
+// dialled or the one reached answered that it no longer serves the
 // partition.
 func (n *Node) forwardWebSocket(w http.ResponseWriter, r *http.Request, p int, candidates []string) (retry bool) {
 	header := http.Header{}
@@ -69,7 +70,7 @@ func (n *Node) forwardWebSocket(w http.ResponseWriter, r *http.Request, p int, c
 			backend = conn
 			break
 		}
-		if resp != nil && resp.Header.Get(runtime.HeaderNotServed) != "" {
+		if resp != nil && resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get(runtime.HeaderNotServed) != "" {
 			// It no longer serves the partition: route again.
 			resp.Body.Close()
 			return true
@@ -87,9 +88,17 @@ func (n *Node) forwardWebSocket(w http.ResponseWriter, r *http.Request, p int, c
 			return
 		}
 		n.log.Debug("forward websocket failed", "to", addr, "err", err)
+		var op *net.OpError
+		if !errors.As(err, &op) || op.Op != "dial" {
+			// The upgrade request may have reached the leader (the
+			// handshake timed out, or its answer broke off): sending it
+			// again could run the object's accept twice.
+			unavailable(w, fmt.Sprintf("partition %d leader did not answer the upgrade", p))
+			return false
+		}
 	}
 	if backend == nil {
-		return true // no candidate could be reached: route again
+		return true // no candidate could be dialled: route again
 	}
 	up := websocket.Upgrader{
 		CheckOrigin:     func(*http.Request) bool { return true },

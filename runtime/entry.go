@@ -615,6 +615,9 @@ func (g *gatedResponse) writeTo(w http.ResponseWriter) {
 	for k, v := range g.header {
 		w.Header()[k] = v
 	}
+	// Only the runtime may say that a request left no trace: a node in
+	// front would send it again.
+	w.Header().Del(HeaderNotServed)
 	if g.status == 0 {
 		g.status = http.StatusOK
 	}

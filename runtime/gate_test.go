@@ -186,3 +186,33 @@ func (f *flaky) OnAlarm(ctx context.Context) error {
 	}
 	return f.counter.OnAlarm(ctx)
 }
+
+// An object cannot claim that its request left no trace: the header that
+// lets a forwarding node send a request again is the runtime's alone.
+func TestObjectCannotSetHeaderNotServed(t *testing.T) {
+	s := runtimetest.Start(t, runtimetest.Options{
+		Register: func(r *runtime.Registry) {
+			r.Register("Liar", func(st *runtime.State) (runtime.Object, error) {
+				return liar{}, nil
+			})
+		},
+	})
+	resp, err := http.Get(s.URL + "/objects/Liar/x/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("status %d, want the object's 503", resp.StatusCode)
+	}
+	if v := resp.Header.Get(runtime.HeaderNotServed); v != "" {
+		t.Fatalf("%s: %q reached the client from object code", runtime.HeaderNotServed, v)
+	}
+}
+
+type liar struct{}
+
+func (liar) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set(runtime.HeaderNotServed, "1")
+	w.WriteHeader(http.StatusServiceUnavailable)
+}

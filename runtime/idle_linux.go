@@ -56,6 +56,10 @@ type idlePoller struct {
 	// wakeR/wakeW is a pipe in the epoll set that ends run at shutdown.
 	wakeR, wakeW int
 
+	// fdMu keeps epfd open while park uses it; run closes it at shutdown.
+	fdMu     sync.RWMutex
+	fdClosed bool
+
 	mu      sync.Mutex
 	parked  map[uint64]*WebSocket
 	nextID  uint64
@@ -142,6 +146,11 @@ func (p *idlePoller) park(ws *WebSocket) bool {
 		Pad:    int32(id >> 32),
 	}
 	var ctlErr error
+	p.fdMu.RLock()
+	defer p.fdMu.RUnlock()
+	if p.fdClosed {
+		return !p.take(id)
+	}
 	err := r.raw.Control(func(fd uintptr) {
 		// Re-arm the socket's registration, or make its first one.
 		ctlErr = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_MOD, int(fd), &ev)
@@ -192,14 +201,13 @@ func (p *idlePoller) run() {
 			}
 			p.log.Error("idle socket poller stopped", "err", err)
 			p.shutdown()
+			p.closeFDs()
 			return
 		}
 		for _, ev := range events[:n] {
 			id := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
 			if id == wakeID {
-				syscall.Close(p.epfd)
-				syscall.Close(p.wakeR)
-				syscall.Close(p.wakeW)
+				p.closeFDs()
 				return
 			}
 			p.mu.Lock()
@@ -214,6 +222,17 @@ func (p *idlePoller) run() {
 			}
 		}
 	}
+}
+
+// closeFDs closes the epoll instance and the wake-up pipe once no park is
+// using them.
+func (p *idlePoller) closeFDs() {
+	p.fdMu.Lock()
+	defer p.fdMu.Unlock()
+	p.fdClosed = true
+	syscall.Close(p.epfd)
+	syscall.Close(p.wakeR)
+	syscall.Close(p.wakeW)
 }
 
 // shutdown stops the poller and gives every parked socket its reader back.

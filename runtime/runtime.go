@@ -120,6 +120,7 @@ func (o *Options) setDefaults() {
 type Runtime struct {
 	opts     Options
 	log      *slog.Logger
+	started  time.Time // with its monotonic reading: see sinceStart
 	metrics  *metrics
 	upgrader websocket.Upgrader
 	corkBufs sync.Pool // of *[]byte, lent to sockets' corkconn.Conns
@@ -174,6 +175,7 @@ func New(opts Options) (*Runtime, error) {
 		socketsByIP:        map[string]int{},
 		socketsByPrincipal: map[string]int{},
 	}
+	rt.started = time.Now()
 	rt.idle = newIdlePoller(rt.log, m.socketsParked)
 	rt.alarms = newAlarmScheduler(rt)
 	go rt.alarms.run(ctx)
@@ -418,6 +420,10 @@ func (ns *Namespace) Get(id ID) *Stub { return &Stub{ns: ns, id: id} }
 func (ns *Namespace) GetByName(name string) *Stub {
 	return &Stub{ns: ns, id: ns.IDFromName(name), name: name}
 }
+
+// sinceStart is a monotonic clock for intervals that must not jump with the
+// wall clock (an NTP step, a resumed VM).
+func (rt *Runtime) sinceStart() time.Duration { return time.Since(rt.started) }
 
 // socketReadBuffer is the size of each socket's read buffer.
 const socketReadBuffer = 1024

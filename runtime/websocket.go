@@ -55,7 +55,8 @@ type WebSocket struct {
 	// busy (see readLoop). parkID is its key in the idle poller.
 	reader *socketReader
 	parkID uint64
-	// heard is when the peer last sent anything (UnixNano): the pinger
+	// heard is when the peer last sent anything, as time since the
+	// runtime's start (monotonic, unlike a wall-clock stamp): the pinger
 	// drops a socket silent for two ping intervals while it is parked.
 	heard atomic.Int64
 
@@ -243,7 +244,7 @@ func (ws *WebSocket) kickLocked() {
 // ping queues a keepalive ping and schedules the next one.
 func (ws *WebSocket) ping() {
 	interval := ws.entry.rt.opts.PingInterval
-	if time.Since(time.Unix(0, ws.heard.Load())) > 2*interval {
+	if ws.entry.rt.sinceStart()-time.Duration(ws.heard.Load()) > 2*interval {
 		// Silent for two intervals (an active reader's deadline says the
 		// same; a parked socket has no reader to notice).
 		ws.terminate(CloseAbnormal, "")
@@ -263,7 +264,7 @@ func (ws *WebSocket) ping() {
 // is the buffered reader conn reads through (nil if unknown).
 func (ws *WebSocket) start(conn *websocket.Conn, cork *corkconn.Conn, br *bufio.Reader) {
 	ws.reader = newSocketReader(ws, conn, cork, br)
-	ws.heard.Store(time.Now().UnixNano())
+	ws.heard.Store(int64(ws.entry.rt.sinceStart()))
 	ws.mu.Lock()
 	ws.conn, ws.cork = conn, cork
 	if p := ws.principal; p != nil && !p.Expires.IsZero() {
@@ -412,7 +413,7 @@ func (r *socketReader) skipControl() bool {
 	return true
 }
 
-func (r *socketReader) heardNow() { r.ws.heard.Store(time.Now().UnixNano()) }
+func (r *socketReader) heardNow() { r.ws.heard.Store(int64(r.rt.sinceStart())) }
 
 // deadline gives the peer two ping intervals to send something (a pong at
 // least).
@@ -437,6 +438,7 @@ func (r *socketReader) fail(err error) {
 // socket ended.
 func (r *socketReader) handle(typ int, msg io.Reader) bool {
 	ws, rt := r.ws, r.rt
+	r.lingerNext = readerLinger // a message: more may follow
 	r.heardNow()
 	r.deadline()
 	if r.limiter != nil && !r.limiter.Allow() {

@@ -88,10 +88,17 @@ type releaser struct {
 	lastAllocs uint64
 	quietFor   int
 	released   bool
+	// sinceRelease counts intervals since the last release (0: none yet).
+	sinceRelease int
 }
 
-// quietTicks is how many quiet intervals in a row trigger a release.
-const quietTicks = 3
+// quietTicks is how many quiet intervals in a row trigger a release, and
+// releaseEvery the fewest intervals between two: a node whose allocation
+// hovers at the threshold must not collect every few seconds.
+const (
+	quietTicks   = 3
+	releaseEvery = 60
+)
 
 // observe takes the cumulative bytes allocated and the live heap at one
 // interval and reports whether to release memory now. An interval is quiet
@@ -101,13 +108,16 @@ func (r *releaser) observe(allocs, live uint64) bool {
 	delta := allocs - r.lastAllocs
 	first := r.lastAllocs == 0
 	r.lastAllocs = allocs
+	if r.sinceRelease > 0 {
+		r.sinceRelease++
+	}
 	if first || delta > max(live/64, 1<<20) {
 		r.quietFor, r.released = 0, false
 		return false
 	}
 	r.quietFor++
-	if r.quietFor >= quietTicks && !r.released {
-		r.released = true
+	if r.quietFor >= quietTicks && !r.released && (r.sinceRelease == 0 || r.sinceRelease > releaseEvery) {
+		r.released, r.sinceRelease = true, 1
 		return true
 	}
 	return false

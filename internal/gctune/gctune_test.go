@@ -70,7 +70,7 @@ func TestReleaserReleasesOnceWhenQuiet(t *testing.T) {
 		{"busy re-arms", 50 * mib, false},
 		{"quiet 1 after busy", 0, false},
 		{"quiet 2 after busy", 0, false},
-		{"quiet 3 after busy: release", 0, true},
+		{"quiet 3 after busy, but too soon after the last release", 0, false},
 	}
 	var r releaser
 	total := uint64(1000 * mib)
@@ -79,5 +79,19 @@ func TestReleaserReleasesOnceWhenQuiet(t *testing.T) {
 		if got := r.observe(total, live); got != s.want {
 			t.Fatalf("%s: observe = %v, want %v", s.name, got, s.want)
 		}
+	}
+	// The quiet spell goes on: it releases again as soon as releaseEvery
+	// intervals have passed since the last release (6 steps ago).
+	releasedAt := 0
+	for i := 1; i <= releaseEvery; i++ {
+		if r.observe(total, live) {
+			if releasedAt != 0 {
+				t.Fatalf("released at intervals %d and %d", releasedAt, i)
+			}
+			releasedAt = i
+		}
+	}
+	if want := releaseEvery - 6; releasedAt != want {
+		t.Fatalf("released again %d intervals on, want %d (releaseEvery after the last)", releasedAt, want)
 	}
 }
