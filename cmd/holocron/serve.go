@@ -57,7 +57,11 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 
 	var shutdownNode func(context.Context)
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(
+		// The defaults, plus how long goroutines wait for a CPU once
+		// runnable: the first sign of a node short of cores.
+		collectors.WithGoCollectorRuntimeMetrics(collectors.MetricsScheduler),
+	), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	storeMetrics := newStoreMetrics(reg)
 	store, err := storage.OpenPebble(filepath.Join(cfg.DataDir, "pebble"), storage.PebbleOptions{Logger: log, Metrics: storeMetrics})
 	if err != nil {
