@@ -46,10 +46,12 @@ func (s *slowStore) Commit(b *storage.Batch, done func(error)) {
 	}()
 }
 
-func TestOutputGateHoldsFramesUntilDurable(t *testing.T) {
+// startSlowCounter runs the counter object over slow, which wraps the
+// server's real store.
+func startSlowCounter(t *testing.T, slow *slowStore) *runtimetest.Server {
+	t.Helper()
 	var fired atomic.Int64
-	slow := &slowStore{delay: 30 * time.Millisecond}
-	s := runtimetest.Start(t, runtimetest.Options{
+	return runtimetest.Start(t, runtimetest.Options{
 		WrapStore: func(st storage.Store) storage.Store { slow.Store = st; return slow },
 		Register: func(r *runtime.Registry) {
 			r.Register("Counter", func(st *runtime.State) (runtime.Object, error) {
@@ -57,6 +59,11 @@ func TestOutputGateHoldsFramesUntilDurable(t *testing.T) {
 			})
 		},
 	})
+}
+
+func TestOutputGateHoldsFramesUntilDurable(t *testing.T) {
+	slow := &slowStore{delay: 30 * time.Millisecond}
+	s := startSlowCounter(t, slow)
 	c := s.Dial("/objects/Counter/gate/websocket")
 	c.Expect("hello")
 	const n = 20
@@ -80,16 +87,8 @@ func TestOutputGateHoldsFramesUntilDurable(t *testing.T) {
 }
 
 func TestFailedCommitDropsOutputsAndClosesSockets(t *testing.T) {
-	var fired atomic.Int64
 	slow := &slowStore{}
-	s := runtimetest.Start(t, runtimetest.Options{
-		WrapStore: func(st storage.Store) storage.Store { slow.Store = st; return slow },
-		Register: func(r *runtime.Registry) {
-			r.Register("Counter", func(st *runtime.State) (runtime.Object, error) {
-				return &counter{state: st, alarm: &fired}, nil
-			})
-		},
-	})
+	s := startSlowCounter(t, slow)
 	c := s.Dial("/objects/Counter/fail/websocket")
 	c.Expect("hello")
 	slow.fail.Store(true)
@@ -124,16 +123,8 @@ func TestFailedCommitTellsWhetherNothingWasWritten(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var fired atomic.Int64
 			slow := &slowStore{}
-			s := runtimetest.Start(t, runtimetest.Options{
-				WrapStore: func(st storage.Store) storage.Store { slow.Store = st; return slow },
-				Register: func(r *runtime.Registry) {
-					r.Register("Counter", func(st *runtime.State) (runtime.Object, error) {
-						return &counter{state: st, alarm: &fired}, nil
-					})
-				},
-			})
+			s := startSlowCounter(t, slow)
 			slow.failWith.Store(tt.err)
 			slow.fail.Store(true)
 			resp, err := http.Post(s.URL+"/objects/Counter/refused/", "application/json", nil)
