@@ -67,7 +67,7 @@ func New(opts Options) runtime.Constructor {
 		return &Lobby{
 			state:   state,
 			opts:    opts,
-			store:   store{kv: state.Storage(), historyLimit: opts.HistoryLimit, rooms: map[string]roomRecord{}},
+			store:   store{kv: state.Storage(), historyLimit: opts.HistoryLimit, rooms: map[string]roomRecord{}, indexes: map[string]*cmidIndex{}, sent: map[string]int{}},
 			sockets: map[*runtime.WebSocket]*socketState{},
 		}, nil
 	}

@@ -128,15 +128,30 @@ func TestIdempotentSendStoresOnce(t *testing.T) {
 
 // TestHistoryKeepsNewestMessages: each room keeps its newest HistoryLimit
 // messages; the write that adds one deletes the oldest, with its
-// clientMsgId, which may then be sent again as a new message.
+// clientMsgId, which may then be sent again as a new message. The same
+// holds once a busy room's clientMsgId index is held in memory (after 32
+// messages in one instance), and after a restart reads it from storage
+// again.
 func TestHistoryKeepsNewestMessages(t *testing.T) {
+	for _, warm := range []int{0, 40} {
+		t.Run(fmt.Sprintf("after %d messages", warm), func(t *testing.T) { historyKeepsNewest(t, warm) })
+	}
+}
+
+func historyKeepsNewest(t *testing.T, warm int) {
 	e := start(t, chatlobby.Options{HistoryLimit: 3})
 	e.createRoom("r", nil)
 	e.createRoom("s", nil)
 	c := e.dial()
 	join(t, c, "r", "alice") // #1
 	join(t, c, "s", "alice")
-	for i := 1; i <= 4; i++ { // #2..#5
+	for i := range warm { // #2..#warm+1
+		say(c, "r", "alice", fmt.Sprint("w", i))
+		c.Expect("new_message")
+	}
+	// msgID(n) below is the scenario's n-th message, after the warm-up.
+	msgID := func(n int) string { return msgID(n + warm) }
+	for i := 1; i <= 4; i++ { // #2..#5 (after the warm-up)
 		c.Send(map[string]any{"type": "send_message", "roomId": "r", "playerId": "alice", "content": fmt.Sprint("m", i), "clientMsgId": fmt.Sprint("c", i)})
 		c.Expect("new_message")
 	}
@@ -184,6 +199,20 @@ func TestHistoryKeepsNewestMessages(t *testing.T) {
 	if m := c.Expect("new_message").Obj("message"); m.Str("id") != msgID(9) {
 		t.Fatalf("retried c4 after the trim: %v, want the stored #9", m)
 	}
+
+	// A new instance reads the index from storage: the same answers.
+	e.s.Restart()
+	c = e.dial()
+	join(t, c, "r", "alice") // #11 alice left (the restart), #12 joined
+	// #9 has fallen out of the history: c4 makes a new message, then
+	// names it.
+	for _, want := range []int{13, 13} {
+		c.Send(map[string]any{"type": "send_message", "roomId": "r", "playerId": "alice", "content": "m4 after restart", "clientMsgId": "c4"})
+		if m := c.Expect("new_message").Obj("message"); m.Str("id") != msgID(want) {
+			t.Fatalf("c4 after a restart: %v, want #%d", m, want)
+		}
+	}
+	wantStrings(t, "contents after restart", contents(e.history("r", "").List("messages"))[1:], []string{nameOf("alice") + " joined the room", "m4 after restart"})
 }
 
 // TestHistorySelection: get_history and GET /messages pick the same pages:

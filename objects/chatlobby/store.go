@@ -110,11 +110,73 @@ type store struct {
 	// failed commit), so the cache goes wrong only when a Transaction
 	// rolls back: dropCache then.
 	rooms map[string]roomRecord
+	// indexes holds the clientMsgId index of the busiest rooms in memory
+	// (see cmidIndex); sent counts each room's messages since the
+	// instance started, to find them. Dropped with rooms.
+	indexes map[string]*cmidIndex
+	sent    map[string]int
 }
 
-// dropCache forgets the cached room records after a rolled-back
-// Transaction that may have written some.
-func (s store) dropCache() { clear(s.rooms) }
+// dropCache forgets the cached room records and indexes after a
+// rolled-back Transaction that may have written some.
+func (s store) dropCache() {
+	clear(s.rooms)
+	clear(s.indexes)
+	clear(s.sent)
+}
+
+// cmidIndex is a room's whole clientMsgId index (every cmid/{roomId}/ key
+// and the message it names), kept in memory for a busy room: a send then
+// looks its clientMsgId up without a storage read, and the trim finds the
+// entries of the messages it deletes without reading them. It is complete
+// from the moment it is loaded because the instance is the only writer.
+type cmidIndex struct {
+	ids   map[string]uint64 // clientMsgKey → message seq
+	bySeq map[uint64]string // message seq → its clientMsgKey
+}
+
+func (x *cmidIndex) put(key string, seq uint64) {
+	if old, ok := x.ids[key]; ok {
+		delete(x.bySeq, old) // the entry now names a newer message
+	}
+	x.ids[key] = seq
+	x.bySeq[seq] = key
+}
+
+// Holding rooms' indexes in memory: a room's index is loaded once it has
+// had indexAfter messages in this instance, for at most maxIndexedRooms
+// rooms (about 100 KiB each at the default history limit); other rooms
+// read storage as before.
+const (
+	indexAfter      = 32
+	maxIndexedRooms = 16
+)
+
+// index returns r's in-memory clientMsgId index, loading it when the room
+// has become busy; nil means storage is the index.
+func (s store) index(roomID string) (*cmidIndex, error) {
+	if x, ok := s.indexes[roomID]; ok {
+		return x, nil
+	}
+	if s.sent[roomID] < indexAfter || len(s.indexes) >= maxIndexedRooms {
+		return nil, nil
+	}
+	prefix := prefixCMID + roomID + "/"
+	kvs, err := s.kv.List(runtime.ListOptions{Prefix: prefix})
+	if err != nil {
+		return nil, err
+	}
+	x := &cmidIndex{ids: make(map[string]uint64, len(kvs)), bySeq: make(map[uint64]string, len(kvs))}
+	for _, kv := range kvs {
+		seq, err := strconv.ParseUint(string(kv.Value), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("clientMsgId index %s: %w", kv.Key, err)
+		}
+		x.put(kv.Key, seq)
+	}
+	s.indexes[roomID] = x
+	return x, nil
+}
 
 func (s store) room(id string) (*roomRecord, bool, error) {
 	if r, ok := s.rooms[id]; ok {
@@ -194,9 +256,18 @@ func (s store) appendMessage(r *roomRecord, m *ChatMessage) (json.RawMessage, er
 	if err := s.kv.Put(messageKey(r.ID, r.LastSeq), raw); err != nil {
 		return nil, err
 	}
+	s.sent[r.ID]++
+	x, err := s.index(r.ID)
+	if err != nil {
+		return nil, err
+	}
 	if m.ClientMsgID != "" {
-		if err := s.kv.Put(clientMsgKey(r.ID, m.SenderID, m.ClientMsgID), []byte(m.ID)); err != nil {
+		key := clientMsgKey(r.ID, m.SenderID, m.ClientMsgID)
+		if err := s.kv.Put(key, []byte(m.ID)); err != nil {
 			return nil, err
+		}
+		if x != nil {
+			x.put(key, r.LastSeq)
 		}
 	}
 	r.LastActivity = m.Timestamp
@@ -229,6 +300,21 @@ func (s store) floor(r *roomRecord) uint64 {
 // deleteMessages removes messages after..through and their clientMsgId
 // index entries.
 func (s store) deleteMessages(roomID string, after, through uint64) error {
+	if x := s.indexes[roomID]; x != nil {
+		for seq := after + 1; seq <= through; seq++ {
+			if key, ok := x.bySeq[seq]; ok {
+				if err := s.kv.Delete(key); err != nil {
+					return err
+				}
+				delete(x.bySeq, seq)
+				delete(x.ids, key)
+			}
+			if err := s.kv.Delete(messageKey(roomID, seq)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	kvs, err := s.kv.List(runtime.ListOptions{Start: messageKey(roomID, after+1), End: messageKey(roomID, through+1)})
 	if err != nil {
 		return err
@@ -256,9 +342,20 @@ func (s store) deleteMessages(roomID string, after, through uint64) error {
 
 // sentMessage returns the kept message playerID sent with clientMsgID.
 func (s store) sentMessage(r *roomRecord, playerID, clientMsgID string) (json.RawMessage, bool, error) {
-	id, ok, err := s.kv.Get(clientMsgKey(r.ID, playerID, clientMsgID))
-	if err != nil || !ok {
-		return nil, false, err
+	key := clientMsgKey(r.ID, playerID, clientMsgID)
+	var id []byte
+	if x := s.indexes[r.ID]; x != nil {
+		seq, ok := x.ids[key]
+		if !ok {
+			return nil, false, nil
+		}
+		id = []byte(messageID(seq))
+	} else {
+		stored, ok, err := s.kv.Get(key)
+		if err != nil || !ok {
+			return nil, false, err
+		}
+		id = stored
 	}
 	if string(id) <= messageID(s.floor(r)) {
 		// Out of the history but not yet deleted: delete it now, or the
