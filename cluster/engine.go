@@ -300,7 +300,18 @@ func (e *Engine) Serving(p int) bool { return e.views[p].serving.Load() }
 // committed and applied on this node, or with storage.ErrNotOwner when this
 // node does not serve p (or loses leadership first).
 func (e *Engine) Propose(p int, data []byte, done func(error)) {
-	epoch := e.views[p].epoch.Load() // before serving: see setServing
+	e.ProposeAt(p, e.Epoch(p), data, done)
+}
+
+// Epoch is p's serving epoch: it grows each time this node starts serving
+// p. Read it before Serving: a node that serves p serves it in that epoch
+// or a later one.
+func (e *Engine) Epoch(p int) uint64 { return e.views[p].epoch.Load() }
+
+// ProposeAt is Propose for a proposal that belongs to serving epoch epoch:
+// it is refused (storage.ErrNotWritten) unless p is still served in that
+// epoch when the engine takes it.
+func (e *Engine) ProposeAt(p int, epoch uint64, data []byte, done func(error)) {
 	if !e.views[p].serving.Load() {
 		if m := e.cfg.metrics; m != nil {
 			m.proposals.WithLabelValues("not_owner").Inc()

@@ -966,3 +966,69 @@ func TestEngineRefusesProposalsAcrossAServiceGap(t *testing.T) {
 		t.Fatalf("k = %q, want fresh (the stale batch must not have landed)", v)
 	}
 }
+
+// A batch submitted while an earlier batch of its object is in flight
+// belongs to that batch's serving epoch: after a gap in service it is
+// refused with it (it may build on its writes), while another object's
+// batch, begun after the gap, commits.
+func TestReplicatedStoreRefusesTheRestOfAChainAfterAGap(t *testing.T) {
+	n, e := startSolo(t)
+	s := &replicatedStore{local: n.store, engine: e, part: testPartitionOf}
+	chained := testObject("chained")
+	p := testPartitionOf(chained)
+	var fresh storage.ObjectID
+	for i := 0; ; i++ { // another object in the same partition
+		if fresh = testObject(fmt.Sprint("fresh", i)); testPartitionOf(fresh) == p {
+			break
+		}
+	}
+	batch := func(obj storage.ObjectID, value string) *storage.Batch {
+		return &storage.Batch{Object: obj, Meta: &storage.ObjectMeta{Class: "Test", Name: "test"},
+			Ops: []storage.Op{{Kind: storage.OpPut, Key: "k", Value: []byte(value)}}}
+	}
+	results := make(chan string, 3)
+	answer := func(name string) func(error) {
+		return func(err error) {
+			switch {
+			case err == nil:
+				results <- name + ": committed"
+			case errors.Is(err, storage.ErrNotWritten):
+				results <- name + ": refused"
+			default:
+				results <- name + ": " + err.Error()
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), convergeTimeout)
+	defer cancel()
+	// On the engine's goroutine, so that nothing is proposed before the
+	// gap: the proposals wait in its queue.
+	err := e.call(ctx, func() error {
+		s.Commit(batch(chained, "first"), answer("first"))
+		e.setServing(p, false)
+		e.setServing(p, true)
+		s.Commit(batch(chained, "second"), answer("second"))
+		s.Commit(batch(fresh, "other"), answer("other"))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for range 3 {
+		select {
+		case r := <-results:
+			got[r] = true
+		case <-time.After(convergeTimeout):
+			t.Fatalf("answers so far: %v", got)
+		}
+	}
+	for _, want := range []string{"first: refused", "second: refused", "other: committed"} {
+		if !got[want] {
+			t.Errorf("want %q; got %v", want, got)
+		}
+	}
+	if v, ok := valueOf(t, n.store, chained, "k"); ok {
+		t.Errorf("chained object has k = %q; nothing of its chain may land", v)
+	}
+}

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"sync"
 	"time"
 
 	"github.com/holocron-run/holocron/storage"
@@ -16,6 +17,19 @@ type replicatedStore struct {
 	local  *storage.PebbleStore
 	engine *Engine
 	part   func(storage.ObjectID) int
+
+	// chains are the objects with batches in flight. An object pipelines:
+	// its next batch may build on writes still in flight. So every batch
+	// of a chain carries the serving epoch from when the chain began, and
+	// after a gap in service the rest of the chain is refused with it,
+	// never committed without a refused predecessor.
+	mu     sync.Mutex
+	chains map[storage.ObjectID]*chain
+}
+
+type chain struct {
+	epoch    uint64
+	inflight int
 }
 
 var _ storage.Store = (*replicatedStore)(nil)
@@ -37,7 +51,29 @@ func (s *replicatedStore) Meta(obj storage.ObjectID) (storage.ObjectMeta, bool, 
 }
 
 func (s *replicatedStore) Commit(b *storage.Batch, done func(error)) {
-	s.engine.Propose(s.part(b.Object), storage.AppendBatch(nil, b), done)
+	p := s.part(b.Object)
+	s.mu.Lock()
+	c := s.chains[b.Object]
+	if c == nil {
+		if s.chains == nil {
+			s.chains = map[storage.ObjectID]*chain{}
+		}
+		c = &chain{epoch: s.engine.Epoch(p)}
+		s.chains[b.Object] = c
+	}
+	c.inflight++
+	epoch := c.epoch
+	s.mu.Unlock()
+	s.engine.ProposeAt(p, epoch, storage.AppendBatch(nil, b), func(err error) {
+		// The object hears first: a batch it submits meanwhile still
+		// belongs to this chain.
+		done(err)
+		s.mu.Lock()
+		if c.inflight--; c.inflight == 0 {
+			delete(s.chains, b.Object)
+		}
+		s.mu.Unlock()
+	})
 }
 
 // Alarms returns only the due alarms of partitions this node serves: every

@@ -305,14 +305,21 @@ func (e *entry) handle(ev event) {
 	e.gate.after(batch, out)
 	if batch != nil {
 		submitted := time.Now()
-		rt.opts.Store.Commit(batch, func(err error) {
+		finish := func(err error) {
 			rt.metrics.commitSeconds.Observe(time.Since(submitted).Seconds())
 			st.popPending()
 			if batch.Alarm.Set {
 				rt.alarms.poke()
 			}
 			e.gate.committed(err, e)
-		})
+		}
+		if e.gate.broken() {
+			// An earlier batch failed while this event ran, which may
+			// have read its writes: this one is never submitted.
+			finish(errAfterFailure)
+		} else {
+			rt.opts.Store.Commit(batch, finish)
+		}
 	}
 	rt.metrics.events.WithLabelValues(ev.kind.String()).Inc()
 	rt.metrics.eventSeconds.Observe(time.Since(start).Seconds())
@@ -574,6 +581,10 @@ func releaseOutputs(out []outItem, failed bool, cause error) {
 }
 
 var errCommitFailed = fmt.Errorf("object storage commit failed")
+
+// errAfterFailure answers a batch computed while an earlier batch of the
+// same object failed: it was not submitted.
+var errAfterFailure = fmt.Errorf("an earlier batch of the object failed: %w", storage.ErrNotWritten)
 
 // gatedResponse buffers an object's HTTP response until the gate opens.
 type gatedResponse struct {
