@@ -679,6 +679,32 @@ type Status struct {
 	Preferred [][]string `json:"preferred"`
 }
 
+// Converged reports whether the cluster that statuses describe (one from
+// each live node) has settled: every partition is served by some node,
+// whose group has exactly voters voters and no learners. Tools and tests
+// wait for it after starting or changing a cluster; why says what is still
+// missing.
+func Converged(statuses []Status, voters int) (ok bool, why string) {
+	served := map[int]bool{}
+	parts := 0
+	for _, st := range statuses {
+		parts = len(st.Partitions)
+		for _, p := range st.Partitions {
+			if !p.Serving {
+				continue
+			}
+			if len(p.Voters) != voters || len(p.Learners) != 0 {
+				return false, fmt.Sprintf("partition %d on %s: %d voters, %d learners", p.Partition, st.Node, len(p.Voters), len(p.Learners))
+			}
+			served[p.Partition] = true
+		}
+	}
+	if parts == 0 || len(served) != parts {
+		return false, fmt.Sprintf("%d of %d partitions served", len(served), parts)
+	}
+	return true, ""
+}
+
 // Status reports members and every partition's group.
 func (n *Node) Status(ctx context.Context) (Status, error) {
 	parts, err := n.engine.Status(ctx)

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/holocron-run/holocron/cluster"
 )
 
 // node is one `holocron serve` process under load.
@@ -217,40 +219,17 @@ func (f *fleet) waitReady(ctx context.Context) error {
 	}
 }
 
-// clusterStatus is the part of /admin/cluster the tool reads.
-type clusterStatus struct {
-	Partitions []struct {
-		Partition int      `json:"partition"`
-		Serving   bool     `json:"serving"`
-		Voters    []uint64 `json:"voters"`
-		Learners  []uint64 `json:"learners"`
-	} `json:"partitions"`
-}
-
 func (f *fleet) converged(ctx context.Context, voters int) (bool, string) {
-	served := map[int]bool{}
-	parts := 0
+	var statuses []cluster.Status
 	for _, n := range f.live() {
-		var st clusterStatus
+		var st cluster.Status
 		code, err := httpJSON(ctx, f.hc, "GET", n.URL+"/admin/cluster", nil, &st)
 		if err != nil || code != 200 {
 			return false, fmt.Sprintf("%s: /admin/cluster: %d %v", n.Name, code, err)
 		}
-		parts = len(st.Partitions)
-		for _, p := range st.Partitions {
-			if !p.Serving {
-				continue
-			}
-			if len(p.Voters) != voters || len(p.Learners) != 0 {
-				return false, fmt.Sprintf("partition %d on %s: %d voters, %d learners", p.Partition, n.Name, len(p.Voters), len(p.Learners))
-			}
-			served[p.Partition] = true
-		}
+		statuses = append(statuses, st)
 	}
-	if parts == 0 || len(served) != parts {
-		return false, fmt.Sprintf("%d of %d partitions served", len(served), parts)
-	}
-	return true, ""
+	return cluster.Converged(statuses, voters)
 }
 
 // live returns the nodes not known to be dead.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/holocron-run/holocron/cluster"
 	"github.com/holocron-run/holocron/internal/proctest"
 	"github.com/holocron-run/holocron/runtime/runtimetest"
 )
@@ -103,26 +104,8 @@ func (c *testCluster) grow() *node {
 	return n
 }
 
-// clusterStatus is the part of /admin/cluster the tests read.
-type clusterStatus struct {
-	Node    string `json:"node"`
-	Members []struct {
-		Name   string `json:"name"`
-		State  string `json:"state"`
-		RaftID uint64 `json:"raftId"`
-	} `json:"members"`
-	Partitions []struct {
-		Partition int      `json:"partition"`
-		Leader    uint64   `json:"leader"`
-		Serving   bool     `json:"serving"`
-		Applied   uint64   `json:"applied"`
-		Voters    []uint64 `json:"voters"`
-		Learners  []uint64 `json:"learners"`
-	} `json:"partitions"`
-}
-
-func (c *testCluster) status(n *node) (clusterStatus, bool) {
-	var st clusterStatus
+func (c *testCluster) status(n *node) (cluster.Status, bool) {
+	var st cluster.Status
 	resp, err := (&httpClient).Get(n.url("/admin/cluster"))
 	if err != nil {
 		return st, false
@@ -164,27 +147,15 @@ func (c *testCluster) waitConverged(voters int) {
 }
 
 func (c *testCluster) converged(voters int) (bool, string) {
-	serving := map[int]bool{}
-	var parts int
+	var statuses []cluster.Status
 	for _, n := range c.live() {
 		st, ok := c.status(n)
 		if !ok {
 			return false, n.addr + ": no status"
 		}
-		parts = len(st.Partitions)
-		for _, p := range st.Partitions {
-			if p.Serving {
-				if len(p.Voters) != voters || len(p.Learners) != 0 {
-					return false, fmt.Sprintf("partition %d on %s: %d voters, %d learners", p.Partition, st.Node, len(p.Voters), len(p.Learners))
-				}
-				serving[p.Partition] = true
-			}
-		}
+		statuses = append(statuses, st)
 	}
-	if len(serving) != parts || parts == 0 {
-		return false, fmt.Sprintf("%d of %d partitions served", len(serving), parts)
-	}
-	return true, ""
+	return cluster.Converged(statuses, voters)
 }
 
 func (c *testCluster) live() []*node {
@@ -808,7 +779,7 @@ func TestClusterFourthNodeJoinsUnderLoad(t *testing.T) {
 	load.finish()
 }
 
-func raftIDOf(st clusterStatus, name string) uint64 {
+func raftIDOf(st cluster.Status, name string) uint64 {
 	for _, m := range st.Members {
 		if m.Name == name {
 			return m.RaftID

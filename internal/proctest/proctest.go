@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/holocron-run/holocron/cluster"
 )
 
 // Build compiles ./cmd/holocron of the module containing dir into a
@@ -260,17 +262,9 @@ func (c *Cluster) WaitConverged(voters int) {
 }
 
 func (c *Cluster) converged(voters int) (bool, string) {
-	served := map[int]bool{}
-	parts := 0
+	var statuses []cluster.Status
 	for _, n := range c.Live() {
-		var st struct {
-			Partitions []struct {
-				Partition int      `json:"partition"`
-				Serving   bool     `json:"serving"`
-				Voters    []uint64 `json:"voters"`
-				Learners  []uint64 `json:"learners"`
-			} `json:"partitions"`
-		}
+		var st cluster.Status
 		resp, err := http.Get(n.URL("/admin/cluster"))
 		if err != nil {
 			return false, err.Error()
@@ -280,20 +274,9 @@ func (c *Cluster) converged(voters int) (bool, string) {
 		if err != nil {
 			return false, err.Error()
 		}
-		parts = len(st.Partitions)
-		for _, p := range st.Partitions {
-			if p.Serving {
-				if len(p.Voters) != voters || len(p.Learners) != 0 {
-					return false, fmt.Sprintf("partition %d: %d voters, %d learners", p.Partition, len(p.Voters), len(p.Learners))
-				}
-				served[p.Partition] = true
-			}
-		}
+		statuses = append(statuses, st)
 	}
-	if parts == 0 || len(served) != parts {
-		return false, fmt.Sprintf("%d of %d partitions served", len(served), parts)
-	}
-	return true, ""
+	return cluster.Converged(statuses, voters)
 }
 
 // LeaderOf returns the index of the node leading the object (class, name).
