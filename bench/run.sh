@@ -81,12 +81,41 @@ row() {
 
 ONLY=("$@")
 
+# crow NAME RATE: the C fan-out baseline (bench/baseline/fanout.c) at RATE
+# messages/s over 10 connections for 10 s, where a C compiler is installed.
+crow() {
+	local name=$1 rate=$2
+	if [ ${#ONLY[@]} -gt 0 ] && [[ ! " ${ONLY[*]} " == *" $name "* ]]; then
+		return
+	fi
+	echo
+	echo "### $name: fanout-c $rate 10 10"
+	if ! command -v cc >/dev/null 2>&1; then
+		echo "   (no C compiler: skipped)"
+		return
+	fi
+	if ! cc -O2 -o "$OUT/fanout-c" bench/baseline/fanout.c || ! "$OUT/fanout-c" "$rate" 10 10 >"$OUT/$name.txt"; then
+		failed+=("$name")
+		return
+	fi
+	cat "$OUT/$name.txt"
+}
+
 # Durable chat into one room, one node: closed loop (each sender's next
 # message when its echo came back), pipelined (32 in flight per sender),
 # and a fixed 5,000 msgs/s for p99.
 row durable-1node durable "${ONE[@]}" -senders 10
 row durable-1node-w32 durable "${ONE[@]}" -senders 10 -window 32
 row durable-1node-rate5000 durable "${ONE[@]}" -senders 10 -rate 5000
+row durable-1node-rate2000 durable "${ONE[@]}" -senders 10 -rate 2000
+# The machine's floor for the fixed-rate rows: the same load (10 sockets,
+# every message written to all of them) against a bare Go WebSocket
+# fan-out server in its own process (no storage, no actor, no protocol),
+# and against a C epoll server without Go or WebSocket.
+row baseline-rate5000 baseline -senders 10 -rate 5000
+row baseline-rate2000 baseline -senders 10 -rate 2000
+crow baseline-c-rate5000 5000
+crow baseline-c-rate2000 2000
 # The same on a 3-node cluster (replication 3, majority acks), senders
 # spread over the nodes; a fixed 2,000 msgs/s for p99.
 row durable-3node durable "${THREE[@]}" -senders 10

@@ -86,6 +86,9 @@ type chatLoad struct {
 	interval time.Duration
 	verify   bool
 	acks     *timeline
+	// sendLag, in -rate mode, is how late each send left the tool, by
+	// scheduled send time: the tool's own share of a latency spike.
+	sendLag *timeline
 
 	startCh chan struct{} // closed when the senders may send
 	stopCh  chan struct{} // closed when they must stop
@@ -130,6 +133,9 @@ type chatSender struct {
 	ackTotal, ackWin    int64
 	delivWin            int64
 	echoHist, delivHist *hdrhistogram.Histogram
+	// lagHist (-rate mode) is owned by the session's writer: how long
+	// after its scheduled time each send in the window left the tool.
+	lagHist *hdrhistogram.Histogram
 }
 
 // runChat runs durable (one room of -senders) or fanout (-rooms × -clients).
@@ -170,6 +176,7 @@ func runChat(ctx context.Context, b *bench) error {
 			tokens:    make(chan struct{}, cfg.Window),
 			echoHist:  newHist(),
 			delivHist: newHist(),
+			lagHist:   newHist(),
 		}
 		for range cfg.Window {
 			s.tokens <- struct{}{}
@@ -212,6 +219,7 @@ func runChat(ctx context.Context, b *bench) error {
 	l.start = loadStart + cfg.Warmup
 	l.end = l.start + cfg.Duration
 	l.acks = newTimeline(loadStart, cfg.Warmup+cfg.Duration+30*time.Second)
+	l.sendLag = newTimeline(loadStart, cfg.Warmup+cfg.Duration+30*time.Second)
 	for _, s := range l.senders {
 		s.nextAt = loadStart + time.Duration(int64(l.interval)*int64(s.idx)/int64(total))
 		s.lastProgress.Store(int64(loadStart))
@@ -294,11 +302,12 @@ func (l *chatLoad) inFlight() int {
 // report fills the result from the senders' counters and histograms.
 func (l *chatLoad) report(fo *Failover) {
 	res := l.b.res
-	echo, deliv := newHist(), newHist()
+	echo, deliv, lag := newHist(), newHist(), newHist()
 	var acks, delivs, ackTotal int64
 	for _, s := range l.senders {
 		echo.Merge(s.echoHist)
 		deliv.Merge(s.delivHist)
+		lag.Merge(s.lagHist)
 		acks += s.ackWin
 		delivs += s.delivWin
 		ackTotal += s.ackTotal
@@ -311,6 +320,8 @@ func (l *chatLoad) report(fo *Failover) {
 	res.Figures["rooms"] = float64(len(l.rooms))
 	if l.interval > 0 {
 		res.Figures["offered_msgs_per_sec"] = l.b.cfg.Rate
+		res.Latencies["send_lag"] = summarize(lag)
+		res.SlowestSendLagPer100ms = l.sendLag.slowest(l.start, l.end)
 	}
 	res.Latencies["send_to_echo"] = summarize(echo)
 	res.SlowestPer100ms = l.acks.slowest(l.start, l.end)
@@ -501,6 +512,13 @@ func (s *chatSender) write(ctx context.Context, l *chatLoad, conn *websocket.Con
 		s.mu.Unlock()
 		if !send(seq, stamp) {
 			return
+		}
+		if l.interval > 0 {
+			lag := l.now() - stamp
+			l.sendLag.mark(stamp, lag)
+			if l.inWindow(stamp) {
+				record(s.lagHist, lag)
+			}
 		}
 	}
 }

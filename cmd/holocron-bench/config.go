@@ -11,7 +11,7 @@ import (
 )
 
 // scenarios are the tool's subcommands.
-var scenarios = []string{"durable", "fanout", "idle", "resume", "game"}
+var scenarios = []string{"durable", "fanout", "idle", "resume", "game", "baseline"}
 
 // config is one invocation: the target servers, the measurement and the
 // scenario's sizes. Zero values of the sizes mean the scenario's default.
@@ -121,12 +121,12 @@ func parseConfig(scenario string, args []string, out io.Writer) (*config, error)
 	fs.BoolVar(&cfg.Shard, "shard", false, "[fanout,idle,game] give every room its own object (/api/lobbies/{room}, /objects/RoomManager/{room}) instead of all rooms in object main")
 	fs.BoolVar(&cfg.Verify, "verify", false, "[durable,fanout] check every acknowledged message against the room's history afterwards (always on with -kill-owner)")
 	fs.BoolVar(&cfg.Quiet, "quiet", false, "log warnings only")
-	fs.IntVar(&cfg.Senders, "senders", 10, "[durable] senders in the one room")
+	fs.IntVar(&cfg.Senders, "senders", 10, "[durable,baseline] senders in the one room (group)")
 	fs.IntVar(&cfg.Rooms, "rooms", 1, "[fanout] rooms")
 	fs.IntVar(&cfg.Clients, "clients", 100, "[fanout] clients per room, each a sender and a receiver")
 	fs.IntVar(&cfg.Window, "window", 1, "[durable,fanout] messages a sender keeps in flight (1: the next when the previous one echoed)")
-	fs.Float64Var(&cfg.Rate, "rate", 0, "[durable,fanout] fixed total send rate, messages/s (0: as fast as echoes allow); latency counts from the scheduled send time")
-	fs.IntVar(&cfg.ContentSize, "content-size", 32, "[durable,fanout] message content bytes")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "[durable,fanout,baseline] fixed total send rate, messages/s (0: as fast as echoes allow); latency counts from the scheduled send time")
+	fs.IntVar(&cfg.ContentSize, "content-size", 32, "[durable,fanout,baseline] message content bytes")
 	fs.IntVar(&cfg.Conns, "conns", 10000, "[idle] idle sockets")
 	fs.IntVar(&cfg.RoomSize, "room-size", 100, "[idle] sockets per room")
 	fs.DurationVar(&cfg.Settle, "settle", 5*time.Second, "[idle] wait after the last join before reading the server's RSS")
@@ -192,7 +192,11 @@ func (c *config) check() error {
 		}
 	}
 	switch {
-	case targets != 1:
+	case c.Scenario == "baseline" && targets != 0:
+		return errors.New("baseline starts its own bare server: no -nodes, -spawn or -spawn-cluster")
+	case c.Scenario == "baseline" && (c.Rate <= 0 || c.KillOwner):
+		return errors.New("baseline needs -rate and takes no -kill-owner")
+	case c.Scenario != "baseline" && targets != 1:
 		return errors.New("give exactly one of -nodes, -spawn, -spawn-cluster N")
 	case len(c.PIDs) > 0 && len(c.Nodes) > 0 && len(c.PIDs) != len(c.Nodes):
 		return fmt.Errorf("-pids has %d entries for %d -nodes", len(c.PIDs), len(c.Nodes))
@@ -240,6 +244,8 @@ func (c *config) params() map[string]any {
 	switch c.Scenario {
 	case "durable":
 		p["senders"], p["window"], p["rate"], p["contentSize"] = c.Senders, c.Window, c.Rate, c.ContentSize
+	case "baseline":
+		p["senders"], p["rate"], p["contentSize"] = c.Senders, c.Rate, c.ContentSize
 	case "fanout":
 		p["rooms"], p["clients"], p["window"], p["rate"], p["contentSize"] = c.Rooms, c.Clients, c.Window, c.Rate, c.ContentSize
 	case "idle":

@@ -144,6 +144,17 @@ func TestParseConfigRejects(t *testing.T) {
 	if _, err := parseConfig("game", []string{"-spawn-cluster", "3", "-kill-owner"}, io.Discard); err == nil {
 		t.Error("-kill-owner accepted for game")
 	}
+	for name, args := range map[string][]string{
+		"a target": {"-spawn", "-rate", "100"},
+		"no rate":  {},
+	} {
+		if _, err := parseConfig("baseline", args, io.Discard); err == nil {
+			t.Errorf("baseline, %s: %v accepted", name, args)
+		}
+	}
+	if _, err := parseConfig("baseline", []string{"-rate", "100"}, io.Discard); err != nil {
+		t.Errorf("baseline -rate 100: %v", err)
+	}
 }
 
 func TestParseMetrics(t *testing.T) {

@@ -20,6 +20,9 @@
 //	         it has all M.
 //	game     G game rooms of 4 players sending game_action at a tick rate:
 //	         action→broadcast latency.
+//	baseline the durable -rate load against a bare WebSocket fan-out server
+//	         (this binary in another process: no storage, no actor, no
+//	         protocol): the machine's floor for send→echo latency.
 //
 // Every scenario prints a summary and, with -json FILE, writes it as JSON.
 // With -kill-owner (durable, fanout) the node owning the room's object is
@@ -50,7 +53,7 @@ import (
 
 const usage = `usage: holocron-bench SCENARIO [flags]
 
-scenarios: durable, fanout, idle, resume, game
+scenarios: durable, fanout, idle, resume, game, baseline
 (holocron-bench SCENARIO -h lists the flags)
 
 examples:
@@ -71,6 +74,14 @@ func main() {
 
 // run is main without the process: it returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 2 && args[0] == baselineServerCmd {
+		// The baseline scenario's bare server, started by the tool itself.
+		if err := serveBaseline(ctx, args[1], stdout); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		return 0
+	}
 	if len(args) == 0 || !slices.Contains(scenarios, args[0]) {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "help") {
 			fmt.Fprint(stdout, usage)
@@ -124,6 +135,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // runScenario starts or attaches to the servers, runs the scenario and
 // stops what it started.
 func runScenario(ctx context.Context, cfg *config, args []string, log *slog.Logger) (*Result, error) {
+	if cfg.Scenario == "baseline" {
+		res := newResult(cfg.Scenario, args)
+		res.Params = cfg.params()
+		return res, runBaseline(ctx, cfg, log, res)
+	}
 	fl, err := openFleet(ctx, cfg, log)
 	if err != nil {
 		return nil, fmt.Errorf("servers: %w", err)

@@ -11,6 +11,16 @@ import (
 	"time"
 )
 
+// TestMain lets the test binary stand in for holocron-bench when the
+// baseline scenario starts its bare server (os.Executable is the test
+// binary here).
+func TestMain(m *testing.M) {
+	if len(os.Args) == 3 && os.Args[1] == baselineServerCmd {
+		os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
 // buildServer compiles ./cmd/holocron into dir.
 func buildServer(t *testing.T, dir string) string {
 	t.Helper()
@@ -71,6 +81,22 @@ func TestSmoke(t *testing.T) {
 		res := runTool(t, with("durable", "-senders", "2", "-rate", "200")...)
 		if got := res.Figures["acked_msgs_per_sec"]; got < 150 || got > 250 {
 			t.Fatalf("acked %v msgs/s at -rate 200", got)
+		}
+		if l := res.Latencies["send_lag"]; l.Count < 150 || len(res.SlowestSendLagPer100ms) != 10 {
+			t.Fatalf("send lag %+v, per 100 ms %v", l, res.SlowestSendLagPer100ms)
+		}
+	})
+	t.Run("baseline", func(t *testing.T) {
+		res := runTool(t, "baseline", "-senders", "3", "-rate", "300", "-warmup", "200ms", "-duration", "1s", "-quiet")
+		if got := res.Figures["acked_msgs_per_sec"]; got < 250 || got > 350 {
+			t.Fatalf("baseline echoed %v msgs/s at -rate 300", got)
+		}
+		// The bare server writes every message to all 3 sockets.
+		if d, a := res.Figures["deliveries_per_sec"], res.Figures["acked_msgs_per_sec"]; d < 2.5*a || d > 3.5*a {
+			t.Fatalf("baseline deliveries %v/s for %v echoed/s, want about 3×", d, a)
+		}
+		if res.Latencies["send_to_echo"].Count == 0 || len(res.SlowestPer100ms) != 10 || res.CPU.Servers <= 0 {
+			t.Fatalf("baseline result %+v", res)
 		}
 	})
 	t.Run("fanout", func(t *testing.T) {

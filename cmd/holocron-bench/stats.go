@@ -131,6 +131,10 @@ type Result struct {
 	// SlowestPer100ms is, for durable and fanout, the slowest send→echo
 	// of every 100 ms of the window (ms): when the tail happens.
 	SlowestPer100ms []float64 `json:"slowestEchoPer100ms,omitempty"`
+	// SlowestSendLagPer100ms is, in -rate mode, the latest send of every
+	// 100 ms of the window (ms after its scheduled time, by scheduled
+	// time): a spike that is there too began in the load generator.
+	SlowestSendLagPer100ms []float64 `json:"slowestSendLagPer100ms,omitempty"`
 	// CPU is the CPU time each side used during the measurement window,
 	// in cores (1.0 = one core busy the whole time).
 	CPU   CPUShare `json:"cpu"`
