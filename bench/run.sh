@@ -8,12 +8,13 @@
 #   NAME.log   the tool's log
 # and, where perf(1) is installed, the server's CPU profile during the
 # durable and fanout load (rows profile-*: NAME.perf, top functions in
-# NAME.perf.txt and NAME.perf-cumulative.txt; the server has no
-# /debug/pprof, so the profile is taken from outside with perf record).
+# NAME.perf.txt and NAME.perf-cumulative.txt; perf record from outside
+# needs no admin token and sees the runtime and the kernel too). The
+# baseline-c-* rows need a C compiler (cc) and are skipped without one.
 #
 # The load generator and the servers share this machine's cores; nothing
 # else should run meanwhile: each summary prints the CPU that other
-# processes used during its window. About 4 minutes on 2 cores.
+# processes used during its window. About 6 minutes on 2 cores.
 #
 # Usage: bench/run.sh [ROW...]   (no argument: every row)
 set -uo pipefail
