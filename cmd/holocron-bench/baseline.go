@@ -33,8 +33,9 @@ import (
 // baselineServerCmd is the hidden subcommand that runs the bare server.
 const baselineServerCmd = "baseline-server"
 
-// baselineFrame is the client frame: the scheduled send time (ns since the
-// load's base) and the sender's index, padded to -content-size.
+// baselineHeader is the length of a baseline client frame's header: the
+// scheduled send time (ns since the load's origin) and the sender's index,
+// 8 bytes each, followed by -content-size bytes of padding.
 const baselineHeader = 16
 
 // serveBaseline runs the bare fan-out server on addr until ctx ends,
