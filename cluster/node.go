@@ -83,6 +83,10 @@ type Node struct {
 
 	// relayWriteBuffers are lent to forwarded WebSockets while they write.
 	relayWriteBuffers sync.Pool
+	// relayCorkBuffers (of *[]byte) are lent to a relay's corkconn.Conns
+	// for the burst they hold: without them every burst allocated 16 KiB,
+	// a follower's biggest source of garbage.
+	relayCorkBuffers sync.Pool
 
 	stop    context.CancelFunc
 	wg      sync.WaitGroup

@@ -57,7 +57,7 @@ func (n *Node) forwardWebSocket(w http.ResponseWriter, r *http.Request, p int, c
 			if err != nil {
 				return nil, err
 			}
-			backendConn = &corkconn.Conn{Conn: c}
+			backendConn = &corkconn.Conn{Conn: c, Pool: &n.relayCorkBuffers}
 			return backendConn, nil
 		},
 		Subprotocols: websocket.Subprotocols(r),
@@ -109,7 +109,7 @@ func (n *Node) forwardWebSocket(w http.ResponseWriter, r *http.Request, p int, c
 	if sp := backend.Subprotocol(); sp != "" {
 		up.Subprotocols = []string{sp}
 	}
-	hj := &corkconn.Hijacker{ResponseWriter: w}
+	hj := &corkconn.Hijacker{ResponseWriter: w, Pool: &n.relayCorkBuffers}
 	client, err := up.Upgrade(hj, r, nil)
 	if err != nil {
 		backend.Close()

@@ -76,13 +76,12 @@ type WebSocket struct {
 }
 
 type outFrame struct {
-	data     []byte
-	prepared *websocket.PreparedMessage
-	ping     bool
-	pong     bool // answers a client's ping; data is its payload
-	close    bool
-	code     int
-	reason   string
+	data   []byte
+	ping   bool
+	pong   bool // answers a client's ping; data is its payload
+	close  bool
+	code   int
+	reason string
 }
 
 func (f outFrame) size() int { return len(f.data) + 32 }
@@ -554,8 +553,6 @@ func (ws *WebSocket) writeLoop() {
 				err = conn.WriteControl(websocket.PongMessage, f.data, time.Now().Add(rt.opts.WriteTimeout))
 			case f.ping:
 				err = conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(rt.opts.WriteTimeout))
-			case f.prepared != nil:
-				err = conn.WritePreparedMessage(f.prepared)
 			default:
 				err = conn.WriteMessage(websocket.TextMessage, f.data)
 			}
