@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -728,7 +729,12 @@ func (s *State) GetWebSockets(tag string) []*WebSocket {
 // allocates a 4 KiB writer per message to build it — a third of everything
 // a cluster's leader allocated under load.
 func (s *State) Broadcast(tag string, data []byte) {
-	for _, ws := range s.GetWebSockets(tag) {
+	socks := s.GetWebSockets(tag)
+	if e := s.entry; e.outbox != nil {
+		// One allocation for the whole broadcast, not one per doubling.
+		*e.outbox = slices.Grow(*e.outbox, len(socks))
+	}
+	for _, ws := range socks {
 		s.entry.emit(outItem{ws: ws, frame: outFrame{data: data}})
 	}
 }

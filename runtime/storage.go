@@ -65,10 +65,15 @@ func newWriteSet() *writeSet { return &writeSet{index: map[string]int{}} }
 func (w *writeSet) empty() bool { return len(w.ops) == 0 && w.alarm == nil }
 
 func (w *writeSet) put(key string, value []byte) {
-	w.index[key] = len(w.ops)
 	// Own the bytes: the caller may reuse its slice, and the store reads
 	// this one on its commit goroutine.
-	w.ops = append(w.ops, storage.Op{Kind: storage.OpPut, Key: key, Value: bytes.Clone(value)})
+	w.putOwned(key, bytes.Clone(value))
+}
+
+// putOwned is put for bytes the set may keep as they are.
+func (w *writeSet) putOwned(key string, value []byte) {
+	w.index[key] = len(w.ops)
+	w.ops = append(w.ops, storage.Op{Kind: storage.OpPut, Key: key, Value: value})
 }
 
 func (w *writeSet) del(key string) {
@@ -97,7 +102,7 @@ func (w *writeSet) apply(child *writeSet) {
 	for _, op := range child.ops {
 		switch op.Kind {
 		case storage.OpPut:
-			w.put(op.Key, op.Value)
+			w.putOwned(op.Key, op.Value) // the child's own copy, now the parent's
 		case storage.OpDelete:
 			w.del(op.Key)
 		case storage.OpDeleteAll:
