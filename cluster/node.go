@@ -87,6 +87,9 @@ type Node struct {
 	// for the burst they hold: without them every burst allocated 16 KiB,
 	// a follower's biggest source of garbage.
 	relayCorkBuffers sync.Pool
+	// relayReadBuffers (of *[]byte) hold a relayed message between its
+	// read and its write.
+	relayReadBuffers sync.Pool
 
 	stop    context.CancelFunc
 	wg      sync.WaitGroup

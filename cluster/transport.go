@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -41,6 +42,10 @@ type Transport struct {
 	peers  map[uint64]*peerQueue
 	closed bool
 	wg     sync.WaitGroup
+
+	// readers (of *bufio.Reader) serve incoming batches in turn: a batch
+	// arrives per peer per Raft tick and more under load.
+	readers sync.Pool
 }
 
 type peerQueue struct {
@@ -195,8 +200,17 @@ func (t *Transport) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "POST only", http.StatusMethodNotAllowed)
 		return
 	}
-	br := bufio.NewReader(io.LimitReader(r.Body, maxRaftBody))
+	br, _ := t.readers.Get().(*bufio.Reader)
+	if br == nil {
+		br = bufio.NewReader(nil)
+	}
+	br.Reset(io.LimitReader(r.Body, maxRaftBody))
+	defer func() {
+		br.Reset(nil)
+		t.readers.Put(br)
+	}()
 	var envs []Envelope
+	var b []byte // one message's bytes; Unmarshal copies what it keeps
 	for {
 		part, err := binary.ReadUvarint(br)
 		if err == io.EOF {
@@ -211,7 +225,7 @@ func (t *Transport) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "bad raft batch", http.StatusBadRequest)
 			return
 		}
-		b := make([]byte, n)
+		b = slices.Grow(b[:0], int(n))[:n]
 		if _, err := io.ReadFull(br, b); err != nil {
 			http.Error(w, "bad raft batch", http.StatusBadRequest)
 			return

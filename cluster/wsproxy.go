@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -119,19 +120,29 @@ func (n *Node) forwardWebSocket(w http.ResponseWriter, r *http.Request, p int, c
 	hj.Conn.FlushOnRead, backendConn.FlushOnRead = backendConn, hj.Conn
 	client.SetReadLimit(maxRelayedMessage)
 	backend.SetReadLimit(maxRelayedMessage)
-	go relay(backend, client, hj.Conn, websocket.CloseServiceRestart, "moved")
-	go relay(client, backend, backendConn, websocket.CloseGoingAway, "client gone")
+	go relay(backend, client, hj.Conn, &n.relayReadBuffers, websocket.CloseServiceRestart, "moved")
+	go relay(client, backend, backendConn, &n.relayReadBuffers, websocket.CloseGoingAway, "client gone")
 	return false
 }
 
 // relay copies messages from src to dst until src ends, then closes dst
 // with src's close code, or with code and reason when src broke off
 // without one.
-func relay(src, dst *websocket.Conn, dstConn *corkconn.Conn, code int, reason string) {
+func relay(src, dst *websocket.Conn, dstConn *corkconn.Conn, bufs *sync.Pool, code int, reason string) {
 	defer src.Close()
 	for {
-		typ, data, err := src.ReadMessage()
+		typ, msg, err := src.NextReader()
+		var buf *[]byte
+		if err == nil {
+			// Borrowed only while a message passes: a quiet relay holds no
+			// buffer, and a busy one allocates none per message.
+			buf = borrowRelayBuffer(bufs)
+			*buf, err = appendMessage((*buf)[:0], msg)
+		}
 		if err != nil {
+			if buf != nil {
+				returnRelayBuffer(bufs, buf)
+			}
 			// A connection that broke off (1006 as gorilla reports an
 			// unexpected EOF, or any other error) keeps the default.
 			var ce *websocket.CloseError
@@ -148,8 +159,45 @@ func relay(src, dst *websocket.Conn, dstConn *corkconn.Conn, code int, reason st
 		// Held until src's next Read: messages already received go out
 		// together.
 		dstConn.Hold()
-		if err := dst.WriteMessage(typ, data); err != nil {
+		err = dst.WriteMessage(typ, *buf) // copied out before it returns
+		returnRelayBuffer(bufs, buf)
+		if err != nil {
 			return
+		}
+	}
+}
+
+// maxPooledRelayBuffer is the largest message buffer a relay gives back to
+// the pool; the rare larger message's buffer is left to the collector.
+const maxPooledRelayBuffer = 64 << 10
+
+func borrowRelayBuffer(bufs *sync.Pool) *[]byte {
+	if b, ok := bufs.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, 0, relayBufferSize)
+	return &b
+}
+
+func returnRelayBuffer(bufs *sync.Pool, b *[]byte) {
+	if cap(*b) <= maxPooledRelayBuffer {
+		bufs.Put(b)
+	}
+}
+
+// appendMessage appends the rest of a message to buf.
+func appendMessage(buf []byte, msg io.Reader) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := msg.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
 		}
 	}
 }
