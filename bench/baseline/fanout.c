@@ -53,6 +53,20 @@ static void die(const char *what) {
 	exit(1);
 }
 
+/* watch_all returns an epoll instance reporting each of the n connections
+ * readable, with its index as the event's data. */
+static int watch_all(const int *c, int n) {
+	int ep = epoll_create1(0);
+	if (ep < 0)
+		die("epoll_create1");
+	for (int i = 0; i < n; i++) {
+		struct epoll_event e = {.events = EPOLLIN, .data.u32 = i};
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, c[i], &e))
+			die("epoll_ctl");
+	}
+	return ep;
+}
+
 /* write_all writes the whole message (loopback writes of 64 bytes do not
  * split in practice, but a short write must not corrupt the stream). */
 static void write_all(int fd, const char *p, int n) {
@@ -73,11 +87,7 @@ static void serve(int ls, int n) {
 			die("accept");
 		nodelay(c[i]);
 	}
-	int ep = epoll_create1(0);
-	for (int i = 0; i < n; i++) {
-		struct epoll_event e = {.events = EPOLLIN, .data.u32 = i};
-		epoll_ctl(ep, EPOLL_CTL_ADD, c[i], &e);
-	}
+	int ep = watch_all(c, n);
 	static char buf[MAXN][MSG * 64];
 	int have[MAXN] = {0};
 	for (;;) {
@@ -135,11 +145,7 @@ int main(int argc, char **argv) {
 			die("connect");
 		nodelay(c[i]);
 	}
-	int ep = epoll_create1(0);
-	for (int i = 0; i < n; i++) {
-		struct epoll_event e = {.events = EPOLLIN, .data.u32 = i};
-		epoll_ctl(ep, EPOLL_CTL_ADD, c[i], &e);
-	}
+	int ep = watch_all(c, n);
 	int64_t interval = (int64_t)(1e9 / rate);
 	int64_t load = now_ns() + 100000000LL, next = load;
 	int64_t start = load + WARMUP_NS, end = start + (int64_t)(secs * 1e9);
