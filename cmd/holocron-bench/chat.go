@@ -694,9 +694,10 @@ func (l *chatLoad) history(ctx context.Context, room chatRoom) ([]historyMessage
 	}
 }
 
-// timeline counts acknowledgements per millisecond, to find the pause a
-// failover causes, and keeps the slowest acknowledgement of every 100 ms,
-// to show when latency spikes happen.
+// timeline counts events per millisecond (acknowledgements: to find the
+// pause a failover causes) and keeps the largest latency of every 100 ms,
+// to show when spikes happen. The load's sends in -rate mode use one too,
+// marked at their scheduled time with how late they left.
 type timeline struct {
 	origin time.Duration
 	ms     []atomic.Int32
@@ -711,7 +712,7 @@ func newTimeline(origin, span time.Duration) *timeline {
 	}
 }
 
-// mark records an acknowledgement at at that took lat.
+// mark records an event at at (an acknowledgement, or a send) that took lat.
 func (t *timeline) mark(at, lat time.Duration) {
 	i := (at - t.origin).Milliseconds()
 	if i < 0 || i >= int64(len(t.ms)) {
