@@ -91,6 +91,12 @@ type partView struct {
 	lead    atomic.Uint64
 	serving atomic.Bool
 	member  atomic.Bool
+	// inConf is whether this node is a voter or learner of the group as
+	// of the configuration it applied. A node removed from a group keeps
+	// the group (and its last known leader, which it never learns to
+	// replace: it no longer hears from the group), so its lead is news
+	// only while inConf holds.
+	inConf atomic.Bool
 	// epoch counts the times this node started serving the partition.
 	epoch atomic.Uint64
 }
@@ -223,7 +229,19 @@ func (e *Engine) startGroup(p int, st *raftStorage, bootstrap []raft.Peer) error
 	}
 	e.groups[p] = &group{part: p, rn: rn, st: st, pending: map[[16]byte]func(error){}, metrics: e.cfg.metrics, heard: map[uint64]time.Time{}}
 	e.views[p].member.Store(true)
+	e.setConf(e.groups[p], st.conf)
 	return nil
+}
+
+// setConf records the configuration g applied, and whether this node is
+// still part of it.
+func (e *Engine) setConf(g *group, conf *pb.ConfState) {
+	g.st.conf = conf
+	in := slices.Contains(conf.Voters, e.cfg.RaftID) || slices.Contains(conf.Learners, e.cfg.RaftID) ||
+		slices.Contains(conf.VotersOutgoing, e.cfg.RaftID) || slices.Contains(conf.LearnersNext, e.cfg.RaftID)
+	if e.views[g.part].inConf.Swap(in) != in {
+		e.notifyViews()
+	}
 }
 
 // Bootstrap creates every partition's group with this node as its only
@@ -272,6 +290,11 @@ func (e *Engine) Leader(p int) (lead uint64, serving bool) {
 	v := &e.views[p]
 	return v.lead.Load(), v.serving.Load()
 }
+
+// InGroup reports whether this node is a voter or learner of p's group, as
+// of the configuration it applied. Leader(p) is current only while it is:
+// a node removed from the group keeps its last view of the leader.
+func (e *Engine) InGroup(p int) bool { return e.views[p].inConf.Load() }
 
 // ViewsChanged returns a channel closed at the next change of any
 // partition's leader or of this node's serving a partition.
@@ -570,7 +593,7 @@ func (e *Engine) processReady() error {
 		g.st.last, g.st.lastTerm = w.last, w.term
 		g.st.applied = w.applied
 		if w.conf != nil {
-			g.st.conf = w.conf
+			e.setConf(g, w.conf)
 		}
 		for _, m := range w.rd.Messages {
 			out = append(out, Envelope{Partition: g.part, Msg: m})
@@ -676,7 +699,7 @@ func (e *Engine) installSnapshot(g *group, snap *pb.Snapshot) error {
 	g.st.truncIndex, g.st.truncTerm = index, term
 	g.st.last, g.st.lastTerm = index, term
 	g.st.applied = index
-	g.st.conf = proto.Clone(md.GetConfState()).(*pb.ConfState)
+	e.setConf(g, proto.Clone(md.GetConfState()).(*pb.ConfState))
 	e.log.Info("installed snapshot", "partition", g.part, "index", index, "bytes", len(snap.Data))
 	if m := e.cfg.metrics; m != nil {
 		m.snapshots.WithLabelValues("installed").Inc()

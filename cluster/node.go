@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -480,9 +481,17 @@ func bufferBody(r *http.Request) []byte {
 }
 
 // route decides where a request for partition p goes right now: here, to
-// candidates (the leader first), or nowhere yet (why says so). A request
-// another node forwarded is served here or nowhere, so a stale view never
-// makes a loop.
+// candidates (the likeliest leader first), or nowhere yet (why says so). A
+// request another node forwarded is served here or nowhere, so a stale view
+// never makes a loop.
+//
+// The engine's view of p's leader comes first, but only while this node is
+// in p's group and that leader is not known dead: a node removed from the
+// group keeps the group and its last leader forever (it no longer hears
+// from the group, and a node outside the configuration never campaigns),
+// so once that leader died it would forward every request to a dead
+// address. The leaders announced in gossip follow, so a dial that fails
+// moves on to one of them.
 func (n *Node) route(p int, forwarded bool) (serve bool, candidates []string, why string) {
 	lead, serving := n.engine.Leader(p)
 	if serving {
@@ -491,17 +500,17 @@ func (n *Node) route(p int, forwarded bool) (serve bool, candidates []string, wh
 	if forwarded {
 		return false, nil, fmt.Sprintf("partition %d is moving (this node does not serve it)", p)
 	}
-	if lead != 0 && lead != n.self {
-		if addr, ok := n.addrOf(lead); ok {
-			candidates = append(candidates, addr)
-		}
-	}
-	if len(candidates) == 0 {
-		// Not a member of p's group: go by what leaders announce.
-		for _, m := range n.members.Members() {
-			if m.Name != n.cfg.NodeName && m.State == StateAlive && m.Leads(p) {
+	members := n.members.Members()
+	if lead != 0 && lead != n.self && n.engine.InGroup(p) {
+		for _, m := range members {
+			if m.RaftID == lead && m.State != StateDead && m.HTTPAddr != "" {
 				candidates = append(candidates, m.HTTPAddr)
 			}
+		}
+	}
+	for _, m := range members {
+		if m.Name != n.cfg.NodeName && m.State == StateAlive && m.Leads(p) && !slices.Contains(candidates, m.HTTPAddr) {
+			candidates = append(candidates, m.HTTPAddr)
 		}
 	}
 	if len(candidates) == 0 {
