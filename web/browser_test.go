@@ -23,6 +23,7 @@ import (
 
 	"github.com/holocron-run/holocron/client"
 	"github.com/holocron-run/holocron/internal/proctest"
+	"github.com/holocron-run/holocron/internal/testenv"
 )
 
 // Browser tests: Debian's chromium, headless, driven by chromedp against a
@@ -53,10 +54,10 @@ func TestMain(m *testing.M) {
 func needBrowser(t *testing.T) {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skipf("browser test skipped: no chromium at %s (install it: apt-get install -y chromium)", chromiumPath)
+		testenv.Skipf(t, "browser test: no chromium at %s (install it: apt-get install -y chromium)", chromiumPath)
 	}
 	if holocronBin == "" {
-		t.Skip("browser test skipped in -short mode")
+		testenv.Skip(t, "browser test skipped in -short mode")
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/holocron-run/holocron/cluster"
 	"github.com/holocron-run/holocron/internal/proctest"
+	"github.com/holocron-run/holocron/internal/testenv"
 	"github.com/holocron-run/holocron/runtime/runtimetest"
 )
 
@@ -38,6 +40,9 @@ type testCluster struct {
 	extra  []string
 	// wrap, when set, gives node i's command prefix (a network namespace).
 	wrap func(i int) []string
+	// productionTick runs the nodes with the default Raft tick instead of
+	// the tests' shorter one.
+	productionTick bool
 }
 
 // freeGossipAddr returns a loopback port free for both TCP and UDP.
@@ -47,6 +52,15 @@ func freeGossipAddr(t testing.TB) string { return proctest.FreeGossipAddr(t) }
 // until every partition has min(size, 3) voters and a leader.
 func startCluster(t *testing.T, size int, extra ...string) *testCluster {
 	t.Helper()
+	c := newCluster(t, size, extra...)
+	c.start()
+	return c
+}
+
+// newCluster is startCluster without the start, for a test that sets the
+// cluster's fields first.
+func newCluster(t *testing.T, size int, extra ...string) *testCluster {
+	t.Helper()
 	c := &testCluster{t: t, extra: extra}
 	for i := range size {
 		c.names = append(c.names, fmt.Sprintf("n%d", i+1))
@@ -54,7 +68,6 @@ func startCluster(t *testing.T, size int, extra ...string) *testCluster {
 		c.https = append(c.https, freeAddr(t))
 		c.dirs = append(c.dirs, t.TempDir())
 	}
-	c.start()
 	return c
 }
 
@@ -75,12 +88,14 @@ func (c *testCluster) launch(i int, bootstrap bool) *node {
 	c.t.Helper()
 	// A shorter Raft tick than the default (100ms) keeps failovers, and so
 	// the tests, short; HOLOCRON_TEST_RAFT_TICK measures with another.
-	tick := cmp.Or(os.Getenv("HOLOCRON_TEST_RAFT_TICK"), "50ms")
 	args := []string{"-node-name", c.names[i], "-bind", c.gossip[i], "-join", strings.Join(c.gossip, ","),
-		"-history-limit", "100000", "-raft-tick", tick, "-log-level", "info",
+		"-history-limit", "100000", "-log-level", "info",
 		// A short Raft log, so that catching up after a restart or a join
 		// goes through snapshots of the partition.
 		"-raft-log-keep", "100"}
+	if !c.productionTick {
+		args = append(args, "-raft-tick", cmp.Or(os.Getenv("HOLOCRON_TEST_RAFT_TICK"), "50ms"))
+	}
 	if bootstrap {
 		args = append(args, "-bootstrap")
 	}
@@ -168,31 +183,62 @@ func (c *testCluster) live() []*node {
 	return out
 }
 
-// leaderOf returns the index of the node serving the object's partition.
+// leaderOf returns the index of the node serving the object's partition,
+// as that node itself confirms.
 func (c *testCluster) leaderOf(class, name string) int {
 	c.t.Helper()
+	i, _ := c.lead(class, name)
+	return i
+}
+
+// lead returns the index of the node serving the object's partition and
+// its lead (partition, term), as confirmed by that node: any node can name
+// a leader from a stale view.
+func (c *testCluster) lead(class, name string) (int, proctest.Lead) {
+	c.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
+	var err error
 	for time.Now().Before(deadline) {
-		for _, n := range c.live() {
-			var loc struct {
-				Leader string `json:"leader"`
+		live := map[string]string{}
+		for i, n := range c.nodes {
+			if n != nil && !n.exited.Load() {
+				live[c.names[i]] = n.url("")
 			}
-			if n.do("GET", "/admin/cluster/locate/"+class+"/"+name, nil, &loc) == 200 && loc.Leader != "" {
-				if i := slices.Index(c.names, loc.Leader); i >= 0 && !c.nodes[i].exited.Load() {
-					return i
-				}
-			}
+		}
+		var l proctest.Lead
+		if l, err = proctest.ConfirmLeader(live, class, name); err == nil {
+			return slices.Index(c.names, l.Node), l
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	c.t.Fatalf("no leader for %s/%s", class, name)
-	return -1
+	c.t.Fatalf("no confirmed leader for %s/%s within 30s: %v", class, name, err)
+	return -1, proctest.Lead{}
+}
+
+// assertFailedOver checks that a failover of the object's partition
+// happened after its leader before (with term) was stopped: another node
+// now leads it, in a later term.
+func (c *testCluster) assertFailedOver(class, name string, before int, term uint64) {
+	c.t.Helper()
+	after, l := c.lead(class, name)
+	if after == before || l.Term <= term {
+		c.t.Fatalf("no failover of %s/%s: led by %s in term %d before, by %s in term %d after", class, name, c.names[before], term, l.Node, l.Term)
+	}
+	c.t.Logf("%s/%s failed over from %s (term %d) to %s (term %d)", class, name, c.names[before], term, l.Node, l.Term)
 }
 
 // chatLoad runs senders spread over the cluster's nodes. Each sender sends
 // one message at a time and records it as acknowledged when its own echo
 // arrives; when its node dies or the room moves, it reconnects through the
 // next live node and goes on.
+//
+// Every failed dial (a refused connection, or an HTTP answer such as 503
+// instead of the upgrade) and every failed read (a timeout, a connection
+// dropped without a close frame) is recorded with its node and the time the
+// operation began. While a test disrupts the cluster (between disrupt and
+// settle) failures are expected and only counted; once the cluster has
+// settled, any failure is a bug that finish reports, naming the node: a
+// node that cannot reach the room is not hidden by the others.
 type chatLoad struct {
 	c    *testCluster
 	room string
@@ -206,15 +252,115 @@ type chatLoad struct {
 	// seen is, per connection, the message ids it received in order.
 	seen [][]string
 	errs []string
+	// failures are the failed dials and reads; disruptions the windows in
+	// which the test disrupted the cluster (the last one may be open).
+	failures     []loadFailure
+	disruptions  []disruption
+	readDeadline time.Duration
+}
+
+// loadFailure is a dial or read of the load that failed.
+type loadFailure struct {
+	node          string // the node's address
+	began, failed time.Time
+	what          string
+}
+
+// disruption is a window in which a test disrupted the cluster (a kill, a
+// restart, a join) until it had settled again.
+type disruption struct {
+	why        string
+	begin, end time.Time // end is zero while it lasts
 }
 
 func startChatLoad(c *testCluster, room string, senders int) *chatLoad {
-	l := &chatLoad{c: c, room: room, stop: make(chan struct{}), acked: map[string]string{}}
+	l := &chatLoad{c: c, room: room, stop: make(chan struct{}), acked: map[string]string{}, readDeadline: 10 * time.Second}
 	for i := range senders {
 		l.wg.Add(1)
 		go l.sender(fmt.Sprintf("p%d", i), i)
 	}
 	return l
+}
+
+// disrupt marks the start of a disruption: failures from now until settle
+// are expected.
+func (l *chatLoad) disrupt(why string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.disruptions = append(l.disruptions, disruption{why: why, begin: time.Now()})
+}
+
+// settle waits until the cluster has converged again (every partition
+// served, with voters voters: a crashed member keeps its replicas until
+// -dead-member-timeout, one that left gracefully does not) and ends the
+// disruption: from now on every failure of the load is an error.
+func (l *chatLoad) settle(voters int) {
+	l.c.t.Helper()
+	l.c.waitConverged(voters)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n := len(l.disruptions); n > 0 && l.disruptions[n-1].end.IsZero() {
+		l.disruptions[n-1].end = time.Now()
+	}
+}
+
+func (l *chatLoad) recordFailure(n *node, began time.Time, format string, args ...any) {
+	if l.stopped() {
+		return // the load is being stopped: nothing to report
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.failures = append(l.failures, loadFailure{node: n.addr, began: began, failed: time.Now(), what: fmt.Sprintf(format, args...)})
+}
+
+// expected reports whether a failed operation overlapped a disruption: it
+// began before the disruption ended and failed after it began.
+func (l *chatLoad) expected(f loadFailure) bool {
+	for _, d := range l.disruptions {
+		if !f.failed.Before(d.begin) && (d.end.IsZero() || f.began.Before(d.end)) {
+			return true
+		}
+	}
+	return false
+}
+
+// problems are the failures of the load outside every disruption, one line
+// per node (with its count and first failure), and the protocol errors the
+// senders saw.
+func (l *chatLoad) problems() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := slices.Clone(l.errs)
+	byNode := map[string][]loadFailure{}
+	var nodes []string
+	for _, f := range l.failures {
+		if l.expected(f) {
+			continue
+		}
+		if byNode[f.node] == nil {
+			nodes = append(nodes, f.node)
+		}
+		byNode[f.node] = append(byNode[f.node], f)
+	}
+	for _, n := range nodes {
+		fs := byNode[n]
+		out = append(out, fmt.Sprintf("%d failed dials/reads via %s while the cluster was settled; first at %s: %s",
+			len(fs), n, fs[0].began.Format("15:04:05.000"), fs[0].what))
+	}
+	return out
+}
+
+// expectedFailures counts the failures that fell in disruptions, by node.
+func (l *chatLoad) expectedFailures() map[string]int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[string]int{}
+	for _, f := range l.failures {
+		if l.expected(f) {
+			out[f.node]++
+		}
+	}
+	return out
 }
 
 func (l *chatLoad) stopped() bool {
@@ -237,15 +383,29 @@ func (l *chatLoad) sender(player string, start int) {
 		n := live[attempt%len(live)]
 		l.session(n, player, &seq)
 		if !l.stopped() {
-			time.Sleep(50 * time.Millisecond)
+			time.Sleep(50 * time.Millisecond) // reconnect backoff, not a wait for a condition
 		}
 	}
 }
 
+// endsSession reports whether err is a close the server sends on purpose
+// when a socket must go elsewhere (1012: the object moved; 1001: the node
+// is going away), which is no failure of the cluster.
+func endsSession(err error) bool {
+	return websocket.IsCloseError(err, websocket.CloseServiceRestart, websocket.CloseGoingAway)
+}
+
 // session is one connection: join, then send until the socket fails.
 func (l *chatLoad) session(n *node, player string, seq *int) {
-	ws, _, err := dialer.Dial(n.wsURL("/api/lobby/websocket"), nil)
+	began := time.Now()
+	ws, resp, err := dialer.Dial(n.wsURL("/api/lobby/websocket"), nil)
 	if err != nil {
+		if resp != nil {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+			l.recordFailure(n, began, "dial: HTTP %d %s", resp.StatusCode, strings.TrimSpace(string(body)))
+		} else {
+			l.recordFailure(n, began, "dial: %v", err)
+		}
 		return
 	}
 	defer ws.Close()
@@ -256,9 +416,13 @@ func (l *chatLoad) session(n *node, player string, seq *int) {
 		l.mu.Unlock()
 	}()
 	read := func() (runtimetest.Frame, bool) {
-		ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+		began := time.Now()
+		ws.SetReadDeadline(began.Add(l.readDeadline))
 		var f runtimetest.Frame
 		if err := ws.ReadJSON(&f); err != nil {
+			if !endsSession(err) {
+				l.recordFailure(n, began, "read: %v", err)
+			}
 			return nil, false
 		}
 		if f.Type() == "new_message" {
@@ -266,7 +430,15 @@ func (l *chatLoad) session(n *node, player string, seq *int) {
 		}
 		return f, true
 	}
-	if ws.WriteJSON(map[string]any{"type": "join_room", "roomId": l.room, "playerId": player, "playerName": player}) != nil {
+	write := func(v any) bool {
+		began := time.Now()
+		if err := ws.WriteJSON(v); err != nil {
+			l.recordFailure(n, began, "write: %v", err)
+			return false
+		}
+		return true
+	}
+	if !write(map[string]any{"type": "join_room", "roomId": l.room, "playerId": player, "playerName": player}) {
 		return
 	}
 	for {
@@ -285,8 +457,8 @@ func (l *chatLoad) session(n *node, player string, seq *int) {
 	for !l.stopped() {
 		*seq++
 		cmid := fmt.Sprintf("%s-%06d", player, *seq)
-		if ws.WriteJSON(map[string]any{"type": "send_message", "roomId": l.room, "playerId": player,
-			"content": "message " + cmid, "clientMsgId": cmid}) != nil {
+		if !write(map[string]any{"type": "send_message", "roomId": l.room, "playerId": player,
+			"content": "message " + cmid, "clientMsgId": cmid}) {
 			return
 		}
 		for {
@@ -364,8 +536,11 @@ func (l *chatLoad) finish() {
 	t.Helper()
 	close(l.stop)
 	l.wg.Wait()
-	for _, e := range l.errs {
-		t.Errorf("client error: %s", e)
+	for _, p := range l.problems() {
+		t.Errorf("load: %s", p)
+	}
+	if exp := l.expectedFailures(); len(exp) > 0 {
+		t.Logf("load: failed dials/reads during disruptions, by node: %v", exp)
 	}
 	for _, n := range l.c.live() {
 		msgs := l.history(n)
@@ -625,20 +800,37 @@ func metricValue(t *testing.T, page, name string) (float64, bool) {
 	return 0, false
 }
 
+// TestClusterLeaderKill9UnderLoad runs with the tests' short Raft tick and
+// with the production default (100ms), whose timeouts (elections, leases,
+// LeaderWait) every other process test scales down.
 func TestClusterLeaderKill9UnderLoad(t *testing.T) {
-	c := startCluster(t, 3)
+	for _, production := range []bool{false, true} {
+		t.Run(map[bool]string{false: "test-tick", true: "production-tick"}[production], func(t *testing.T) {
+			c := newCluster(t, 3)
+			c.productionTick = production
+			c.start()
+			testLeaderKill9UnderLoad(t, c)
+		})
+	}
+}
+
+func testLeaderKill9UnderLoad(t *testing.T, c *testCluster) {
 	if code := c.nodes[0].do("POST", "/api/lobby/rooms", map[string]any{"roomId": "load", "name": "Load"}, nil); code != 201 {
 		t.Fatalf("create room: %d", code)
 	}
 	load := startChatLoad(c, "load", 6)
 	load.waitAcks(150, 60*time.Second)
-	victim := c.leaderOf("ChatLobby", "main")
+	victim, lead := c.lead("ChatLobby", "main")
+	load.disrupt("kill -9 of the lobby's leader")
 	killedAt := time.Now()
 	before := load.ackCount()
 	c.nodes[victim].kill9()
 	load.waitAcks(before+150, 60*time.Second)
+	load.settle(3)
+	c.assertFailedOver("ChatLobby", "main", victim, lead.Term)
 	t.Logf("killed leader %s after %d acks; failover (longest gap between acks after the kill): %s",
 		c.names[victim], before, load.gapAfter(killedAt).Round(time.Millisecond))
+	load.waitAcks(load.ackCount()+50, 60*time.Second)
 	load.finish()
 }
 
@@ -669,6 +861,7 @@ func TestClusterFollowerKill9RestartCatchUpThenLeaderKill(t *testing.T) {
 	load.waitAcks(100, 60*time.Second)
 	leader := c.leaderOf("ChatLobby", "main")
 	follower := c.otherThan(leader)
+	load.disrupt("kill -9 of a follower, then its restart")
 	c.nodes[follower].kill9()
 	// Enough entries that the leader truncates its log past the follower's
 	// last entry (-raft-log-keep 100): catching up needs a snapshot.
@@ -676,7 +869,7 @@ func TestClusterFollowerKill9RestartCatchUpThenLeaderKill(t *testing.T) {
 
 	// The follower restarts with its data and catches up.
 	c.nodes[follower] = c.launch(follower, false)
-	c.waitConverged(3)
+	load.settle(3)
 	load.waitAcks(load.ackCount()+100, 60*time.Second)
 	if v, _ := metricValue(t, c.nodes[follower].get("/metrics"), `holocron_raft_snapshots_total{event="installed"}`); v < 1 {
 		t.Errorf("the restarted follower installed %v snapshots, want at least 1 (the lobby's log was truncated past it)", v)
@@ -684,10 +877,14 @@ func TestClusterFollowerKill9RestartCatchUpThenLeaderKill(t *testing.T) {
 
 	// Now the old leader dies: the survivors include the restarted node,
 	// so what it caught up on must be complete.
-	leader = c.leaderOf("ChatLobby", "main")
+	leader, lead := c.lead("ChatLobby", "main")
+	load.disrupt("kill -9 of the lobby's leader")
 	killedAt := time.Now()
 	c.nodes[leader].kill9()
 	load.waitAcks(load.ackCount()+100, 60*time.Second)
+	load.settle(3)
+	c.assertFailedOver("ChatLobby", "main", leader, lead.Term)
+	load.waitAcks(load.ackCount()+50, 60*time.Second)
 	t.Logf("follower %s killed and restarted; then leader %s killed; failover %s",
 		c.names[follower], c.names[leader], load.gapAfter(killedAt).Round(time.Millisecond))
 	load.finish()
@@ -698,7 +895,7 @@ func TestClusterLeaderSIGTERMHandsOff(t *testing.T) {
 	createRoom(t, c.nodes[0], "term")
 	load := startChatLoad(c, "term", 6)
 	load.waitAcks(150, 60*time.Second)
-	leader := c.leaderOf("ChatLobby", "main")
+	leader, lead := c.lead("ChatLobby", "main")
 	// Meanwhile HTTP requests for objects all over the ring go through the
 	// survivors. A hand-over moves leaders within the wait a request gets
 	// for one, so none of them may fail.
@@ -733,11 +930,15 @@ func TestClusterLeaderSIGTERMHandsOff(t *testing.T) {
 			}
 		}
 	}()
+	load.disrupt("SIGTERM of the lobby's leader")
 	stoppedAt := time.Now()
 	if code := c.nodes[leader].stop(); code != 0 {
 		t.Fatalf("SIGTERM: exit code %d, want 0", code)
 	}
 	load.waitAcks(load.ackCount()+150, 60*time.Second)
+	load.settle(2) // the node left: its replicas are replaced by none
+	c.assertFailedOver("ChatLobby", "main", leader, lead.Term)
+	load.waitAcks(load.ackCount()+50, 60*time.Second)
 	close(probeStop)
 	if failures := <-probeDone; len(failures) > 0 {
 		t.Errorf("%d requests through the survivors failed during the hand-over, first: %s", len(failures), failures[0])
@@ -751,6 +952,7 @@ func TestClusterFourthNodeJoinsUnderLoad(t *testing.T) {
 	createRoom(t, c.nodes[0], "grow")
 	load := startChatLoad(c, "grow", 6)
 	load.waitAcks(100, 60*time.Second)
+	load.disrupt("a fourth node joins; partitions move to it")
 	n4 := c.grow()
 	// The rebalancer moves about a quarter of the partitions to n4 and
 	// every partition ends with exactly three voters.
@@ -775,6 +977,7 @@ func TestClusterFourthNodeJoinsUnderLoad(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	load.settle(3)
 	load.waitAcks(load.ackCount()+100, 60*time.Second)
 	load.finish()
 }
@@ -793,11 +996,17 @@ func TestClusterFiveNodesForwardAndFailover(t *testing.T) {
 	createRoom(t, c.nodes[4], "five")
 	load := startChatLoad(c, "five", 10)
 	load.waitAcks(150, 60*time.Second)
-	leader := c.leaderOf("ChatLobby", "main")
+	leader, lead := c.lead("ChatLobby", "main")
+	load.disrupt("kill -9 of the lobby's leader")
 	killedAt := time.Now()
 	c.nodes[leader].kill9()
 	load.waitAcks(load.ackCount()+150, 60*time.Second)
+	load.settle(3)
+	c.assertFailedOver("ChatLobby", "main", leader, lead.Term)
 	t.Logf("5 nodes: killed leader %s; failover %s", c.names[leader], load.gapAfter(killedAt).Round(time.Millisecond))
+	// Every node, the removed replicas of the lobby's partition among
+	// them, serves the load once the cluster has settled.
+	load.waitAcks(load.ackCount()+100, 60*time.Second)
 	load.finish()
 }
 
@@ -852,22 +1061,33 @@ func TestClusterGameClockFiresAfterLeaderKill9(t *testing.T) {
 func TestClusterChaos(t *testing.T) {
 	rounds, _ := strconv.Atoi(os.Getenv("HOLOCRON_CHAOS_ROUNDS"))
 	if rounds <= 0 {
-		t.Skip("set HOLOCRON_CHAOS_ROUNDS=N to run N kill/restart rounds")
+		testenv.Skip(t, "set HOLOCRON_CHAOS_ROUNDS=N to run N kill/restart rounds")
 	}
 	c := startCluster(t, 3)
 	createRoom(t, c.nodes[0], "chaos")
 	load := startChatLoad(c, "chaos", 6)
 	load.waitAcks(50, 60*time.Second)
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv("HOLOCRON_CHAOS_SEED"); v != "" {
+		var err error
+		if seed, err = strconv.ParseUint(v, 10, 64); err != nil {
+			t.Fatalf("HOLOCRON_CHAOS_SEED=%q: %v", v, err)
+		}
+	}
+	t.Logf("chaos seed %d (HOLOCRON_CHAOS_SEED=%d replays these choices)", seed, seed)
+	rng := rand.New(rand.NewPCG(seed, 1))
 	for round := range rounds {
 		victim := rng.IntN(len(c.nodes))
 		if rng.IntN(2) == 0 {
 			victim = c.leaderOf("ChatLobby", "main")
 		}
 		how := "kill -9"
-		at := time.Now()
 		if rng.IntN(3) == 0 {
 			how = "SIGTERM"
+		}
+		load.disrupt(fmt.Sprintf("round %d: %s of %s, then its restart", round, how, c.names[victim]))
+		at := time.Now()
+		if how == "SIGTERM" {
 			if code := c.nodes[victim].stop(); code != 0 {
 				t.Fatalf("round %d: SIGTERM exit code %d", round, code)
 			}
@@ -877,7 +1097,7 @@ func TestClusterChaos(t *testing.T) {
 		load.waitAcks(load.ackCount()+50, 60*time.Second)
 		gap := load.gapAfter(at)
 		c.nodes[victim] = c.launch(victim, false)
-		c.waitConverged(3)
+		load.settle(3)
 		load.waitAcks(load.ackCount()+50, 60*time.Second)
 		t.Logf("round %d: %s %s; longest gap between acks %s", round, how, c.names[victim], gap.Round(time.Millisecond))
 	}
@@ -1028,21 +1248,29 @@ func TestClusterObjectAdmin(t *testing.T) {
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		left := 0
-		for _, n := range c.nodes {
+		// A node whose listing fails counts as still holding it: only
+		// listings that answered can show it gone.
+		left, unanswered := 0, []string{}
+		for i, n := range c.nodes {
 			var p page
-			n.do("GET", "/admin/objects/local?class=ChatLobby&replicas=1&limit=1000", nil, &p)
+			if code := n.do("GET", "/admin/objects/local?class=ChatLobby&replicas=1&limit=1000", nil, &p); code != 200 {
+				unanswered = append(unanswered, fmt.Sprintf("%s: HTTP %d", c.names[i], code))
+				continue
+			}
+			if p.Next != "" {
+				t.Fatalf("%s lists more than 1000 local lobbies", c.names[i])
+			}
 			for _, o := range p.Objects {
 				if o.Name == victim {
 					left++
 				}
 			}
 		}
-		if left == 0 {
+		if left == 0 && len(unanswered) == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s still on %d replicas 20s after delete", victim, left)
+			t.Fatalf("%s still on %d replicas 20s after delete (listings that failed: %v)", victim, left, unanswered)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -1083,5 +1311,75 @@ func TestClusterObjectAdmin(t *testing.T) {
 			t.Fatalf("%s did not move from %s within 20s (now %d %q)", mover, before, code, o.Node)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestChatLoadReportsFailuresOnASettledCluster: the load does not hide a
+// node that refuses it. Against a "node" that answers every upgrade with
+// 503 and one that accepts and never answers, with no disruption marked,
+// finish's problems name both nodes; the same failures inside a
+// disruption are only counted.
+func TestChatLoadReportsFailuresOnASettledCluster(t *testing.T) {
+	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"code":"unavailable"}`, http.StatusServiceUnavailable)
+	}))
+	defer refusing.Close()
+	up := websocket.Upgrader{}
+	silent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		for {
+			if _, _, err := ws.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}))
+	defer silent.Close()
+	fake := func(srv *httptest.Server) *node { return &node{t: t, addr: srv.Listener.Addr().String()} }
+
+	for _, disrupted := range []bool{false, true} {
+		c := &testCluster{t: t, nodes: []*node{fake(refusing), fake(silent)}, names: []string{"refusing", "silent"}}
+		l := &chatLoad{c: c, room: "r", stop: make(chan struct{}), acked: map[string]string{}, readDeadline: 200 * time.Millisecond}
+		if disrupted {
+			l.disrupt("test")
+		}
+		for i := range 2 {
+			l.wg.Add(1)
+			go l.sender(fmt.Sprintf("p%d", i), i)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			l.mu.Lock()
+			nodes := map[string]bool{}
+			for _, f := range l.failures {
+				nodes[f.node] = true
+			}
+			l.mu.Unlock()
+			if len(nodes) == 2 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("disrupted=%v: failures recorded on %d of 2 nodes within 20s", disrupted, len(nodes))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		close(l.stop)
+		l.wg.Wait()
+		problems := strings.Join(l.problems(), "\n")
+		if disrupted {
+			if problems != "" || len(l.expectedFailures()) != 2 {
+				t.Errorf("failures during a disruption: problems %q, counted %v", problems, l.expectedFailures())
+			}
+			continue
+		}
+		for _, want := range []string{refusing.Listener.Addr().String() + " while the cluster was settled", "dial: HTTP 503",
+			silent.Listener.Addr().String() + " while the cluster was settled"} {
+			if !strings.Contains(problems, want) {
+				t.Errorf("problems do not report %q:\n%s", want, problems)
+			}
+		}
 	}
 }

@@ -3,11 +3,12 @@ package main
 import (
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/holocron-run/holocron/internal/testenv"
 )
 
 // netLab puts each node in its own network namespace on one Linux bridge,
@@ -31,14 +32,8 @@ func sh(t *testing.T, argv ...string) {
 
 func newNetLab(t *testing.T, nodes int) *netLab {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("network partition test needs root (network namespaces, iptables)")
-	}
-	for _, tool := range []string{"ip", "iptables"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("network partition test needs %s (apt-get install iproute2 iptables)", tool)
-		}
-	}
+	testenv.NeedRoot(t, "the network partition test (network namespaces, iptables)")
+	testenv.NeedCommand(t, "iproute2 iptables", "ip", "iptables")
 	x := 100 + rand.IntN(150)
 	l := &netLab{t: t, id: fmt.Sprintf("%03d", x), subnet: fmt.Sprintf("10.%d.0", x)}
 	l.bridge = "hcbr" + l.id
@@ -103,6 +98,7 @@ func TestClusterPartitionedLeaderAcknowledgesNothing(t *testing.T) {
 
 	leader := c.leaderOf("ChatLobby", "main")
 	isolatedAddr := c.nodes[leader].addr
+	load.disrupt("the lobby's leader cut off from its peers, then healed")
 	lab.isolate(leader)
 	isolatedAt := time.Now()
 	// The majority elects a new leader; from then on the isolated node must
@@ -143,7 +139,7 @@ func TestClusterPartitionedLeaderAcknowledgesNothing(t *testing.T) {
 	t.Logf("isolated leader %s; majority had a new leader after %s", c.names[leader], electedAt.Sub(isolatedAt).Round(time.Millisecond))
 
 	lab.heal(leader)
-	c.waitConverged(3)
+	load.settle(3)
 	load.waitAcks(load.ackCount()+50, 60*time.Second)
 	load.finish()
 }

@@ -6,6 +6,7 @@ package proctest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -279,29 +280,85 @@ func (c *Cluster) converged(voters int) (bool, string) {
 	return cluster.Converged(statuses, voters)
 }
 
-// LeaderOf returns the index of the node leading the object (class, name).
+// LeaderOf returns the index of the node leading the object (class, name),
+// as that node itself confirms (see ConfirmLeader).
 func (c *Cluster) LeaderOf(class, name string) int {
 	c.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
+	var err error
 	for time.Now().Before(deadline) {
-		for _, n := range c.Live() {
-			var loc struct {
-				Leader string `json:"leader"`
+		live := map[string]string{}
+		for i, n := range c.Nodes {
+			if n.Alive() {
+				live[c.names[i]] = n.URL("")
 			}
-			resp, err := http.Get(n.URL("/admin/cluster/locate/" + class + "/" + name))
-			if err != nil {
-				continue
-			}
-			err = json.NewDecoder(resp.Body).Decode(&loc)
-			resp.Body.Close()
+		}
+		var lead Lead
+		if lead, err = ConfirmLeader(live, class, name); err == nil {
 			for i, nm := range c.names {
-				if err == nil && nm == loc.Leader && c.Nodes[i].Alive() {
+				if nm == lead.Node {
 					return i
 				}
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	c.t.Fatalf("no leader for %s/%s", class, name)
+	c.t.Fatalf("no confirmed leader for %s/%s within 30s: %v", class, name, err)
 	return -1
+}
+
+// Lead is the leader of an object's partition, as confirmed by the leader.
+type Lead struct {
+	Node      string
+	Partition int
+	// Term is the Raft term the leader leads in: a failover raises it.
+	Term uint64
+}
+
+var statusClient = &http.Client{Timeout: 5 * time.Second}
+
+// ConfirmLeader finds the leader of object (class, name) among nodes (node
+// name → base URL, live nodes only). Any node may name a leader from a
+// stale view, so the node named is asked too: only a node whose own
+// /admin/cluster says it serves the partition counts.
+func ConfirmLeader(nodes map[string]string, class, name string) (Lead, error) {
+	var errs []error
+	for _, base := range nodes {
+		var loc cluster.Location
+		if err := getJSON(base+"/admin/cluster/locate/"+class+"/"+name, &loc); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		lbase, ok := nodes[loc.Leader]
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s names leader %q, not a live node", base, loc.Leader))
+			continue
+		}
+		var st cluster.Status
+		if err := getJSON(lbase+"/admin/cluster", &st); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if loc.Partition >= len(st.Partitions) || !st.Partitions[loc.Partition].Serving {
+			errs = append(errs, fmt.Errorf("%s names %s the leader of partition %d, which does not serve it", base, loc.Leader, loc.Partition))
+			continue
+		}
+		return Lead{Node: loc.Leader, Partition: loc.Partition, Term: st.Partitions[loc.Partition].Term}, nil
+	}
+	return Lead{}, fmt.Errorf("no confirmed leader of %s/%s: %w", class, name, errors.Join(errs...))
+}
+
+func getJSON(url string, out any) error {
+	resp, err := statusClient.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: HTTP %d", url, resp.StatusCode)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("GET %s: %w", url, err)
+	}
+	return nil
 }
