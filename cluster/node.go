@@ -611,6 +611,9 @@ func (n *Node) Locate(ctx context.Context, id runtime.ID) (Location, error) {
 		return loc, err
 	}
 	lead, _ := n.engine.Leader(p)
+	if !n.engine.InGroup(p) {
+		lead = 0 // a stale view: go by what leaders announce (see route)
+	}
 	names := map[uint64]Member{}
 	for _, m := range n.members.Members() {
 		names[m.RaftID] = m
