@@ -23,6 +23,7 @@ const usage = `usage: holocron <command> [flags]
 commands:
   serve     run a node (see holocron serve -h)
   token     print a signed player token (see holocron token -h)
+  cert      create the cluster's CA, node and client certificates (see holocron cert -h)
   backup    save a consistent snapshot of a running node (-from URL -out FILE)
   restore   load a backup into an empty data directory (-in FILE -data DIR)
   version   print the version
@@ -70,6 +71,8 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		return 0
 	case "token":
 		return tokenCommand(args[1:], stdout, stderr, getenv)
+	case "cert":
+		return certCommand(args[1:], stdout, stderr)
 	case "backup":
 		return backupCommand(args[1:], stdout, stderr, getenv)
 	case "restore":
