@@ -91,6 +91,9 @@ type MembershipConfig struct {
 	// Join lists gossip addresses of any peers; joining retries until one
 	// answers and keeps retrying peers that are not alive.
 	Join []string
+	// GossipKeys, when set, encrypt and authenticate all gossip (see
+	// GossipKeys); nil means gossip in clear, for -insecure clusters.
+	GossipKeys GossipKeys
 	// RetryJoinInterval is the pause between join attempts. Default 1s.
 	RetryJoinInterval time.Duration
 	Logger            *slog.Logger
@@ -111,6 +114,9 @@ type Membership struct {
 	self string
 	// dirty wakes announceLoop.
 	dirty chan struct{}
+
+	// keyring encrypts gossip; nil when it runs in clear.
+	keyring *memberlist.Keyring
 
 	mu      sync.Mutex
 	meta    nodeMeta
@@ -151,6 +157,15 @@ func StartMembership(cfg MembershipConfig) (*Membership, error) {
 		} else {
 			mc.AdvertiseAddr = ip
 		}
+	}
+	if len(cfg.GossipKeys) > 0 {
+		if mc.Keyring, err = cfg.GossipKeys.keyring(); err != nil {
+			return nil, fmt.Errorf("gossip keys: %w", err)
+		}
+		m.keyring = mc.Keyring
+		// Refuse anything not encrypted with a key of the ring, in both
+		// directions (memberlist's defaults, stated here on purpose).
+		mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
 	}
 	mc.Delegate = (*metaDelegate)(m)
 	mc.Events = (*eventDelegate)(m)
