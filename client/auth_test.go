@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"errors"
 	"os/exec"
 	"strings"
@@ -15,14 +16,24 @@ const testSecret = "client-test-secret"
 // token runs `holocron token` for a player token signed with testSecret.
 func token(t *testing.T, player, name, ttl string) string {
 	t.Helper()
-	if err := exec.Command(holocronBin, "token", "-h").Run(); err != nil {
-		t.Skip("waiting for holocron token")
+	return tokenWith(t, testSecret, player, name, ttl)
+}
+
+// tokenWith runs `holocron token` for a player token signed with secret. A
+// failing command fails the test, with what it printed.
+func tokenWith(t *testing.T, secret, player, name, ttl string) string {
+	t.Helper()
+	cmd := exec.Command(holocronBin, "token", "-auth-secret", secret, "-player", player, "-name", name, "-ttl", ttl)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(cmd.Args, " "), err, &stdout, &stderr)
 	}
-	out, err := exec.Command(holocronBin, "token", "-auth-secret", testSecret, "--player", player, "--name", name, "--ttl", ttl).Output()
-	if err != nil {
-		t.Fatalf("holocron token: %v", err)
+	tok := strings.TrimSpace(stdout.String())
+	if tok == "" {
+		t.Fatalf("%s printed no token; stderr:\n%s", strings.Join(cmd.Args, " "), &stderr)
 	}
-	return strings.TrimSpace(string(out))
+	return tok
 }
 
 // TestAuthTokenFixesIdentity connects with a player token to a node that
@@ -71,23 +82,25 @@ func TestAuthTokenFixesIdentity(t *testing.T) {
 }
 
 // TestAuthBadTokenFailsDial checks that a refused token makes DialChat fail
-// at once with the server's code, instead of retrying.
+// at once with the server's code, instead of trying the next address: with
+// the node given twice, the client opens one connection only.
 func TestAuthBadTokenFailsDial(t *testing.T) {
 	checkLeaks(t)
-	token(t, "p1", "Alice", "1h") // skips until the command exists
+	otherSecret := tokenWith(t, "another-secret", "p1", "Alice", "1h")
 	node := startNode(t, "-auth-secret", testSecret)
 	cases := []struct {
 		name, token string
 	}{
 		{"bad token", "not-a-jwt"},
-		{"wrong secret", "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJwMSIsImV4cCI6NDEwMjQ0NDgwMH0.c2lnbmVkLXdpdGgtYW5vdGhlci1zZWNyZXQ"},
+		{"wrong secret", otherSecret},
 		{"no token", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			o := testOptions()
 			o.Token = tc.token
-			start := time.Now()
+			tap := &netTap{}
+			o.Dialer = tap.dialer()
 			c, err := DialChat(ctxT(t, 10*time.Second), []string{node.Addr, node.Addr}, o)
 			if err == nil {
 				c.Close(t.Context())
@@ -97,8 +110,8 @@ func TestAuthBadTokenFailsDial(t *testing.T) {
 			if !errors.As(err, &e) || e.Code != CodeUnauthorized || e.Status != 401 {
 				t.Fatalf("DialChat error %v, want *Error unauthorized with HTTP 401", err)
 			}
-			if d := time.Since(start); d > 2*time.Second {
-				t.Fatalf("DialChat took %v to fail", d)
+			if n := tap.dials(); n != 1 {
+				t.Fatalf("DialChat opened %d connections, want 1: a 401 must stop it at the first address", n)
 			}
 		})
 	}
@@ -109,8 +122,11 @@ func TestAuthBadTokenFailsDial(t *testing.T) {
 // with an *Error event, a final Disconnected and no reconnect.
 func TestAuthExpiryStopsClient(t *testing.T) {
 	checkLeaks(t)
-	tok := token(t, "p1", "Alice", "2s")
 	node := startNode(t, "-auth-secret", testSecret)
+	// Issued once the node is up, so that its short life (5s, counted in
+	// whole seconds: 4 to 5) covers the room's setup, not the node's start,
+	// with room to spare on a loaded machine.
+	tok := token(t, "p1", "Alice", "5s")
 	o := testOptions()
 	o.Token = tok
 	c, ev := dialChat(t, []string{node.Addr}, o)
@@ -121,7 +137,8 @@ func TestAuthExpiryStopsClient(t *testing.T) {
 	if _, err := c.JoinRoom(ctx, "brief", "p1", "Alice"); err != nil {
 		t.Fatalf("JoinRoom: %v", err)
 	}
-	<-ev.done // Events closes: the client stopped by itself.
+	// Events closes: the client stopped by itself.
+	waitFor(t, 20*time.Second, "the client to stop after its 5s token expired (Events closed)", closedChan(ev.done))
 	evs, _ := ev.snapshot()
 	var sawError, sawFinal bool
 	for _, e := range evs {

@@ -52,9 +52,7 @@ func TestChatClusterFailover(t *testing.T) {
 	stop := make(chan struct{})
 	a := chat(alice, "war-room", "alice", 2*time.Millisecond, stop)
 	b := chat(bob, "war-room", "bob", 2*time.Millisecond, stop)
-	for a.count() < 50 || b.count() < 50 {
-		time.Sleep(10 * time.Millisecond)
-	}
+	progress(t, 30*time.Second, 50, a, b)
 	killedAt := time.Now()
 	c.Nodes[leader].Kill9()
 
@@ -70,19 +68,16 @@ func TestChatClusterFailover(t *testing.T) {
 	if ra.Addr == c.Nodes[leader].Addr {
 		t.Errorf("alice reconnected to the dead node %s", ra.Addr)
 	}
-	base := a.count() + b.count()
-	for a.count()+b.count() < base+100 {
-		time.Sleep(10 * time.Millisecond)
-	}
+	progress(t, 30*time.Second, 50, a, b)
 	close(stop)
-	t.Logf("failover: alice back after %v (%d attempts), bob after %v (%d attempts); 100 more messages acknowledged %v after the kill",
+	t.Logf("failover: alice back after %v (%d attempts), bob after %v (%d attempts); 50 more messages each acknowledged %v after the kill",
 		ra.Downtime.Round(time.Millisecond), ra.Attempts, rb.Downtime.Round(time.Millisecond), rb.Attempts, time.Since(killedAt).Round(time.Millisecond))
+	a.stopped(t)
+	b.stopped(t)
 
-	history := waitQuiet(t, bob, "war-room")
+	history := settled(t, bob, "war-room", map[string]*recorder{"alice": aliceEv, "bob": bobEv})
 	a.check(t, history)
 	b.check(t, history)
-	waitStream(t, "alice", aliceEv, "war-room", history)
-	waitStream(t, "bob", bobEv, "war-room", history)
 	t.Logf("%d messages in history; alice sent %d, bob %d", len(history), a.count(), b.count())
 }
 

@@ -1,10 +1,13 @@
 package client
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/holocron-run/holocron/internal/proctest"
 )
@@ -232,9 +237,9 @@ func sameMessages(got, want []ChatMessage) error {
 }
 
 // signal sends sig to the holocron process serving from data directory
-// dir. proctest does not expose the pid; SIGSTOP lets a test hold a
-// request in flight.
-func signal(t *testing.T, dir string, sig syscall.Signal) {
+// dir and returns its pid. proctest does not expose the pid; SIGSTOP lets a
+// test hold a request in flight.
+func signal(t *testing.T, dir string, sig syscall.Signal) int {
 	t.Helper()
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
@@ -254,8 +259,175 @@ func signal(t *testing.T, dir string, sig syscall.Signal) {
 			if err := syscall.Kill(pid, sig); err != nil {
 				t.Fatalf("kill %d: %v", pid, err)
 			}
-			return
+			return pid
 		}
 	}
 	t.Fatalf("no holocron process with -data %s", dir)
+	return 0
+}
+
+// waitFor polls cond until it returns nil, and fails the test after within,
+// naming what it waited for and cond's last answer (why not yet). cond runs
+// on the test's goroutine, so it may itself fail the test.
+func waitFor(t testing.TB, within time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s: %v", within, what, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// closedChan is a waitFor condition: nil once ch is closed.
+func closedChan(ch <-chan struct{}) func() error {
+	return func() error {
+		select {
+		case <-ch:
+			return nil
+		default:
+			return errors.New("not closed yet")
+		}
+	}
+}
+
+// waitStopped waits until every thread of process pid is stopped (the
+// SIGSTOP took effect): from then on the process reads nothing.
+func waitStopped(t *testing.T, pid int) {
+	t.Helper()
+	waitFor(t, 10*time.Second, fmt.Sprintf("process %d to stop", pid), func() error {
+		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		if err != nil {
+			return err
+		}
+		for _, task := range tasks {
+			stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+			if err != nil {
+				return err
+			}
+			// pid (comm) state ...: comm may hold spaces, the state
+			// follows its last ")".
+			i := bytes.LastIndexByte(stat, ')')
+			if i < 0 || i+2 >= len(stat) {
+				return fmt.Errorf("unreadable stat %q", stat)
+			}
+			if st := stat[i+2]; st != 'T' && st != 't' {
+				return fmt.Errorf("thread %s is in state %c", task.Name(), st)
+			}
+		}
+		return nil
+	})
+}
+
+// netTap is a WebSocket dialer for a client's Options that counts the TCP
+// connections the client opens and keeps the payload of every frame the
+// client wrote, once the write returned (the frame is then the kernel's:
+// it reaches the server even if the client does nothing more).
+type netTap struct {
+	mu       sync.Mutex
+	attempts int
+	frames   []string
+}
+
+// dialer returns the websocket.Dialer to put in Options.Dialer.
+func (n *netTap) dialer() *websocket.Dialer {
+	return &websocket.Dialer{
+		HandshakeTimeout: 10 * time.Second,
+		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			n.mu.Lock()
+			n.attempts++
+			n.mu.Unlock()
+			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &tappedConn{Conn: c, tap: n}, nil
+		},
+	}
+}
+
+// dials is how many TCP connections the client tried to open.
+func (n *netTap) dials() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.attempts
+}
+
+// wrote reports whether a frame containing s was written.
+func (n *netTap) wrote(s string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, f := range n.frames {
+		if strings.Contains(f, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// tappedConn passes writes through and decodes the client's frames from
+// them: past the HTTP upgrade request, each frame is a header, a mask and
+// the masked payload (RFC 6455 5.2).
+type tappedConn struct {
+	net.Conn
+	tap *netTap
+
+	mu       sync.Mutex
+	upgraded bool   // the HTTP request is behind
+	pending  []byte // written bytes not yet a whole frame
+}
+
+func (c *tappedConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pending = append(c.pending, p[:n]...)
+	if !c.upgraded {
+		i := bytes.Index(c.pending, []byte("\r\n\r\n"))
+		if i < 0 {
+			return n, err
+		}
+		c.pending, c.upgraded = c.pending[i+4:], true
+	}
+	for len(c.pending) >= 2 {
+		size, head := uint64(c.pending[1]&0x7f), 2
+		switch size {
+		case 126:
+			if len(c.pending) < 4 {
+				return n, err
+			}
+			size, head = uint64(binary.BigEndian.Uint16(c.pending[2:])), 4
+		case 127:
+			if len(c.pending) < 10 {
+				return n, err
+			}
+			size, head = binary.BigEndian.Uint64(c.pending[2:]), 10
+		}
+		var mask []byte
+		if c.pending[1]&0x80 != 0 {
+			if len(c.pending) < head+4 {
+				return n, err
+			}
+			mask, head = c.pending[head:head+4], head+4
+		}
+		if uint64(len(c.pending)-head) < size {
+			return n, err
+		}
+		payload := append([]byte(nil), c.pending[head:head+int(size)]...)
+		for i := range payload {
+			if mask != nil {
+				payload[i] ^= mask[i%4]
+			}
+		}
+		c.tap.mu.Lock()
+		c.tap.frames = append(c.tap.frames, string(payload))
+		c.tap.mu.Unlock()
+		c.pending = c.pending[head+int(size):]
+	}
+	return n, err
 }

@@ -2,7 +2,11 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -53,11 +57,52 @@ func (ch *chatter) count() int {
 	return len(ch.acks)
 }
 
+// failed fails the test at once if a send of ch failed: every SendMessage
+// must succeed, so waiting on would only hide why.
+func (ch *chatter) failed(t *testing.T) {
+	t.Helper()
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if len(ch.errs) > 0 {
+		t.Fatalf("%s: SendMessage failed: %v", ch.who, ch.errs)
+	}
+}
+
+// progress waits until each chatter has had more messages acknowledged
+// than when it was called.
+func progress(t *testing.T, within time.Duration, more int, chs ...*chatter) {
+	t.Helper()
+	base := make([]int, len(chs))
+	for i, ch := range chs {
+		base[i] = ch.count()
+	}
+	waitFor(t, within, fmt.Sprintf("%d more acknowledged messages from each sender", more), func() error {
+		var behind []string
+		for i, ch := range chs {
+			ch.failed(t)
+			if got := ch.count() - base[i]; got < more {
+				behind = append(behind, fmt.Sprintf("%s has %d", ch.who, got))
+			}
+		}
+		if len(behind) > 0 {
+			return fmt.Errorf("%s", strings.Join(behind, ", "))
+		}
+		return nil
+	})
+}
+
+// stopped waits for ch's sender to return (after stop closed: its last
+// SendMessage has 30s at most).
+func (ch *chatter) stopped(t *testing.T) {
+	t.Helper()
+	waitFor(t, 40*time.Second, ch.who+"'s sender to stop", closedChan(ch.done))
+}
+
 // check verifies that every message ch sent was acknowledged once and is
 // stored exactly once, as acknowledged, in the room's history.
 func (ch *chatter) check(t *testing.T, history []ChatMessage) {
 	t.Helper()
-	<-ch.done
+	ch.stopped(t)
 	for _, err := range ch.errs {
 		t.Errorf("%s: SendMessage failed: %v", ch.who, err)
 	}
@@ -83,36 +128,30 @@ func (ch *chatter) check(t *testing.T, history []ChatMessage) {
 	}
 }
 
-// waitStream waits until rec's stream of room has reached the newest
-// message of history, and checks that it equals history: no gap, no
-// repeat, same order.
-func waitStream(t *testing.T, name string, rec *recorder, room string, history []ChatMessage) {
+// settled waits until the room's history, read through c, and the stream
+// of every application in streams are the same messages, once each, in the
+// same order, and returns that history. Call it once the senders stopped:
+// the join entries of reconnecting clients may still be landing, so it
+// compares again until they agree; a stream with a gap, a repeat or a
+// message out of order never does, and fails at the deadline with the
+// difference.
+func settled(t *testing.T, c *ChatClient, room string, streams map[string]*recorder) []ChatMessage {
 	t.Helper()
-	last := history[len(history)-1].ID
-	rec.waitFor(t, 20*time.Second, name+"'s stream to reach "+last, func([]Event) bool {
-		ms := rec.messages(room)
-		return len(ms) > 0 && ms[len(ms)-1].ID >= last
-	})
-	if err := sameMessages(rec.messages(room), history); err != nil {
-		t.Fatalf("%s's stream differs from the room's history: %v", name, err)
-	}
-}
-
-// waitQuiet reads a room's history until two reads a moment apart agree
-// (presence entries of reconnecting clients may still be landing).
-func waitQuiet(t *testing.T, c *ChatClient, room string) []ChatMessage {
-	t.Helper()
-	prev := fullHistory(t, c, room)
-	for range 50 {
-		time.Sleep(300 * time.Millisecond)
-		cur := fullHistory(t, c, room)
-		if len(cur) == len(prev) {
-			return cur
+	names := slices.Sorted(maps.Keys(streams))
+	var history []ChatMessage
+	waitFor(t, 30*time.Second, "the room's history and "+strings.Join(names, "'s and ")+"'s streams to agree", func() error {
+		history = fullHistory(t, c, room)
+		if len(history) == 0 {
+			return fmt.Errorf("room %s has no history", room)
 		}
-		prev = cur
-	}
-	t.Fatal("room history never settled")
-	return nil
+		for _, name := range names {
+			if err := sameMessages(streams[name].messages(room), history); err != nil {
+				return fmt.Errorf("%s's stream: %w", name, err)
+			}
+		}
+		return nil
+	})
+	return history
 }
 
 // TestChatResumesAfterKill9 kills the only node mid-chat and restarts it:
@@ -125,7 +164,10 @@ func TestChatResumesAfterKill9(t *testing.T) {
 	node := startNode(t)
 	addrs := []string{node.Addr}
 	alice, aliceEv := dialChat(t, addrs, testOptions())
-	bob, bobEv := dialChat(t, addrs, testOptions())
+	bobOpts := testOptions()
+	bobTap := &netTap{}
+	bobOpts.Dialer = bobTap.dialer()
+	bob, bobEv := dialChat(t, addrs, bobOpts)
 	ctx := ctxT(t, 60*time.Second)
 	if _, err := alice.CreateRoom(ctx, NewChatRoom{RoomID: "lobby", Name: "Lobby"}); err != nil {
 		t.Fatalf("CreateRoom: %v", err)
@@ -140,13 +182,11 @@ func TestChatResumesAfterKill9(t *testing.T) {
 	stop := make(chan struct{})
 	a := chat(alice, "lobby", "alice", 5*time.Millisecond, stop)
 	b := chat(bob, "lobby", "bob", 5*time.Millisecond, stop)
-	for a.count() < 20 || b.count() < 20 {
-		time.Sleep(10 * time.Millisecond)
-	}
+	progress(t, 20*time.Second, 20, a, b)
 
 	// Hold a message in flight: the node is frozen when it is written, and
 	// killed before it could read it.
-	signal(t, node.Dir, syscall.SIGSTOP)
+	waitStopped(t, signal(t, node.Dir, syscall.SIGSTOP))
 	inflight := make(chan error, 1)
 	var held *ChatMessage
 	go func() {
@@ -154,7 +194,12 @@ func TestChatResumesAfterKill9(t *testing.T) {
 		held = m
 		inflight <- err
 	}()
-	time.Sleep(200 * time.Millisecond)
+	waitFor(t, 10*time.Second, "bob's client to write the held message to its socket", func() error {
+		if !bobTap.wrote(`"clientMsgId":"held-at-crash"`) {
+			return errors.New("not written yet")
+		}
+		return nil
+	})
 	node.Kill9()
 	restart(t, node)
 	select {
@@ -173,13 +218,12 @@ func TestChatResumesAfterKill9(t *testing.T) {
 	b.mu.Unlock()
 	waitEvent[*Reconnected](t, aliceEv, 20*time.Second, nil)
 	waitEvent[*Reconnected](t, bobEv, 20*time.Second, nil)
-	base := a.count() + b.count()
-	for a.count()+b.count() < base+40 {
-		time.Sleep(10 * time.Millisecond)
-	}
+	progress(t, 20*time.Second, 20, a, b)
 	close(stop)
+	a.stopped(t)
+	b.stopped(t)
 
-	history := waitQuiet(t, alice, "lobby")
+	history := settled(t, alice, "lobby", map[string]*recorder{"alice": aliceEv, "bob": bobEv})
 	a.check(t, history)
 	b.check(t, history)
 	stored := 0
@@ -191,7 +235,5 @@ func TestChatResumesAfterKill9(t *testing.T) {
 	if stored != 1 {
 		t.Fatalf("the in-flight message is stored %d times", stored)
 	}
-	waitStream(t, "alice", aliceEv, "lobby", history)
-	waitStream(t, "bob", bobEv, "lobby", history)
 	t.Logf("%d messages in history; alice sent %d, bob %d", len(history), a.count(), b.count())
 }

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -214,5 +216,107 @@ func TestSocketsPerAddressLimit(t *testing.T) {
 			t.Fatal("no socket admitted after one closed")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestSocketsPerPlayerLimit runs a node with player tokens and
+// -max-sockets-per-player: the player is the token's subject, and its
+// sockets beyond the limit are upgraded and closed at once with 4008 "too
+// many sockets", while another player's sockets are not affected; a socket
+// closed frees its place once the node has seen it end.
+func TestSocketsPerPlayerLimit(t *testing.T) {
+	const limit = 2
+	secret := []byte("per-player-secret")
+	n := startNode(t, t.TempDir(), "-auth-secret", string(secret), "-max-sockets-per-player", strconv.Itoa(limit))
+	as := func(player string) http.Header {
+		tok, err := issueToken(secret, player, "Player "+player, time.Hour, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return http.Header{"Authorization": {"Bearer " + tok}}
+	}
+	p1, p2 := as("p1"), as("p2")
+	dial := func(h http.Header) *runtimetest.Conn {
+		return runtimetest.DialURL(t, n.wsURL("/api/lobby/websocket"), h)
+	}
+	// served checks that c is open and answered by the object: a ping
+	// gets its pong, with nothing before it.
+	served := func(what string, c *runtimetest.Conn) {
+		t.Helper()
+		c.Send(map[string]any{"type": "ping"})
+		f, err := c.TryRead()
+		if err != nil || f.Type() != "pong" {
+			t.Fatalf("%s: ping answered with %v, %v; want pong", what, f, err)
+		}
+	}
+	refused := func(what string, c *runtimetest.Conn) {
+		t.Helper()
+		_, err := c.TryRead()
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != 4008 || ce.Text != "too many sockets" {
+			t.Fatalf("%s: first read %v, want close 4008 \"too many sockets\"", what, err)
+		}
+		c.WS.Close()
+	}
+	open := func() float64 {
+		v, ok := metricValue(t, n.get("/metrics"), "holocron_websockets_open")
+		if !ok {
+			t.Fatal("no holocron_websockets_open on /metrics")
+		}
+		return v
+	}
+	// The node counts a socket until it has ended (a refused one too):
+	// wait for the open sockets gauge to show want.
+	openSockets := func(want int, why string) {
+		t.Helper()
+		waitFor(t, 10*time.Second, fmt.Sprintf("%d open sockets on the node (%s)", want, why), func() error {
+			if got := open(); got != float64(want) {
+				return fmt.Errorf("holocron_websockets_open is %v", got)
+			}
+			return nil
+		})
+	}
+
+	var mine []*runtimetest.Conn
+	for i := range limit {
+		c := dial(p1)
+		served(fmt.Sprintf("p1's socket %d of %d", i+1, limit), c)
+		mine = append(mine, c)
+	}
+	refused(fmt.Sprintf("p1's socket %d with -max-sockets-per-player %d", limit+1, limit), dial(p1))
+	for i, c := range mine {
+		served(fmt.Sprintf("p1's socket %d after the refusal", i+1), c)
+	}
+	// Another player is not affected: it gets its own limit's worth.
+	for i := range limit {
+		served(fmt.Sprintf("p2's socket %d while p1 is at the limit", i+1), dial(p2))
+	}
+	openSockets(2*limit, "p1's and p2's, the refused socket gone")
+
+	// A socket of p1 closed: once the node has seen it end, p1 may open
+	// one again, and only one.
+	mine[0].WS.Close()
+	openSockets(2*limit-1, "p1's first socket closed")
+	served("p1's socket opened after one closed", dial(p1))
+	for i, c := range mine[1:] {
+		served(fmt.Sprintf("p1's remaining socket %d", i+2), c)
+	}
+	refused("p1's socket beyond the limit again", dial(p1))
+}
+
+// waitFor polls cond until it returns nil, and fails the test after within,
+// naming what it waited for and cond's last answer (why not yet).
+func waitFor(t testing.TB, within time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s: %v", within, what, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -618,7 +618,8 @@ var (
 	dialer     = websocket.Dialer{HandshakeTimeout: 5 * time.Second}
 )
 
-// until reads frames until one of type typ arrives (others are skipped).
+// until reads frames until one of type typ arrives (others are skipped;
+// each read fails the test after runtimetest.Timeout).
 func until(c *runtimetest.Conn, typ string) runtimetest.Frame {
 	for {
 		if f := c.Read(); f.Type() == typ {
