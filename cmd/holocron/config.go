@@ -154,6 +154,10 @@ func parseServeFlags(args []string, getenv func(string) string) (cfg serveConfig
 		return cfg, errors.New("-history-limit must be at least 1")
 	case cfg.RateBurst < 1 || cfg.MaxRooms < 1 || cfg.MaxSocketsIP < 0 || cfg.MaxSocketsUser < 0:
 		return cfg, errors.New("-rate-burst and -max-rooms must be at least 1, socket limits not negative")
+	case cfg.MaxSocketsUser > 0 && cfg.AuthSecret == "":
+		// Without tokens there is no player to count: the limit would do
+		// nothing, silently.
+		return cfg, errors.New("-max-sockets-per-player needs -auth-secret (players are known only from their tokens)")
 	case cfg.Partitions < 1 || cfg.Partitions > 4096:
 		return cfg, errors.New("-partitions must be between 1 and 4096")
 	case cfg.Replication < 1:

@@ -241,6 +241,7 @@ func TestBadFlagsExitTwoWithOneLine(t *testing.T) {
 		{"data dir is a file", []string{"serve", "-data", file, "-http", "127.0.0.1:0"}, nil, "data directory"},
 		{"bad env", []string{"serve"}, []string{"HOLOCRON_HISTORY_LIMIT=many"}, "HOLOCRON_HISTORY_LIMIT"},
 		{"unknown command", []string{"frobnicate"}, nil, "unknown command"},
+		{"per-player limit without tokens", []string{"serve", "-max-sockets-per-player", "2"}, nil, "needs -auth-secret"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
