@@ -132,7 +132,7 @@ func (p *Peer) ServerConfig() *tls.Config {
 				Certificates: []tls.Certificate{*cert},
 				ClientAuth:   tls.RequireAndVerifyClientCert,
 				ClientCAs:    pool,
-				NextProtos:   []string{"h2"},
+				NextProtos:   []string{"h2", "http/1.1"},
 				VerifyConnection: func(cs tls.ConnectionState) error {
 					_, err := PeerName(cs)
 					return err
