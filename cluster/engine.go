@@ -431,14 +431,49 @@ func (e *Engine) run() {
 		case fn := <-e.ctl:
 			fn()
 		}
-		if err := e.processReady(); err != nil {
+		if err := e.processReadyGuarded(); err != nil {
 			// The node cannot persist Raft state: continuing could break
-			// Raft's promises, so stop serving everything.
-			e.log.Error("raft persistence failed; engine stopping", "err", err)
+			// Raft's promises, so stop serving everything, and fail the
+			// node's store (which logs the cause): its owner then
+			// fail-stops the process (storage.PebbleOptions.OnFailure) and
+			// the other voters elect new leaders.
+			e.cfg.Store.Fail(fmt.Errorf("raft persistence failed: %w", err))
+			e.log.Warn("raft persistence failed; engine stopping", "err", err)
 			e.stopServing(err)
 			return
 		}
 	}
+}
+
+// processReadyGuarded is processReady on storage that may fail. Once the
+// store has failed it writes nothing (Pebble's commit pipeline may be
+// wedged). And Pebble does not return a failed WAL write or fsync: it
+// calls its logger's Fatalf, which fails the store and panics, or panics
+// itself with the error (see storage's syncCommit); that panic becomes the
+// error here. A panic that is not an error (Raft's invariants) or is a
+// runtime error (a bug) goes on.
+func (e *Engine) processReadyGuarded() (err error) {
+	if err := e.cfg.Store.Err(); err != nil {
+		return err
+	}
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		if failed := e.cfg.Store.Err(); failed != nil {
+			err = failed // Pebble's Fatalf: the store has the cause
+			return
+		}
+		if perr, ok := r.(error); ok {
+			if _, bug := r.(interface{ RuntimeError() }); !bug {
+				err = fmt.Errorf("pebble: %w", perr)
+				return
+			}
+		}
+		panic(r)
+	}()
+	return e.processReady()
 }
 
 func (e *Engine) step(envs []Envelope) {

@@ -13,6 +13,9 @@ import (
 type alarmScheduler struct {
 	rt   *Runtime
 	wake chan struct{}
+	// stopped is closed when run returns: from then on the scheduler
+	// does not touch the store.
+	stopped chan struct{}
 
 	// Owned by run.
 	inflight map[ID]bool
@@ -21,6 +24,9 @@ type alarmScheduler struct {
 }
 
 type alarmRetry struct {
+	// at is the failing alarm's time: an alarm the object set anew is
+	// another alarm, with retries of its own.
+	at        time.Time
 	attempts  int
 	notBefore time.Time
 }
@@ -35,6 +41,7 @@ func newAlarmScheduler(rt *Runtime) *alarmScheduler {
 	return &alarmScheduler{
 		rt:       rt,
 		wake:     make(chan struct{}, 1),
+		stopped:  make(chan struct{}),
 		inflight: map[ID]bool{},
 		retry:    map[ID]alarmRetry{},
 		results:  make(chan alarmResult, 64),
@@ -54,6 +61,7 @@ func (a *alarmScheduler) poke() {
 const maxAlarmSleep = time.Second
 
 func (a *alarmScheduler) run(ctx context.Context) {
+	defer close(a.stopped)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -84,17 +92,22 @@ func (a *alarmScheduler) record(r alarmResult) {
 	}
 	rt := a.rt
 	st := a.retry[r.id]
+	if !st.at.Equal(r.at) {
+		st = alarmRetry{at: r.at}
+	}
 	st.attempts++
 	if st.attempts > rt.opts.AlarmRetries {
+		// The last run's own batch deleted the alarm (see lastAlarm), and
+		// r comes once that is durable.
 		rt.log.Error("alarm dropped after retries", "object", r.id.String(), "attempts", st.attempts)
 		delete(a.retry, r.id)
 		rt.metrics.alarmsDropped.Inc()
-		rt.opts.Store.Commit(&storage.Batch{Object: storage.ObjectID(r.id), Alarm: storage.AlarmChange{Delete: true}}, func(error) {})
 		return
 	}
-	rt.metrics.alarmRetries.Inc()
 	st.notBefore = rt.opts.Now().Add(time.Second << (st.attempts - 1))
 	a.retry[r.id] = st
+	// Counted once scheduled: whoever reads the counter may move the clock.
+	rt.metrics.alarmRetries.Inc()
 }
 
 // fire dispatches every due alarm not already in flight or backing off and
@@ -113,7 +126,13 @@ func (a *alarmScheduler) fire(ctx context.Context) time.Duration {
 		if a.inflight[id] {
 			continue
 		}
-		if r, ok := a.retry[id]; ok && now.Before(r.notBefore) {
+		r, retrying := a.retry[id]
+		if retrying && !r.at.Equal(al.At) {
+			// The object set a new alarm: it starts afresh.
+			delete(a.retry, id)
+			r, retrying = alarmRetry{}, false
+		}
+		if retrying && now.Before(r.notBefore) {
 			sleep = min(sleep, r.notBefore.Sub(now))
 			continue
 		}
@@ -130,7 +149,7 @@ func (a *alarmScheduler) fire(ctx context.Context) time.Duration {
 		a.inflight[id] = true
 		at := al.At
 		results := a.results
-		ev := event{kind: evAlarm, alarmDone: func(ok bool) {
+		ev := event{kind: evAlarm, alarmAt: at, lastAlarm: r.attempts >= rt.opts.AlarmRetries, alarmDone: func(ok bool) {
 			go func() {
 				select {
 				case results <- alarmResult{id: id, at: at, ok: ok}:

@@ -67,6 +67,10 @@ type event struct {
 	err    error
 	// evAlarm: called once the outcome is durable (true) or failed.
 	alarmDone func(ok bool)
+	// evAlarm: the alarm's time in the index, and whether this is its
+	// last run: if it fails too, the event's batch deletes the alarm.
+	alarmAt   time.Time
+	lastAlarm bool
 	// evForget, evRestore: called once the change is durable, or failed.
 	replaceDone func(error)
 	// evRestore: the batches that replace the object's state.
@@ -252,7 +256,7 @@ func (e *entry) handle(ev event) {
 		ctx = context.WithValue(ev.req.Context(), stateKey, e.state)
 	}
 	alarm := alarmSkipped
-	panicked := e.safely(ev, func() {
+	panicked, cause := e.safely(ev, func() {
 		if e.instance == nil {
 			obj, err := e.ctor(e.state)
 			if err != nil {
@@ -269,7 +273,7 @@ func (e *entry) handle(ev event) {
 		st.discard()
 		w = newWriteSet()
 		e.instance = nil // its memory may be inconsistent
-		out = e.failureOutputs(ev)
+		out = e.failureOutputs(ev, cause)
 	} else {
 		w = st.end()
 	}
@@ -278,6 +282,15 @@ func (e *entry) handle(ev event) {
 		if ok && alarm == alarmFired && w.alarm == nil {
 			// Done with this alarm, unless the handler set a new one.
 			w.alarm = &storage.AlarmChange{Delete: true}
+		}
+		if !ok && ev.lastAlarm {
+			// Given up. The deletion goes with this event's batch, in the
+			// object's commit order, so the scheduler, told after it is
+			// durable, cannot find the alarm due again; and an alarm set
+			// anew meanwhile is not the one given up, so it stays.
+			if at, set, err := st.GetAlarm(); err == nil && set && at.Equal(ev.alarmAt) {
+				w.alarm = &storage.AlarmChange{Delete: true}
+			}
 		}
 		done := ev.alarmDone
 		out = append(out, outItem{done: func(err error) { done(ok && err == nil) }})
@@ -331,16 +344,16 @@ func (e *entry) handle(ev event) {
 // is dropped and the sockets are closed with code and reason, so nothing of
 // the old state lives on. ev.replaceDone hears when the last batch is
 // durable, or the first failure.
+//
+// The object handles nothing more until the batches are durable, and only
+// then are its sockets closed: the replacement's writes bypass the event
+// cache, so an event run before they are durable (the closes' OnClose
+// first of all) would read the old state from storage and write it back
+// over the new one; and a client told "restored" must find the restore.
 func (e *entry) replace(batches []*storage.Batch, code int, reason string, ev event) {
 	e.gate.waitIdle()
 	e.instance = nil
 	e.metaSaved = batches[0].Meta != nil
-	e.mu.Lock()
-	socks := append([]*WebSocket(nil), e.sockets...)
-	e.mu.Unlock()
-	for _, ws := range socks {
-		ws.enqueue(outFrame{close: true, code: code, reason: reason})
-	}
 	for i, b := range batches {
 		var out []outItem
 		if i == len(batches)-1 {
@@ -348,6 +361,13 @@ func (e *entry) replace(batches []*storage.Batch, code int, reason string, ev ev
 		}
 		e.gate.after(b, out)
 		e.rt.opts.Store.Commit(b, func(err error) { e.gate.committed(err, e) })
+	}
+	e.gate.waitIdle()
+	e.mu.Lock()
+	socks := append([]*WebSocket(nil), e.sockets...)
+	e.mu.Unlock()
+	for _, ws := range socks {
+		ws.enqueue(outFrame{close: true, code: code, reason: reason})
 	}
 	e.rt.metrics.events.WithLabelValues(ev.kind.String()).Inc()
 }
@@ -411,29 +431,40 @@ func (e *entry) dispatch(ctx context.Context, ev event) alarmOutcome {
 	return alarmSkipped
 }
 
-// safely runs fn and reports whether it panicked, logging the panic.
-func (e *entry) safely(ev event, fn func()) (panicked bool) {
+// safely runs fn and reports whether it panicked, and with what, logging
+// the panic.
+func (e *entry) safely(ev event, fn func()) (panicked bool, cause any) {
 	defer func() {
 		if p := recover(); p != nil {
-			panicked = true
+			panicked, cause = true, p
 			e.rt.metrics.panics.Inc()
 			e.rt.log.Error("object handler panicked", "class", e.class, "object", e.id.String(),
 				"event", ev.kind.String(), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 		}
 	}()
 	fn()
-	return false
+	return false, nil
 }
 
-// failureOutputs is what the client sees when a handler panicked: an HTTP
-// 500 or an internal error frame, in the protocol's error shape.
-func (e *entry) failureOutputs(ev event) []outItem {
+// failureOutputs is what the client sees when a handler panicked (cause):
+// an HTTP 500 or an internal error frame, in the protocol's error shape;
+// when the panic came from a failed store (the object could not even read
+// its state), unavailable instead, which tells a client to retry (on
+// another node: this one is going down).
+func (e *entry) failureOutputs(ev event, cause any) []outItem {
+	code, status, msg := "internal", http.StatusInternalServerError, "internal error"
+	if err, ok := cause.(error); ok && errors.Is(err, storage.ErrFailed) {
+		code, status, msg = "unavailable", http.StatusServiceUnavailable, "storage failed"
+	}
 	switch ev.kind {
 	case evHTTP:
 		ev.resp.reset()
-		writeRuntimeError(ev.resp, http.StatusInternalServerError, "internal", "internal error")
+		if status == http.StatusServiceUnavailable {
+			ev.resp.Header().Set("Retry-After", "1")
+		}
+		writeRuntimeError(ev.resp, status, code, msg)
 	case evWSMessage, evWSError:
-		return []outItem{{ws: ev.ws, frame: outFrame{data: []byte(`{"type":"error","code":"internal","message":"internal error"}`)}}}
+		return []outItem{{ws: ev.ws, frame: outFrame{data: fmt.Appendf(nil, `{"type":"error","code":%q,"message":%q}`, code, msg)}}}
 	}
 	return nil
 }

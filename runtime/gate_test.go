@@ -3,12 +3,20 @@ package runtime_test
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+	"github.com/gorilla/websocket"
 
 	"github.com/holocron-run/holocron/runtime"
 	"github.com/holocron-run/holocron/runtime/runtimetest"
@@ -16,7 +24,12 @@ import (
 )
 
 // slowStore delays every commit and records, per batch, when its commit
-// completed, so a test can check that nothing left before that.
+// completed, so a test can check that nothing left before that. While fail
+// is set it fails commits with failWith and commits again once it is
+// cleared, which the real store never does (its failure is for good): it
+// stands in only for errors the local store cannot return, those of a
+// replicated store. Disk failures are the real store's to show
+// (TestFailedCommitDropsOutputsAndRefusesLaterCommits).
 type slowStore struct {
 	storage.Store
 	delay     time.Duration
@@ -86,26 +99,202 @@ func TestOutputGateHoldsFramesUntilDurable(t *testing.T) {
 	}
 }
 
-func TestFailedCommitDropsOutputsAndClosesSockets(t *testing.T) {
-	slow := &slowStore{}
-	s := startSlowCounter(t, slow)
-	c := s.Dial("/objects/Counter/fail/websocket")
-	c.Expect("hello")
-	slow.fail.Store(true)
-	c.Send(map[string]any{"type": "inc"})
-	f, err := c.TryRead()
-	if err == nil {
-		t.Fatalf("got frame %v for a write that never became durable", f)
+// TestFailedCommitDropsOutputsAndRefusesLaterCommits makes a real Pebble
+// store fail as a failing disk makes it fail (Pebble's errorfs under it) and
+// checks what the runtime does then. The event whose batch failed releases
+// nothing: its frame never leaves, the socket closes with 1011, and a
+// request gets a 503 "unavailable" to retry later. The store refuses every
+// later commit, for good, even once the disk works again (a later batch may
+// rest on the lost writes, and after a failed write the WAL's state is
+// unknown), so nothing is acknowledged from then on, and nothing hangs
+// either. There is no recovery short of a restart: a store reopened on the
+// same directory serves again, with every acknowledged write in it.
+func TestFailedCommitDropsOutputsAndRefusesLaterCommits(t *testing.T) {
+	onLog := func(op errorfs.Op) bool { return strings.HasSuffix(op.Path, ".log") }
+	tests := []struct {
+		name string
+		// fails tells which file operations fail while the fault is on.
+		fails func(op errorfs.Op) bool
+	}{
+		// The alarm's old index entry, to be replaced, is read while the
+		// batch is built (a Get from a table file, there being no cache).
+		{"a table read fails while the batch is built", func(op errorfs.Op) bool {
+			return op.Kind == errorfs.OpFileReadAt && strings.HasSuffix(op.Path, ".sst")
+		}},
+		{"the WAL write fails", func(op errorfs.Op) bool {
+			return op.Kind == errorfs.OpFileWrite && onLog(op)
+		}},
+		{"the WAL fsync fails", func(op errorfs.Op) bool {
+			switch op.Kind {
+			case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
+				return onLog(op)
+			}
+			return false
+		}},
 	}
-	slow.fail.Store(false)
-	// The object recovers from durable state: the failed write is gone.
-	if code, f := s.Do("GET", "/objects/Counter/fail/", nil); code != 200 || f["n"] != float64(0) {
-		t.Fatalf("after failed commit: %d %v, want n=0", code, f)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			disk := &errorfs.Toggle{Injector: errorfs.InjectorFunc(func(op errorfs.Op) error {
+				if tt.fails(op) {
+					return errorfs.ErrInjected
+				}
+				return nil
+			})}
+			s := runtimetest.Start(t, runtimetest.Options{
+				// No block cache: every read of a table file reaches the disk.
+				Pebble: storage.PebbleOptions{FS: errorfs.Wrap(vfs.Default, disk), CacheBytes: 1},
+				// What the runtime logged belongs with the test's output.
+				Runtime: runtime.Options{Logger: slog.New(slog.NewTextHandler(t.Output(), nil))},
+				Register: func(r *runtime.Registry) {
+					r.Register("Tally", newTally)
+				},
+			})
+			const path = "/objects/Tally/t/"
+			c := s.Dial(path + "websocket")
+			c.Expect("hello")
+			c.Send(map[string]any{"type": "inc"})
+			if f := c.Expect("count"); f["n"] != float64(1) {
+				t.Fatalf("first increment: %v", f)
+			}
+			if code, f := s.Do(http.MethodPost, path, nil); code != http.StatusOK || f["n"] != float64(2) {
+				t.Fatalf("second increment: %d %v", code, f)
+			}
+			const acked = 2
+			// Everything so far into a table file, for the read to fail,
+			// and the file opened by a read: a table whose opening fails
+			// stays unreadable, so the object's constructor would fail
+			// too (500), not only the commit.
+			if err := s.Store.DB().Flush(); err != nil {
+				t.Fatalf("flush: %v", err)
+			}
+			if code, f := s.Do(http.MethodGet, path, nil); code != http.StatusOK || f["n"] != float64(acked) {
+				t.Fatalf("read after the flush: %d %v", code, f)
+			}
+
+			disk.On()
+			c.Send(map[string]any{"type": "inc"})
+			if f, err := c.TryRead(); !websocket.IsCloseError(err, runtime.CloseInternalError) {
+				t.Fatalf("after the failed commit: frame %v, err %v; want no frame and a close with %d", f, err, runtime.CloseInternalError)
+			}
+			if s.Store.Err() == nil {
+				t.Fatal("the store did not fail: the fault injected nothing")
+			}
+			disk.Off() // the disk works again; the store stays failed
+
+			// From now on the object cannot even read its state (a read
+			// could show the write that failed: Pebble made it visible
+			// before it learned of the failure). Every request is answered
+			// unavailable, with Retry-After, at once: none hangs, none
+			// shows the failed write.
+			code, hdr, f := post(t, s.URL+path)
+			if code != http.StatusServiceUnavailable || f.Str("code") != "unavailable" || hdr.Get("Retry-After") == "" {
+				t.Fatalf("write after the failure: %d, Retry-After %q, %v; want 503 unavailable with Retry-After", code, hdr.Get("Retry-After"), f)
+			}
+			if code, f := s.Do(http.MethodGet, path, nil); code != http.StatusServiceUnavailable || f.Str("code") != "unavailable" {
+				t.Fatalf("read after the failure: %d %v; want 503 unavailable", code, f)
+			}
+			ws, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(s.URL, "http")+path+"websocket", nil)
+			if err == nil {
+				ws.Close()
+				t.Fatal("a WebSocket to the object was accepted after the failure")
+			}
+			if resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+				t.Fatalf("WebSocket after the failure: %v (response %v); want 503", err, resp)
+			}
+
+			s.Restart()
+			code, got := s.Do(http.MethodGet, path, nil)
+			n, _ := got["n"].(float64)
+			// The failed write may be there or not (it was answered as
+			// failed, not as undone); the acknowledged ones must be.
+			if code != http.StatusOK || n < acked || n > acked+1 {
+				t.Fatalf("after restart: %d %v, want n = %d or %d", code, got, acked, acked+1)
+			}
+			if code, f := s.Do(http.MethodPost, path, nil); code != http.StatusOK || f["n"] != n+1 {
+				t.Fatalf("write after restart: %d %v, want n = %v", code, f, n+1)
+			}
+		})
 	}
-	code, f := s.Do("POST", "/objects/Counter/fail/", nil)
-	if code != 200 || f["n"] != float64(1) {
-		t.Fatalf("after recovery: %d %v", code, f)
+}
+
+// tally counts increments (WebSocket messages and POSTs), keeping the count
+// in memory from its constructor on, and pushes its alarm an hour past each
+// increment, as a room that expires when idle would. So an increment reads
+// nothing while it runs, but its commit does: the store replaces the
+// alarm's old index entry.
+type tally struct {
+	state *runtime.State
+	n     int
+}
+
+func newTally(st *runtime.State) (runtime.Object, error) {
+	n, _, err := runtime.GetJSON[int](st.Storage(), "n")
+	if err != nil {
+		return nil, fmt.Errorf("load tally: %w", err)
 	}
+	return &tally{state: st, n: n}, nil
+}
+
+// inc counts one more. The in-memory count runs ahead of storage only until
+// the commit: if that fails, the instance is replaced.
+func (o *tally) inc() int {
+	st := o.state.Storage()
+	if err := runtime.PutJSON(st, "n", o.n+1); err != nil {
+		panic(err)
+	}
+	if err := st.SetAlarm(o.state.Now().Add(time.Hour)); err != nil {
+		panic(err)
+	}
+	o.n++
+	return o.n
+}
+
+// ServeHTTP: GET / reads the count from storage, POST / increments it,
+// /websocket accepts a socket.
+func (o *tally) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.URL.Path == "/websocket":
+		ws, err := o.state.AcceptWebSocket(w, r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		ws.Send([]byte(`{"type":"hello"}`))
+	case r.Method == http.MethodPost:
+		fmt.Fprintf(w, `{"n":%d}`, o.inc())
+	default:
+		n, _, err := runtime.GetJSON[int](o.state.Storage(), "n")
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintf(w, `{"n":%d}`, n)
+	}
+}
+
+func (o *tally) OnMessage(ctx context.Context, ws *runtime.WebSocket, msg runtime.Message) {
+	ws.Send([]byte(`{"type":"count","n":` + strconv.Itoa(o.inc()) + `}`))
+}
+
+func (o *tally) OnClose(ctx context.Context, ws *runtime.WebSocket, code int, reason string) {}
+
+func (o *tally) OnError(ctx context.Context, ws *runtime.WebSocket, err error) {}
+
+// post makes an empty POST to url and returns the status, headers and
+// decoded JSON body.
+func post(t *testing.T, url string) (int, http.Header, runtimetest.Frame) {
+	t.Helper()
+	client := &http.Client{Timeout: runtimetest.Timeout}
+	resp, err := client.Post(url, "application/json", nil)
+	if err != nil {
+		t.Fatalf("POST %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	var f runtimetest.Frame
+	if err := json.NewDecoder(resp.Body).Decode(&f); err != nil {
+		t.Fatalf("POST %s: body: %v", url, err)
+	}
+	return resp.StatusCode, resp.Header, f
 }
 
 // A request whose batch the store refused before writing it anywhere says
@@ -140,42 +329,6 @@ func TestFailedCommitTellsWhetherNothingWasWritten(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestFailingAlarmIsRetried(t *testing.T) {
-	var fired atomic.Int64
-	var calls atomic.Int64
-	s := runtimetest.Start(t, runtimetest.Options{
-		Register: func(r *runtime.Registry) {
-			r.Register("Counter", func(st *runtime.State) (runtime.Object, error) {
-				return &flaky{counter: counter{state: st, alarm: &fired}, calls: &calls}, nil
-			})
-		},
-	})
-	s.Do("POST", "/objects/Counter/retry/alarm?in=1ms", nil)
-	deadline := time.Now().Add(runtimetest.Timeout)
-	for fired.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("alarm not retried: %d calls", calls.Load())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if calls.Load() != 2 {
-		t.Fatalf("alarm handler called %d times, want 2 (one failure, one retry)", calls.Load())
-	}
-}
-
-// flaky fails its first alarm, then succeeds.
-type flaky struct {
-	counter
-	calls *atomic.Int64
-}
-
-func (f *flaky) OnAlarm(ctx context.Context) error {
-	if f.calls.Add(1) == 1 {
-		return errors.New("first attempt fails")
-	}
-	return f.counter.OnAlarm(ctx)
 }
 
 // An object cannot claim that its request left no trace: the header that

@@ -243,6 +243,13 @@ func (rt *Runtime) Close(ctx context.Context) error {
 			ws.enqueue(outFrame{close: true, code: CloseGoingAway, reason: "server shutting down"})
 		}
 	}
+	// The scheduler may be reading the store, which the caller closes once
+	// Close returns (and Pebble panics on a read after its Close).
+	select {
+	case <-rt.alarms.stopped:
+	case <-ctx.Done():
+		return fmt.Errorf("runtime close: alarm scheduler still running: %w", ctx.Err())
+	}
 	for {
 		rt.mu.Lock()
 		n := len(rt.entries)

@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // Key layout of the node's Pebble database. Every object gets a disjoint
@@ -38,6 +40,14 @@ type PebbleOptions struct {
 	MaxGroupBytes int
 	// Metrics, when non-nil, is told about every group commit.
 	Metrics CommitObserver
+	// OnFailure, when set, is called once, with the cause, when the store
+	// fails: a commit failed (Pebble could not write or fsync its WAL, or a
+	// batch could not be built) or Fail was called. It runs before any
+	// commit learns of the failure, on the goroutine that failed (the
+	// commit loop, the Raft engine, one of Pebble's), and must not block.
+	// A failed store refuses every later commit, for good (see fail): its
+	// owner should fail-stop, and let a restart replay the WAL.
+	OnFailure func(error)
 	// CacheBytes sizes Pebble's block cache. Zero means 64 MiB.
 	CacheBytes int64
 	// MemTableBytes sizes each Pebble memtable. Zero means 64 MiB: most of
@@ -49,6 +59,11 @@ type PebbleOptions struct {
 	// compacting Raft entries that were about to be deleted. Memory is
 	// taken only as it is written; the WAL replayed at start grows alike.
 	MemTableBytes uint64
+	// FS is the file system Pebble keeps its files on. Nil means the
+	// operating system's (vfs.Default). Tests pass a fault-injecting one
+	// (Pebble's vfs/errorfs) to make the real store fail as a failing disk
+	// makes it fail.
+	FS vfs.FS
 }
 
 // CommitObserver is told about each group commit, for metrics.
@@ -66,6 +81,9 @@ type PebbleStore struct {
 
 	mu     sync.RWMutex // guards closed against concurrent Commit
 	closed bool
+
+	failOnce sync.Once
+	failure  atomic.Pointer[error] // why the store failed; nil while it works
 }
 
 type pendingCommit struct {
@@ -88,7 +106,8 @@ func OpenPebble(dir string, opts PebbleOptions) (*PebbleStore, error) {
 	}
 	cache := pebble.NewCache(opts.CacheBytes)
 	defer cache.Unref() // the database holds its own reference
-	popts := &pebble.Options{Logger: pebbleLogger{opts.Logger}, Cache: cache, MemTableSize: opts.MemTableBytes}
+	s := &PebbleStore{opts: opts, queue: make(chan pendingCommit, 4096)}
+	popts := &pebble.Options{Logger: fatalLogger{pebbleLogger{opts.Logger}, s.fail}, Cache: cache, MemTableSize: opts.MemTableBytes, FS: opts.FS}
 	// Flushes, compactions, WAL and table lifecycles, at debug level: what
 	// an operator reads next to a latency spike.
 	events := pebble.MakeLoggingEventListener(pebbleLogger{opts.Logger})
@@ -103,7 +122,7 @@ func OpenPebble(dir string, opts PebbleOptions) (*PebbleStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open pebble in %s: %w", dir, err)
 	}
-	s := &PebbleStore{db: db, opts: opts, queue: make(chan pendingCommit, 4096)}
+	s.db = db
 	s.wg.Add(1)
 	go s.commitLoop()
 	return s, nil
@@ -143,6 +162,9 @@ func (s *PebbleStore) Get(obj ObjectID, key string) ([]byte, bool, error) {
 }
 
 func (s *PebbleStore) get(k []byte) ([]byte, bool, error) {
+	if err := s.readable(); err != nil {
+		return nil, false, err
+	}
 	v, closer, err := s.db.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, false, nil
@@ -159,6 +181,9 @@ func (s *PebbleStore) get(k []byte) ([]byte, bool, error) {
 
 // Scan implements Store.
 func (s *PebbleStore) Scan(obj ObjectID, opts ScanOptions, fn func(key string, value []byte) bool) error {
+	if err := s.readable(); err != nil {
+		return err
+	}
 	base := dataPrefix(obj)
 	lower := append(bytes.Clone(base), opts.Prefix...)
 	if opts.Start > opts.Prefix {
@@ -282,7 +307,6 @@ func (s *PebbleStore) Commit(b *Batch, done func(error)) {
 func (s *PebbleStore) commitLoop() {
 	defer s.wg.Done()
 	group := make([]pendingCommit, 0, 256)
-	var failed error // sticky: the first failed commit
 	for first := range s.queue {
 		group = append(group[:0], first)
 		size := batchSize(first.batch)
@@ -301,15 +325,10 @@ func (s *PebbleStore) commitLoop() {
 		}
 		start := time.Now()
 		var err error
-		if failed != nil {
-			err = fmt.Errorf("store failed earlier: %w", failed)
+		if failed := s.Err(); failed != nil {
+			err = fmt.Errorf("%w earlier: %w: %w", ErrFailed, failed, ErrNotWritten)
 		} else if err = s.commitGroup(group); err != nil {
-			// Later batches may have been computed on the writes that were
-			// just lost (an object pipelines its events): none may land.
-			failed = err
-			if s.opts.Logger != nil {
-				s.opts.Logger.Error("commit failed; the store refuses every later commit", "err", err)
-			}
+			s.fail(err) // before the group learns of it: see OnFailure
 		}
 		if s.opts.Metrics != nil {
 			s.opts.Metrics.ObserveGroupCommit(len(group), size, time.Since(start))
@@ -339,8 +358,72 @@ func (s *PebbleStore) commitGroup(group []pendingCommit) error {
 			return err
 		}
 	}
-	if err := pb.Commit(pebble.Sync); err != nil {
+	if err := syncCommit(pb); err != nil {
 		return fmt.Errorf("commit %d batches: %w", len(group), err)
+	}
+	return nil
+}
+
+// syncCommit commits pb with an fsync, returning a failed write as an
+// error. Pebble does not: when it cannot write or fsync its WAL it calls
+// its logger's Fatalf ("fatal commit error", pebble db.go:885), which
+// fails the store and panics (fatalLogger), or it panics itself (db.go:997
+// once the WAL writer holds an error; rotateWAL, db.go:2822 and 2835). That
+// panic, an error, is recovered here, so the store fails in order (fail)
+// rather than crash the process. Other panics (Pebble's assertions, runtime
+// errors: bugs) go on.
+func syncCommit(pb *pebble.Batch) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			perr, ok := r.(error)
+			if _, bug := r.(interface{ RuntimeError() }); !ok || bug {
+				panic(r)
+			}
+			err = perr
+		}
+	}()
+	return pb.Commit(pebble.Sync)
+}
+
+// fail makes the store refuse every later commit, for good, and tells the
+// owner (OnFailure), once, before any commit hears of it. Later batches may
+// have been computed on the writes that were just lost (an object pipelines
+// its events): none may land. And after a failed write or fsync the WAL's
+// state is unknown: retrying cannot be trusted (PostgreSQL's "fsyncgate";
+// etcd exits on a failed WAL write). What was acknowledged is in the WAL,
+// which the next open replays: the way out is a restart.
+func (s *PebbleStore) fail(cause error) {
+	s.failOnce.Do(func() {
+		s.failure.Store(&cause)
+		if s.opts.Logger != nil {
+			s.opts.Logger.Error("storage failed; every later commit is refused", "err", cause)
+		}
+		if s.opts.OnFailure != nil {
+			s.opts.OnFailure(cause)
+		}
+	})
+}
+
+// Fail fails the store with cause, as a failed commit does (see fail). The
+// Raft engine, which writes to DB() itself, reports its failed writes here,
+// so that the node has one notion of "its storage failed".
+func (s *PebbleStore) Fail(cause error) { s.fail(cause) }
+
+// readable refuses reads once the store failed: Pebble makes a batch
+// visible in its memtable before it learns that its WAL write or fsync
+// failed, so a read could show a write that was never durable (and is gone
+// after a restart).
+func (s *PebbleStore) readable() error {
+	if err := s.Err(); err != nil {
+		return fmt.Errorf("%w: %w", ErrFailed, err)
+	}
+	return nil
+}
+
+// Err returns why the store failed, or nil while it works.
+func (s *PebbleStore) Err() error {
+	if p := s.failure.Load(); p != nil {
+		return *p
 	}
 	return nil
 }
@@ -537,6 +620,9 @@ func (s *PebbleStore) ListObjects(after *ObjectID, limit int, match func(ObjectI
 
 // Alarms implements Store.
 func (s *PebbleStore) Alarms(until time.Time, limit int) ([]Alarm, error) {
+	if err := s.readable(); err != nil {
+		return nil, err
+	}
 	lower := []byte{prefixAlarmIndex}
 	upper := binary.BigEndian.AppendUint64([]byte{prefixAlarmIndex}, uint64(until.UnixNano())+1)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
@@ -570,6 +656,9 @@ func (s *PebbleStore) Alarms(until time.Time, limit int) ([]Alarm, error) {
 
 // NextAlarm implements Store.
 func (s *PebbleStore) NextAlarm() (time.Time, bool, error) {
+	if err := s.readable(); err != nil {
+		return time.Time{}, false, err
+	}
 	it, err := s.db.NewIter(&pebble.IterOptions{
 		LowerBound: []byte{prefixAlarmIndex},
 		UpperBound: []byte{prefixAlarmIndex + 1},
@@ -622,6 +711,26 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 		p.l.Error(msg, "component", "pebble", "fatal", true)
 	}
 	panic(msg)
+}
+
+// fatalLogger is the logger Pebble runs with. Pebble calls Fatalf when it
+// cannot go on, above all when a WAL write or fsync failed (pebble db.go:885,
+// a full disk among others), and Fatalf must not return: Pebble would then
+// treat the failed commit as done. It fails the store (one error line with
+// the cause, OnFailure), then panics. On the goroutine of a commit,
+// syncCommit recovers the panic into the commit's error. A Fatalf on one of
+// Pebble's own goroutines (a MANIFEST write after a flush or compaction,
+// version_set.go:671) cannot be recovered: the process crashes (exit 2),
+// still fail-stop, after the failure was reported.
+type fatalLogger struct {
+	pebbleLogger
+	fail func(error)
+}
+
+func (f fatalLogger) Fatalf(format string, args ...any) {
+	err := fmt.Errorf(format, args...)
+	f.fail(err)
+	panic(err)
 }
 
 // BatchWriter adds Batches to a Pebble batch owned by the caller. A

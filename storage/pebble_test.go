@@ -1147,16 +1147,32 @@ func TestExportObjectAndRestoreBatchesRoundTrip(t *testing.T) {
 // TestFailedCommitFailsEveryLaterOne: an object pipelines its events, so a
 // batch may have been computed on the writes of one that failed; once a
 // commit fails, nothing later may land.
+//
+// Reads are refused too (with ErrFailed): after a failed WAL write Pebble
+// may show the lost batch. A store opened again on the directory has every
+// earlier commit and none of the refused ones.
 func TestFailedCommitFailsEveryLaterOne(t *testing.T) {
-	s := newStore(t)
+	dir := t.TempDir()
+	s, err := storage.OpenPebble(dir, storage.PebbleOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	mustCommit(t, s, puts(objectID(1), "before", "1"))
 	bad := &storage.Batch{Object: objectID(1), Ops: []storage.Op{{Kind: storage.OpKind(99), Key: "k"}}}
 	if err := wait(t, submit(s, bad)); err == nil {
 		t.Fatal("a batch with an unknown op committed")
 	}
-	if err := wait(t, submit(s, puts(objectID(2), "after", "2"))); err == nil {
-		t.Fatal("a commit after a failed one succeeded")
+	if err := wait(t, submit(s, puts(objectID(2), "after", "2"))); !errors.Is(err, storage.ErrFailed) || !errors.Is(err, storage.ErrNotWritten) {
+		t.Fatalf("a commit after a failed one: %v, want ErrFailed and ErrNotWritten", err)
 	}
+	if _, _, err := s.Get(objectID(1), "before"); !errors.Is(err, storage.ErrFailed) {
+		t.Fatalf("a read of the failed store: %v, want ErrFailed", err)
+	}
+	if err := s.Scan(objectID(1), storage.ScanOptions{}, func(string, []byte) bool { return true }); !errors.Is(err, storage.ErrFailed) {
+		t.Fatalf("a scan of the failed store: %v, want ErrFailed", err)
+	}
+	s.Close()
+	s = openStore(t, dir, storage.PebbleOptions{})
 	if _, ok, _ := s.Get(objectID(2), "after"); ok {
 		t.Fatal("the later batch's write is in the store")
 	}

@@ -40,6 +40,11 @@ var (
 	// way may see it committed later). Only the first kind makes a request
 	// safe to send again elsewhere, whatever it was.
 	ErrNotWritten = errors.New("storage: batch not written")
+	// ErrFailed is returned for every read and commit of a store that
+	// failed (a WAL write or fsync did not go through): it serves nothing
+	// until its node restarts and replays the WAL. The runtime answers it
+	// with unavailable (503), not an internal error.
+	ErrFailed = errors.New("storage: failed")
 )
 
 // CheckKey reports whether key may be stored.

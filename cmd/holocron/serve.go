@@ -63,11 +63,33 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 		collectors.WithGoCollectorRuntimeMetrics(collectors.MetricsScheduler),
 	), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	storeMetrics := newStoreMetrics(reg)
-	store, err := storage.OpenPebble(filepath.Join(cfg.DataDir, "pebble"), storage.PebbleOptions{Logger: log, Metrics: storeMetrics})
+	var (
+		rtp atomic.Pointer[runtime.Runtime]
+		// failure is why the node's storage failed, nil while it works;
+		// failed is closed when it is set. The node then fail-stops: see
+		// the end of serve.
+		failure atomic.Pointer[error]
+		failed  = make(chan struct{})
+	)
+	onFailure := func(err error) {
+		// Called once, on the goroutine whose write failed, before any
+		// commit hears of it: /readyz says so at once, and every socket
+		// is closed 1012 (clients reconnect at once, elsewhere) before an
+		// object whose commit failed could close its own with 1011.
+		failure.Store(&err)
+		if rt := rtp.Load(); rt != nil {
+			rt.Evict(func(runtime.ID) bool { return true }, runtime.CloseServiceRestart, "node failed")
+		}
+		close(failed)
+	}
+	store, err := storage.OpenPebble(filepath.Join(cfg.DataDir, "pebble"), storage.PebbleOptions{Logger: log, Metrics: storeMetrics, OnFailure: onFailure})
 	if err != nil {
 		return usageError{fmt.Errorf("data directory %s unusable: %w", cfg.DataDir, err)}
 	}
 	defer func() {
+		if failure.Load() != nil {
+			return // not after a failure: see the end of serve
+		}
 		if err := store.Close(); err != nil {
 			log.Error("close store", "err", err)
 		}
@@ -77,7 +99,6 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 		objStore storage.Store = store
 		node     *cluster.Node
 		director gateway.Director
-		rtp      atomic.Pointer[runtime.Runtime]
 	)
 	if cfg.clustered() {
 		node, err = cluster.Start(cluster.Config{
@@ -109,7 +130,7 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 		objStore, director = node.Store(), node
 		nodeUp := true
 		defer func() {
-			if nodeUp {
+			if nodeUp && failure.Load() == nil {
 				node.Close()
 			}
 		}()
@@ -152,6 +173,10 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 		protocol.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if f := failure.Load(); f != nil {
+			protocol.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "failed", "error": (*f).Error()})
+			return
+		}
 		if draining.Load() {
 			protocol.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
 			return
@@ -208,7 +233,7 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	}
 	mux.Handle("/", authenticate([]byte(cfg.AuthSecret), gateway.New(rt, routes, director)))
 
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: refuseWhenFailed(mux, &failure), ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	mode := "single-node"
@@ -232,6 +257,22 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	case <-ctx.Done():
 	case err := <-serveErr:
 		return fmt.Errorf("http server: %w", err)
+	case <-failed:
+		// Fail-stop, as etcd does on a failed WAL write: a store that
+		// failed refuses every commit for good (storage.PebbleOptions.
+		// OnFailure), so the node exits for its supervisor to restart it
+		// on the same directory, whose WAL holds every acknowledged write;
+		// in a cluster the other voters elect new leaders meanwhile.
+		// Nothing is saved by closing the store, node or runtime, and
+		// Pebble after a failed write may block in Close: skip them all.
+		cause := *failure.Load()
+		log.Warn("fail-stop: storage failed; refusing all work, closing sockets 1012, exiting 1", "err", cause)
+		rt.Evict(func(runtime.ID) bool { return true }, runtime.CloseServiceRestart, "node failed")
+		// The runtime gives each peer 2s to answer a close frame.
+		for deadline := time.Now().Add(failStopGrace); rt.Stats().Sockets > 0 && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+		}
+		return fmt.Errorf("storage failed: %w", cause)
 	}
 	log.Info("shutting down")
 	draining.Store(true)
@@ -249,8 +290,35 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	if err := rt.Close(sctx); err != nil {
 		log.Error("runtime shutdown", "err", err)
 	}
+	if f := failure.Load(); f != nil {
+		return fmt.Errorf("storage failed during shutdown: %w", *f)
+	}
 	log.Info("stopped")
 	return nil
+}
+
+// failStopGrace bounds how long a node whose storage failed waits for its
+// sockets to close before it exits.
+const failStopGrace = 3 * time.Second
+
+// refuseWhenFailed is h, but once the node's storage failed (failure set)
+// it takes no new work: every request but the probes and metrics is
+// answered 503, WebSocket upgrades and Raft messages included. Nothing of
+// such a request was done, so a node that forwarded it may send it on
+// (runtime.HeaderNotServed).
+func refuseWhenFailed(h http.Handler, failure *atomic.Pointer[error]) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if failure.Load() != nil {
+			switch r.URL.Path {
+			case "/readyz", "/healthz", "/metrics":
+			default:
+				w.Header().Set(runtime.HeaderNotServed, "1")
+				protocol.WriteHTTPError(w, http.StatusServiceUnavailable, protocol.Errorf(protocol.CodeUnavailable, "node failed: its storage cannot commit"))
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // checkDataDir creates dir if needed and proves it is writable, so a bad

@@ -32,6 +32,10 @@ type Options struct {
 	Dir string
 	// Runtime holds runtime options; Store, Registry are filled in.
 	Runtime runtime.Options
+	// Pebble holds the store's options, for every open of Dir (Restart
+	// too): a fault-injecting FS (Pebble's vfs/errorfs), to fail the real
+	// store as a failing disk fails it.
+	Pebble storage.PebbleOptions
 	// WrapStore, when set, wraps the Pebble store the runtime sees (for
 	// fault and delay injection in tests of the runtime itself).
 	WrapStore func(storage.Store) storage.Store
@@ -106,7 +110,7 @@ func Start(t testing.TB, opts Options) *Server {
 func (s *Server) open() {
 	t := s.t
 	t.Helper()
-	store, err := storage.OpenPebble(s.Dir, storage.PebbleOptions{})
+	store, err := storage.OpenPebble(s.Dir, s.opts.Pebble)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
@@ -148,8 +152,18 @@ func (s *Server) Close() {
 	}
 	s.http.CloseClientConnections()
 	s.http.Close()
-	if err := s.Store.Close(); err != nil {
-		s.t.Errorf("close store: %v", err)
+	closed := make(chan error, 1)
+	go func() { closed <- s.Store.Close() }()
+	select {
+	case err := <-closed:
+		// A store that failed (a test injected a disk fault) may fail to
+		// close as well: Pebble's WAL writer keeps its error. The failure
+		// is the test's to check, not a fault of the close.
+		if err != nil && s.Store.Err() == nil {
+			s.t.Errorf("close store: %v", err)
+		}
+	case <-time.After(Timeout):
+		s.t.Errorf("close store: not done within %v", Timeout)
 	}
 }
 
