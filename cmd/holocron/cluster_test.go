@@ -577,14 +577,25 @@ func (l *chatLoad) finish() {
 	}
 }
 
+// historyMessage is a chat message as the history API returns it.
 type historyMessage struct {
 	ID          string `json:"id"`
+	Type        string `json:"type"`
+	SenderID    string `json:"senderId"`
+	Content     string `json:"content"`
 	ClientMsgID string `json:"clientMsgId"`
 }
 
-// history reads the room's whole history through n, page by page.
+// history reads the room's whole history through n.
 func (l *chatLoad) history(n *node) []historyMessage {
-	t := l.c.t
+	l.c.t.Helper()
+	return roomHistory(l.c.t, n, "/api/lobby", l.room)
+}
+
+// roomHistory reads a room's whole history through n, page by page; lobby
+// is the lobby's URL prefix ("/api/lobby", "/api/lobbies/x"). Each page is
+// asked for until it is answered 200, for 20s at most.
+func roomHistory(t testing.TB, n *node, lobby, room string) []historyMessage {
 	t.Helper()
 	var all []historyMessage
 	after := ""
@@ -594,16 +605,13 @@ func (l *chatLoad) history(n *node) []historyMessage {
 			HasMore  bool             `json:"hasMore"`
 		}
 		var code int
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			code = n.do("GET", "/api/lobby/rooms/"+l.room+"/messages?limit=1000&after="+after, nil, &page)
-			if code == 200 || time.Now().After(deadline) {
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			if code = n.do("GET", lobby+"/rooms/"+room+"/messages?limit=1000&after="+after, nil, &page); code == 200 || time.Now().After(deadline) {
 				break
 			}
-			time.Sleep(100 * time.Millisecond)
 		}
 		if code != 200 {
-			t.Fatalf("history via %s: HTTP %d", n.addr, code)
+			t.Fatalf("history of %s%s via %s: HTTP %d", lobby, room, n.addr, code)
 		}
 		all = append(all, page.Messages...)
 		if !page.HasMore || len(page.Messages) == 0 {
