@@ -8,11 +8,15 @@
 package runtime
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -56,6 +60,13 @@ type Options struct {
 	PingInterval time.Duration
 	// WriteTimeout bounds one socket write. Default 10s.
 	WriteTimeout time.Duration
+	// MaxRequestBody bounds an HTTP request's body; a larger one is
+	// answered 413 too_large without reaching the object. Default 1 MiB.
+	MaxRequestBody int64
+	// RequestBodyTimeout bounds the time a client may take to send a
+	// request's body; a slower one is answered 408 request_timeout without
+	// reaching the object. Default 10s.
+	RequestBodyTimeout time.Duration
 	// Now is the clock for alarms. Default time.Now.
 	Now func() time.Time
 	// AlarmRetries is how many times a failing alarm is retried (with
@@ -104,6 +115,12 @@ func (o *Options) setDefaults() {
 	}
 	if o.WriteTimeout == 0 {
 		o.WriteTimeout = 10 * time.Second
+	}
+	if o.MaxRequestBody == 0 {
+		o.MaxRequestBody = 1 << 20
+	}
+	if o.RequestBodyTimeout == 0 {
+		o.RequestBodyTimeout = 10 * time.Second
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -454,8 +471,16 @@ func (s *Stub) ID() ID { return s.id }
 // ServeHTTP delivers r to the object as one event and writes its response
 // once the event's writes are durable. If the object accepted a WebSocket,
 // the connection is upgraded here.
+//
+// The body is read first, bounded in size (MaxRequestBody) and time
+// (RequestBodyTimeout), outside the object's event: a client that sends
+// half a body holds its own request, never the object, whose other
+// clients go on being served.
 func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt := s.ns.rt
+	if !readBody(w, r, rt.opts.MaxRequestBody, rt.opts.RequestBodyTimeout) {
+		return
+	}
 	e, err := rt.acquire(s.ns.class, s.ns.ctor, s.id, s.name)
 	if err != nil {
 		if errors.Is(err, ErrClosed) {
@@ -507,6 +532,55 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp.writeTo(w)
+}
+
+// readBody reads r's whole body into memory, within max bytes and timeout,
+// and puts it back as r.Body; it answers the client and reports false when
+// the body is too large, too slow or broken off.
+func readBody(w http.ResponseWriter, r *http.Request, max int64, timeout time.Duration) bool {
+	if r.Body == nil || r.Body == http.NoBody {
+		return true
+	}
+	if r.ContentLength > max {
+		writeRuntimeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("request body over %d bytes", max))
+		return false
+	}
+	rc := http.NewResponseController(w)
+	// Where the connection cannot take a deadline (a test's recorder), a
+	// timer closes the body instead.
+	deadlined := rc.SetReadDeadline(time.Now().Add(timeout)) == nil
+	if !deadlined {
+		t := time.AfterFunc(timeout, func() { r.Body.Close() })
+		defer t.Stop()
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	if err != nil {
+		// The rest of the body is not waited for: the connection closes
+		// after the answer (the deadline stays, so net/http does not wait
+		// for the rest either).
+		w.Header().Set("Connection", "close")
+	} else if deadlined {
+		rc.SetReadDeadline(time.Time{})
+	}
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		writeRuntimeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("request body over %d bytes", max))
+		return false
+	case isTimeout(err):
+		writeRuntimeError(w, http.StatusRequestTimeout, "request_timeout", fmt.Sprintf("request body not sent within %s", timeout))
+		return false
+	case err != nil:
+		writeRuntimeError(w, http.StatusBadRequest, "bad_request", "request body broke off: "+err.Error())
+		return false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	return true
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded)
 }
 
 // acquire returns the entry of id, creating it, with a reference held so it
