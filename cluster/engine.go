@@ -15,6 +15,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/holocron-run/holocron/storage"
@@ -770,7 +771,10 @@ func (e *Engine) maybeTruncate(g *group) error {
 	if g.st.applied < g.st.truncIndex+2*keep {
 		return nil
 	}
-	index := g.st.applied - keep
+	index := e.truncationIndex(g, g.st.applied-keep)
+	if index <= g.st.truncIndex {
+		return nil
+	}
 	term, err := g.st.Term(index)
 	if err != nil {
 		return err
@@ -789,6 +793,40 @@ func (e *Engine) maybeTruncate(g *group) error {
 	}
 	g.st.truncIndex, g.st.truncTerm = index, term
 	return nil
+}
+
+// maxHeldForCatchUp bounds, in multiples of LogKeep, how far behind the
+// applied index a leader keeps its log for a follower that is catching up.
+const maxHeldForCatchUp = 16
+
+// truncationIndex lowers want, on a leader, so as not to truncate entries a
+// live follower is about to need: those after the snapshot it is being
+// sent, or after what it has. Otherwise a busy partition's log moves past a
+// snapshot while it is in flight, and the follower is sent snapshot after
+// snapshot, never catching up (a learner then stays a learner). A follower
+// further behind than maxHeldForCatchUp×LogKeep, or not heard from lately,
+// holds nothing (CockroachDB's raft log queue weighs the same).
+func (e *Engine) truncationIndex(g *group, want uint64) uint64 {
+	if !g.leader {
+		return want
+	}
+	floor := uint64(0)
+	if held := maxHeldForCatchUp * e.cfg.LogKeep; g.st.applied > held {
+		floor = g.st.applied - held
+	}
+	for id, pr := range g.rn.Status().Progress {
+		if id == e.cfg.RaftID || !pr.RecentActive {
+			continue
+		}
+		need := pr.Match
+		if pr.State == tracker.StateSnapshot {
+			need = pr.PendingSnapshot
+		}
+		if need < want && need >= floor {
+			want = need
+		}
+	}
+	return want
 }
 
 func (e *Engine) persist(b *pebble.Batch, writer *storage.BatchWriter, w *readyWork) error {
