@@ -795,23 +795,28 @@ func (e *Engine) maybeTruncate(g *group) error {
 	return nil
 }
 
-// maxHeldForCatchUp bounds, in multiples of LogKeep, how far behind the
-// applied index a leader keeps its log for a follower that is catching up.
-const maxHeldForCatchUp = 16
+// maxHeldForCatchUp bounds how far behind the applied index a leader keeps
+// its log for a follower that is catching up: 16×LogKeep, and at least
+// minHeldForCatchUp entries whatever LogKeep is (a short log kept for tests
+// or small disks must still outlast one snapshot's transfer under load).
+const (
+	maxHeldForCatchUp = 16
+	minHeldForCatchUp = 100_000
+)
 
 // truncationIndex lowers want, on a leader, so as not to truncate entries a
 // live follower is about to need: those after the snapshot it is being
 // sent, or after what it has. Otherwise a busy partition's log moves past a
 // snapshot while it is in flight, and the follower is sent snapshot after
 // snapshot, never catching up (a learner then stays a learner). A follower
-// further behind than maxHeldForCatchUp×LogKeep, or not heard from lately,
-// holds nothing (CockroachDB's raft log queue weighs the same).
+// further behind than that bound, or not heard from lately, holds nothing
+// (CockroachDB's raft log queue weighs the same).
 func (e *Engine) truncationIndex(g *group, want uint64) uint64 {
 	if !g.leader {
 		return want
 	}
 	floor := uint64(0)
-	if held := maxHeldForCatchUp * e.cfg.LogKeep; g.st.applied > held {
+	if held := max(maxHeldForCatchUp*e.cfg.LogKeep, minHeldForCatchUp); g.st.applied > held {
 		floor = g.st.applied - held
 	}
 	for id, pr := range g.rn.Status().Progress {
