@@ -381,6 +381,25 @@ func (e *Engine) ReportUnreachable(to uint64, parts []int) {
 	}
 }
 
+// ReportSnapshotSent tells the groups of parts that their snapshot reached
+// peer to. Raft keeps a peer that was sent a snapshot paused until it hears
+// this (or the peer acknowledges an index the log still holds): without
+// it, a follower whose snapshot was overtaken by a log truncation while in
+// flight (a busy partition, a slow link) was never sent another, and a
+// learner stayed a learner forever.
+func (e *Engine) ReportSnapshotSent(to uint64, parts []int) {
+	select {
+	case e.ctl <- func() {
+		for _, p := range parts {
+			if g := e.groups[p]; g != nil {
+				g.rn.ReportSnapshot(to, raft.SnapshotFinish)
+			}
+		}
+	}:
+	case <-e.done:
+	}
+}
+
 // Close stops the engine; pending proposals fail.
 func (e *Engine) Close() {
 	select {

@@ -142,6 +142,7 @@ func Start(cfg Config) (*Node, error) {
 	if n.metrics != nil {
 		n.transport.onFailure = n.metrics.sendFailures.Inc
 	}
+	n.transport.snapshotSent = func(to uint64, parts []int) { n.engine.ReportSnapshotSent(to, parts) }
 	eng, err := NewEngine(EngineConfig{
 		PartitionOf:  func(id storage.ObjectID) int { return n.PartitionOf(runtime.ID(id)) },
 		LogKeep:      cfg.RaftLogKeep,

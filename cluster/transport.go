@@ -37,6 +37,10 @@ type Transport struct {
 	log         *slog.Logger
 	// onFailure, when set, counts failed sends.
 	onFailure func()
+	// snapshotSent, when set, is told which partitions' snapshots a batch
+	// to a peer delivered (Raft waits to hear it; see
+	// Engine.ReportSnapshotSent).
+	snapshotSent func(to uint64, parts []int)
 
 	mu     sync.Mutex
 	peers  map[uint64]*peerQueue
@@ -140,7 +144,13 @@ func (t *Transport) sendLoop(to uint64, q *peerQueue) {
 		for _, env := range batch {
 			buf = appendEnvelope(buf, env)
 		}
-		if err := t.post(to, buf); err != nil {
+		err := t.post(to, buf)
+		if err == nil && t.snapshotSent != nil {
+			if parts := snapshotPartitions(batch); len(parts) > 0 {
+				t.snapshotSent(to, parts)
+			}
+		}
+		if err != nil {
 			t.log.Debug("raft send failed", "to", to, "messages", len(batch), "err", err)
 			if t.onFailure != nil {
 				t.onFailure()
@@ -156,6 +166,17 @@ func (t *Transport) sendLoop(to uint64, q *peerQueue) {
 			t.unreachable(to, list)
 		}
 	}
+}
+
+// snapshotPartitions lists the partitions of the snapshots in batch.
+func snapshotPartitions(batch []Envelope) []int {
+	var parts []int
+	for _, env := range batch {
+		if env.Msg.GetType() == pb.MessageType_MsgSnap && !slices.Contains(parts, env.Partition) {
+			parts = append(parts, env.Partition)
+		}
+	}
+	return parts
 }
 
 func (t *Transport) post(to uint64, body []byte) error {
