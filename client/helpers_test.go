@@ -21,6 +21,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/holocron-run/holocron/internal/proctest"
+	"github.com/holocron-run/holocron/internal/testenv"
 )
 
 func buildHolocron() (string, func(), error) {
@@ -266,23 +267,8 @@ func signal(t *testing.T, dir string, sig syscall.Signal) int {
 	return 0
 }
 
-// waitFor polls cond until it returns nil, and fails the test after within,
-// naming what it waited for and cond's last answer (why not yet). cond runs
-// on the test's goroutine, so it may itself fail the test.
-func waitFor(t testing.TB, within time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s: %v", within, what, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// waitFor is testenv.WaitFor.
+var waitFor = testenv.WaitFor
 
 // closedChan is a waitFor condition: nil once ch is closed.
 func closedChan(ch <-chan struct{}) func() error {

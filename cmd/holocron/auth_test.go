@@ -13,6 +13,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
 
+	"github.com/holocron-run/holocron/internal/testenv"
 	"github.com/holocron-run/holocron/runtime/runtimetest"
 )
 
@@ -304,19 +305,5 @@ func TestSocketsPerPlayerLimit(t *testing.T) {
 	refused("p1's socket beyond the limit again", dial(p1))
 }
 
-// waitFor polls cond until it returns nil, and fails the test after within,
-// naming what it waited for and cond's last answer (why not yet).
-func waitFor(t testing.TB, within time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s: %v", within, what, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// waitFor is testenv.WaitFor.
+var waitFor = testenv.WaitFor

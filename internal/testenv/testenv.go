@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"testing"
+	"time"
 )
 
 // NoSkipEnv is the environment variable that turns every Skip into a
@@ -52,5 +53,24 @@ func NeedCommand(t testing.TB, pkg string, commands ...string) {
 		if _, err := exec.LookPath(c); err != nil {
 			Skipf(t, "needs %s (apt-get install %s)", c, pkg)
 		}
+	}
+}
+
+// WaitFor polls cond until it returns nil, and fails the test after within,
+// naming what it waited for and cond's last answer (why not yet). cond runs
+// on the test's goroutine, so it may itself fail the test. It is the one
+// deadline-bounded wait of the process tests: no wait there is unbounded.
+func WaitFor(t testing.TB, within time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s: %v", within, what, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
