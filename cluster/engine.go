@@ -136,7 +136,23 @@ type group struct {
 	transferTo     uint64
 	transferSince  time.Time
 	transferIssued bool
+	// snapshotsSent is, per follower, the last snapshot this node (as
+	// leader) sent it and when, until the follower acknowledges it: the
+	// log after it is kept meanwhile (see truncationIndex).
+	snapshotsSent map[uint64]sentSnapshot
 }
+
+// sentSnapshot is a snapshot on its way to a follower, or being installed.
+type sentSnapshot struct {
+	index uint64
+	at    time.Time
+}
+
+// snapshotHold is how long a leader keeps the log after a snapshot it sent
+// for a follower that has not acknowledged it: long enough for a large
+// snapshot to cross a slow link and be installed on a busy node, during
+// which the follower answers nothing (Raft then counts it inactive).
+const snapshotHold = time.Minute
 
 // proposal IDs prefix each normal entry: 8 bytes of per-process epoch and
 // 8 bytes of sequence, so the proposer can match the applied entry.
@@ -652,6 +668,12 @@ func (e *Engine) processReady() error {
 		}
 		for _, m := range w.rd.Messages {
 			out = append(out, Envelope{Partition: g.part, Msg: m})
+			if m.GetType() == pb.MessageType_MsgSnap {
+				if g.snapshotsSent == nil {
+					g.snapshotsSent = map[uint64]sentSnapshot{}
+				}
+				g.snapshotsSent[m.GetTo()] = sentSnapshot{index: m.GetSnapshot().GetMetadata().GetIndex(), at: time.Now()}
+			}
 		}
 	}
 	if len(out) > 0 && e.cfg.Send != nil {
@@ -805,33 +827,61 @@ const (
 )
 
 // truncationIndex lowers want, on a leader, so as not to truncate entries a
-// live follower is about to need: those after the snapshot it is being
-// sent, or after what it has. Otherwise a busy partition's log moves past a
-// snapshot while it is in flight, and the follower is sent snapshot after
+// follower is about to need (see neededFrom): one heard from lately, or
+// one sent a snapshot it has not acknowledged yet (within snapshotHold; a
+// follower installing a large snapshot answers nothing meanwhile).
+// Otherwise a busy partition's log moves past a snapshot while it is in
+// flight or being installed, and the follower is sent snapshot after
 // snapshot, never catching up (a learner then stays a learner). A follower
-// further behind than that bound, or not heard from lately, holds nothing
-// (CockroachDB's raft log queue weighs the same).
+// further behind than the bound, or silent with no snapshot on its way,
+// holds nothing (CockroachDB's raft log queue weighs the same, and holds
+// the log for its in-flight snapshots likewise).
 func (e *Engine) truncationIndex(g *group, want uint64) uint64 {
 	if !g.leader {
+		clear(g.snapshotsSent)
 		return want
 	}
 	floor := uint64(0)
 	if held := max(maxHeldForCatchUp*e.cfg.LogKeep, minHeldForCatchUp); g.st.applied > held {
 		floor = g.st.applied - held
 	}
+	now := time.Now()
 	for id, pr := range g.rn.Status().Progress {
-		if id == e.cfg.RaftID || !pr.RecentActive {
+		if id == e.cfg.RaftID {
 			continue
 		}
-		need := pr.Match
-		if pr.State == tracker.StateSnapshot {
-			need = pr.PendingSnapshot
+		need, holds := neededFrom(pr), pr.RecentActive
+		if sent, ok := g.snapshotsSent[id]; ok {
+			if pr.Match >= sent.index || now.Sub(sent.at) > snapshotHold {
+				delete(g.snapshotsSent, id)
+			} else {
+				need, holds = min(need, sent.index), true
+			}
 		}
-		if need < want && need >= floor {
+		if holds && need < want && need >= floor {
 			want = need
 		}
 	}
 	return want
+}
+
+// neededFrom is the last index a leader's log must keep (its term, and every
+// entry after it) for the next message Raft sends a follower in progress
+// pr: the snapshot's index while one is in flight; the index a probe
+// starts from (Next-1), which after a delivered snapshot is the snapshot's
+// index although the follower has not acknowledged it yet (it may still be
+// installing it: Match is then far behind, and holding only Match let the
+// log move past the snapshot, the livelock truncationIndex prevents); and
+// Match while entries stream.
+func neededFrom(pr tracker.Progress) uint64 {
+	switch pr.State {
+	case tracker.StateSnapshot:
+		return pr.PendingSnapshot
+	case tracker.StateProbe:
+		return max(pr.Match, pr.Next-1)
+	default:
+		return pr.Match
+	}
 }
 
 func (e *Engine) persist(b *pebble.Batch, writer *storage.BatchWriter, w *readyWork) error {
