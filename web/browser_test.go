@@ -859,8 +859,7 @@ func TestAdminObjects(t *testing.T) {
 	op.waitJS("only messages", `(() => { const k = [...document.querySelectorAll("#object-keys .kv")].map(e => e.dataset.key); return k.length >= 3 && k.every(x => x.startsWith("msg/launch-plan/")); })()`, 10*time.Second)
 	op.waitJS("animations done", `document.getAnimations().every(a => a.playState === "finished")`, 5*time.Second)
 	op.screenshot("07-admin-object-detail.png")
-	op.click("#object-close")
-	op.waitJS("drawer closed", `document.getElementById("object-panel").hidden && location.hash === "#objects"`, 5*time.Second)
+	op.closeDrawer()
 
 	// A long value starts collapsed and expands.
 	op.click(row("RoomManager", "main"))
@@ -868,12 +867,12 @@ func TestAdminObjects(t *testing.T) {
 	op.waitJS("game room collapsed", kv+`?.classList.contains("collapsed") && /^Show all \d+ lines$/.test(`+kv+`.querySelector(".kv-toggle").textContent)`, 10*time.Second)
 	op.click(`#object-keys .kv[data-key="room/friday-quiz"] .kv-toggle`)
 	op.waitJS("expanded", `!`+kv+`.classList.contains("collapsed") && `+kv+`.textContent.includes('"gameType": "cognitive"')`, 5*time.Second)
-	op.click("#object-close")
+	op.closeDrawer()
 
 	// An API error is shown: a class the server does not have.
 	eval[bool](op, `(location.hash = "#objects/NoSuchClass/x", true)`)
 	op.waitJS("error shown", `!document.getElementById("object-error").hidden && document.getElementById("object-error").textContent.includes("unknown object class") && document.getElementById("object-error").textContent.includes("not_found")`, 10*time.Second)
-	op.click("#object-close")
+	op.closeDrawer()
 
 	// Delete the ops lobby: the name must be typed.
 	op.click(row("ChatLobby", "ops"))
@@ -921,6 +920,15 @@ func TestAdminObjects(t *testing.T) {
 	}
 
 	op.checkNoErrors()
+}
+
+// closeDrawer closes the object drawer and waits until it is gone: the
+// drawer closes on the hashchange that follows the click, and until then
+// its scrim covers the page, so a click meant for a row would land on it.
+func (u *user) closeDrawer() {
+	u.t.Helper()
+	u.click("#object-close")
+	u.waitJS("drawer closed", `document.getElementById("object-panel").hidden && location.hash === "#objects"`, 5*time.Second)
 }
 
 // TestAdminObjectsMove: the Objects page on a 3-node cluster. Leaderboards
