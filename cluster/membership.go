@@ -35,9 +35,12 @@ const (
 
 // Member is one node as gossip knows it.
 type Member struct {
-	Name     string      `json:"name"`
-	RaftID   uint64      `json:"raftId"`
-	HTTPAddr string      `json:"http"`
+	Name     string `json:"name"`
+	RaftID   uint64 `json:"raftId"`
+	HTTPAddr string `json:"http"`
+	// PeerAddr is the member's peer listener: all node-to-node traffic
+	// goes there.
+	PeerAddr string      `json:"peer"`
 	Gossip   string      `json:"gossip"`
 	State    MemberState `json:"state"`
 	// Initialized is true once the node holds Raft state (it bootstrapped
@@ -71,6 +74,7 @@ func RaftIDFor(name string) uint64 {
 // nodeMeta travels in memberlist's per-node metadata (at most 512 bytes).
 type nodeMeta struct {
 	HTTP string `json:"h"`
+	Peer string `json:"p"`
 	Init bool   `json:"i,omitempty"`
 	// Leaving is announced just before a graceful Leave: memberlist reports
 	// a leave and a death alike, so this is how peers tell them apart.
@@ -85,9 +89,10 @@ type MembershipConfig struct {
 	BindAddr string
 	// AdvertiseAddr is the gossip address others reach; empty means BindAddr.
 	AdvertiseAddr string
-	// HTTPAddr is the advertised address of this node's HTTP server, which
-	// also carries Raft traffic between nodes.
+	// HTTPAddr is the advertised address of this node's client port.
 	HTTPAddr string
+	// PeerAddr is the advertised address of this node's peer listener.
+	PeerAddr string
 	// Join lists gossip addresses of any peers; joining retries until one
 	// answers and keeps retrying peers that are not alive.
 	Join []string
@@ -133,6 +138,7 @@ func StartMembership(cfg MembershipConfig) (*Membership, error) {
 	}
 	m := &Membership{cfg: cfg, log: cfg.Logger, members: map[string]Member{}, done: make(chan struct{}), dirty: make(chan struct{}, 1)}
 	m.meta.HTTP = cfg.HTTPAddr
+	m.meta.Peer = cfg.PeerAddr
 
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = cfg.NodeName
@@ -403,7 +409,7 @@ func (m *Membership) updateLocked(n *memberlist.Node, gone bool, now time.Time) 
 		m.log.Info("member state", "member", n.Name, "state", string(state), "gossip", n.Address())
 	}
 	m.members[n.Name] = Member{
-		Name: n.Name, RaftID: RaftIDFor(n.Name), HTTPAddr: meta.HTTP, Gossip: n.Address(),
+		Name: n.Name, RaftID: RaftIDFor(n.Name), HTTPAddr: meta.HTTP, PeerAddr: meta.Peer, Gossip: n.Address(),
 		State: state, Initialized: meta.Init, Since: since, leads: leads, leaving: meta.Leaving && !gone,
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
 	"slices"
 	"strconv"
 	"sync"
@@ -26,9 +27,11 @@ import (
 	"github.com/holocron-run/holocron/storage"
 )
 
-// HopHeader marks a request forwarded by another node. A node that receives
-// it for an object it does not serve answers unavailable instead of
-// forwarding again, so a stale view can never make a loop.
+// HopHeader names the node that forwarded a request over the peer link. A
+// node that receives a forwarded request for an object it does not serve
+// answers unavailable instead of forwarding again, so a stale view can
+// never make a loop. It means something only on the peer link: the client
+// port drops it (and X-Forwarded-For) from what clients send.
 const HopHeader = "X-Holocron-Forwarded-By"
 
 // Config configures a cluster node.
@@ -37,9 +40,17 @@ type Config struct {
 	// BindAddr and AdvertiseAddr are the gossip addresses (host:port).
 	BindAddr      string
 	AdvertiseAddr string
-	// HTTPAddr is the address other nodes reach this node's HTTP server at.
+	// HTTPAddr is the advertised address of this node's client port (shown
+	// to operators and clients; no node-to-node traffic goes there).
 	HTTPAddr string
-	Join     []string
+	// PeerAddr is the advertised address of this node's peer listener,
+	// where Peer's server (serving PeerHandler) listens.
+	PeerAddr string
+	// Peer is the peer link (required).
+	Peer *PeerLink
+	// GossipKeys encrypt gossip (nil: in clear, for -insecure clusters).
+	GossipKeys GossipKeys
+	Join       []string
 	// Bootstrap makes this node create the cluster's partition groups if no
 	// member it can reach holds any. Exactly one node of a new cluster sets it.
 	Bootstrap   bool
@@ -77,7 +88,7 @@ type Node struct {
 	engine    *Engine
 	transport *Transport
 	store     *replicatedStore
-	proxy     *http.Transport
+	peer      *PeerLink
 	metrics   *metrics
 
 	ring atomic.Pointer[Ring]
@@ -115,6 +126,9 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Peer == nil || cfg.PeerAddr == "" {
+		return nil, errors.New("cluster: Config.Peer and Config.PeerAddr are required")
+	}
 	if err := checkIdentity(cfg.Store, cfg.NodeName, cfg.Partitions); err != nil {
 		return nil, err
 	}
@@ -123,11 +137,7 @@ func Start(cfg Config) (*Node, error) {
 		log:     cfg.Logger.With("component", "cluster"),
 		self:    RaftIDFor(cfg.NodeName),
 		changed: make(chan struct{}, 1),
-		proxy: &http.Transport{
-			DialContext:         (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
-			MaxIdleConnsPerHost: 64,
-			IdleConnTimeout:     time.Minute,
-		},
+		peer:    cfg.Peer,
 	}
 	n.ring.Store(NewRing(cfg.Partitions, cfg.Replication, []string{cfg.NodeName}))
 	if cfg.Metrics != nil {
@@ -137,7 +147,7 @@ func Start(cfg Config) (*Node, error) {
 		}
 		n.metrics = m
 	}
-	n.transport = NewTransport(n.self, n.addrOf, func(envs []Envelope) { n.engine.Step(envs) },
+	n.transport = NewTransport(n.self, n.addrOf, cfg.Peer, func(envs []Envelope) { n.engine.Step(envs) },
 		func(to uint64, parts []int) { n.engine.ReportUnreachable(to, parts) }, cfg.Logger)
 	if n.metrics != nil {
 		n.transport.onFailure = n.metrics.sendFailures.Inc
@@ -165,6 +175,8 @@ func Start(cfg Config) (*Node, error) {
 		BindAddr:      cfg.BindAddr,
 		AdvertiseAddr: cfg.AdvertiseAddr,
 		HTTPAddr:      cfg.HTTPAddr,
+		PeerAddr:      cfg.PeerAddr,
+		GossipKeys:    cfg.GossipKeys,
 		Join:          cfg.Join,
 		Logger:        cfg.Logger,
 		OnChange:      n.poke,
@@ -175,6 +187,7 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.members = ms
+	cfg.Peer.setNameAt(n.memberAt)
 	if eng.Initialized() {
 		ms.SetInitialized()
 	}
@@ -212,6 +225,10 @@ func checkIdentity(s *storage.PebbleStore, name string, partitions int) error {
 	return s.DB().Set(identityKey, want, nil)
 }
 
+// SetGossipKeys rotates the gossip keyring while the node runs (see
+// GossipKeys for the steps).
+func (n *Node) SetGossipKeys(keys GossipKeys) error { return n.members.SetGossipKeys(keys) }
+
 // Store is the replicated Store for the runtime.
 func (n *Node) Store() storage.Store { return n.store }
 
@@ -221,14 +238,25 @@ func (n *Node) PartitionOf(id runtime.ID) int { return n.ring.Load().PartitionOf
 // RaftHandler receives Raft traffic from peers (mount it at RaftPath).
 func (n *Node) RaftHandler() http.Handler { return n.transport }
 
-// addrOf is where a member's HTTP server (Raft traffic, forwarded requests)
-// is. Members that left are included: a leaving node hands its partitions
-// over after it announced the leave, and the hand-over needs the others'
-// answers to reach it.
+// addrOf is where a member's peer listener (Raft traffic, forwarded
+// requests) is. Members that left are included: a leaving node hands its
+// partitions over after it announced the leave, and the hand-over needs
+// the others' answers to reach it.
 func (n *Node) addrOf(raftID uint64) (string, bool) {
 	for _, m := range n.members.Members() {
-		if m.RaftID == raftID && m.HTTPAddr != "" {
-			return m.HTTPAddr, true
+		if m.RaftID == raftID && m.PeerAddr != "" {
+			return m.PeerAddr, true
+		}
+	}
+	return "", false
+}
+
+// memberAt names the member whose peer listener is at addr: the peer link
+// checks that the node answering there holds that member's certificate.
+func (n *Node) memberAt(addr string) (string, bool) {
+	for _, m := range n.members.Members() {
+		if m.PeerAddr == addr {
+			return m.Name, true
 		}
 	}
 	return "", false
@@ -332,7 +360,8 @@ func (n *Node) maybeBootstrap(ctx context.Context, members []Member) {
 // so clients rarely see a partition move.
 func (n *Node) Direct(w http.ResponseWriter, r *http.Request, id runtime.ID, local http.Handler) {
 	p := n.PartitionOf(id)
-	forwarded := r.Header.Get(HopHeader) != ""
+	// Over the peer link every object request was forwarded by a peer.
+	forwarded := FromPeer(r)
 	var (
 		deadline *time.Timer
 		poll     *time.Ticker
@@ -504,14 +533,14 @@ func (n *Node) route(p int, forwarded bool) (serve bool, candidates []string, wh
 	members := n.members.Members()
 	if lead != 0 && lead != n.self && n.engine.InGroup(p) {
 		for _, m := range members {
-			if m.RaftID == lead && m.State != StateDead && m.HTTPAddr != "" {
-				candidates = append(candidates, m.HTTPAddr)
+			if m.RaftID == lead && m.State != StateDead && m.PeerAddr != "" {
+				candidates = append(candidates, m.PeerAddr)
 			}
 		}
 	}
 	for _, m := range members {
-		if m.Name != n.cfg.NodeName && m.State == StateAlive && m.Leads(p) && !slices.Contains(candidates, m.HTTPAddr) {
-			candidates = append(candidates, m.HTTPAddr)
+		if m.Name != n.cfg.NodeName && m.State == StateAlive && m.Leads(p) && m.PeerAddr != "" && !slices.Contains(candidates, m.PeerAddr) {
+			candidates = append(candidates, m.PeerAddr)
 		}
 	}
 	if len(candidates) == 0 {
@@ -537,13 +566,14 @@ func (n *Node) forward(w http.ResponseWriter, r *http.Request, p int, candidates
 	addr := candidates[0]
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.Out.URL.Scheme = "http"
+			target, _ := url.Parse(n.peer.URL(addr, ""))
+			pr.Out.URL.Scheme = target.Scheme
 			pr.Out.URL.Host = addr
 			pr.Out.Host = pr.In.Host
 			pr.Out.Header.Set(HopHeader, n.cfg.NodeName)
 			pr.SetXForwarded()
 		},
-		Transport:     n.proxy,
+		Transport:     n.peer.RoundTripper(),
 		FlushInterval: -1,
 		ModifyResponse: func(resp *http.Response) error {
 			if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get(runtime.HeaderNotServed) != "" {
@@ -650,12 +680,12 @@ func (n *Node) MoveObject(ctx context.Context, id runtime.ID) (bool, error) {
 	if !ok {
 		return true, nil
 	}
-	u := fmt.Sprintf("http://%s%s?partition=%d&seconds=%d", addr, HoldPath, p, int(MoveHold.Seconds()))
+	u := n.peer.URL(addr, fmt.Sprintf("%s?partition=%d&seconds=%d", HoldPath, p, int(MoveHold.Seconds())))
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
 	if err != nil {
 		return true, err
 	}
-	resp, err := n.proxy.RoundTrip(req)
+	resp, err := n.peer.RoundTripper().RoundTrip(req)
 	if err != nil {
 		return true, fmt.Errorf("hold partition %d on its new leader: %w", p, err)
 	}

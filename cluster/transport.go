@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -24,12 +23,14 @@ const RaftPath = "/internal/raft"
 // oldest are dropped (Raft retransmits what matters).
 const maxQueuedPerPeer = 16384
 
-// Transport carries Raft messages of every partition between node pairs:
-// one sender goroutine per peer drains everything queued for it into one
-// HTTP request, so the heartbeats of all partitions travel together.
+// Transport carries Raft messages of every partition between node pairs
+// over the peer link: one sender goroutine per peer drains everything
+// queued for it into one request, so the heartbeats of all partitions
+// travel together.
 type Transport struct {
 	self    uint64
-	resolve func(raftID uint64) (httpAddr string, ok bool)
+	resolve func(raftID uint64) (peerAddr string, ok bool)
+	link    *PeerLink
 	deliver func([]Envelope)
 	// unreachable is told which partitions' messages to a peer failed.
 	unreachable func(to uint64, parts []int)
@@ -59,24 +60,18 @@ type peerQueue struct {
 	closed bool
 }
 
-// NewTransport returns a transport; resolve maps a Raft ID to the peer's
-// HTTP address, deliver receives incoming messages.
-func NewTransport(self uint64, resolve func(uint64) (string, bool), deliver func([]Envelope), unreachable func(uint64, []int), log *slog.Logger) *Transport {
+// NewTransport returns a transport over link; resolve maps a Raft ID to
+// the peer's peer-listener address, deliver receives incoming messages.
+func NewTransport(self uint64, resolve func(uint64) (string, bool), link *PeerLink, deliver func([]Envelope), unreachable func(uint64, []int), log *slog.Logger) *Transport {
 	return &Transport{
 		self:        self,
 		resolve:     resolve,
+		link:        link,
 		deliver:     deliver,
 		unreachable: unreachable,
 		log:         log.With("component", "raft-transport"),
 		peers:       map[uint64]*peerQueue{},
-		client: &http.Client{
-			Timeout: 5 * time.Second,
-			Transport: &http.Transport{
-				DialContext:         (&net.Dialer{Timeout: time.Second}).DialContext,
-				MaxIdleConnsPerHost: 4,
-				IdleConnTimeout:     time.Minute,
-			},
-		},
+		client:      link.Client(5 * time.Second),
 	}
 }
 
@@ -184,7 +179,7 @@ func (t *Transport) post(to uint64, body []byte) error {
 	if !ok {
 		return fmt.Errorf("no address for node %x", to)
 	}
-	req, err := http.NewRequest(http.MethodPost, "http://"+addr+RaftPath, bytes.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, t.link.URL(addr, RaftPath), bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -215,11 +210,22 @@ func appendEnvelope(buf []byte, env Envelope) []byte {
 // maxRaftBody bounds one request of Raft messages.
 const maxRaftBody = 256 << 20
 
-// ServeHTTP receives a batch of messages from a peer.
+// ServeHTTP receives a batch of messages from a peer over the peer link.
+// With mutual TLS every message must be from the node whose certificate
+// sent it: one node of the cluster cannot speak for another.
 func (t *Transport) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		http.Error(w, "POST only", http.StatusMethodNotAllowed)
 		return
+	}
+	peer, ok := PeerName(r)
+	if !ok {
+		http.Error(w, "raft messages come over the peer link only", http.StatusForbidden)
+		return
+	}
+	var from uint64 // 0: insecure mode, nobody proven
+	if peer != "" {
+		from = RaftIDFor(peer)
 	}
 	br, _ := t.readers.Get().(*bufio.Reader)
 	if br == nil {
@@ -254,6 +260,14 @@ func (t *Transport) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		m := &pb.Message{}
 		if err := proto.Unmarshal(b, m); err != nil {
 			http.Error(w, "bad raft message", http.StatusBadRequest)
+			return
+		}
+		if from != 0 && m.GetFrom() != from {
+			http.Error(w, fmt.Sprintf("raft message from %x sent by node %q", m.GetFrom(), peer), http.StatusForbidden)
+			return
+		}
+		if m.GetTo() != t.self {
+			http.Error(w, fmt.Sprintf("raft message for %x delivered to %x", m.GetTo(), t.self), http.StatusBadRequest)
 			return
 		}
 		envs = append(envs, Envelope{Partition: int(part), Msg: m})

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"net"
@@ -90,7 +91,7 @@ func (b *addrBook) resolve(id uint64) (string, bool) {
 type testPeer struct {
 	id     uint64
 	tr     *Transport
-	srv    *httptest.Server
+	srv    *http.Server
 	in     *inbox
 	un     *unreachables
 	closed sync.Once
@@ -102,11 +103,18 @@ func (p *testPeer) close() { p.closed.Do(p.tr.Close) }
 func newTestPeer(t *testing.T, id uint64, book *addrBook) *testPeer {
 	t.Helper()
 	p := &testPeer{id: id, in: &inbox{}, un: &unreachables{}}
-	p.tr = NewTransport(id, book.resolve, p.in.deliver, p.un.report, testLogger())
+	// The insecure peer link: the same HTTP/2 link without certificates.
+	link := NewPeerLink(nil)
+	p.tr = NewTransport(id, book.resolve, link, p.in.deliver, p.un.report, testLogger())
 	mux := http.NewServeMux()
 	mux.Handle(RaftPath, p.tr)
-	p.srv = httptest.NewServer(mux)
-	book.set(id, p.srv.Listener.Addr().String())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.srv = link.Server(mux, testLogger())
+	go link.Serve(p.srv, ln)
+	book.set(id, ln.Addr().String())
 	t.Cleanup(func() {
 		p.close()
 		p.srv.Close()
@@ -284,33 +292,45 @@ func encodeEnvelopes(envs ...Envelope) []byte {
 func TestTransportServeHTTP(t *testing.T) {
 	valid := encodeEnvelopes(Envelope{Partition: 3, Msg: raftMsg(1, 2, 5)}, Envelope{Partition: 70000, Msg: raftMsg(1, 2, 6)})
 	tooLong := binary.AppendUvarint([]byte{1}, maxRaftBody+1)
+	fromN1 := func(i int) *pb.Message { return raftMsg(RaftIDFor("n1"), 2, i) }
+	notPeer := "(not the peer link)"
 	tests := []struct {
 		name      string
 		method    string
 		body      []byte
 		status    int
 		delivered int
+		// peer is the proven name of the sender ("": insecure link).
+		peer string
 	}{
-		{"valid", http.MethodPost, valid, http.StatusNoContent, 2},
-		{"empty", http.MethodPost, nil, http.StatusNoContent, 0},
-		{"GET", http.MethodGet, valid, http.StatusMethodNotAllowed, 0},
-		{"truncated partition", http.MethodPost, []byte{0x80}, http.StatusBadRequest, 0},
-		{"missing length", http.MethodPost, []byte{0x01}, http.StatusBadRequest, 0},
-		{"truncated length", http.MethodPost, []byte{0x01, 0x80}, http.StatusBadRequest, 0},
-		{"length beyond body", http.MethodPost, []byte{0x01, 0x05, 0x08}, http.StatusBadRequest, 0},
-		{"length too large", http.MethodPost, tooLong, http.StatusBadRequest, 0},
-		{"not a protobuf", http.MethodPost, []byte{0x01, 0x02, 0xff, 0xff}, http.StatusBadRequest, 0},
-		{"text", http.MethodPost, []byte("hello, world"), http.StatusBadRequest, 0},
+		{"valid", http.MethodPost, valid, http.StatusNoContent, 2, ""},
+		{"not over the peer link", http.MethodPost, valid, http.StatusForbidden, 0, notPeer},
+		{"from the node the certificate names", http.MethodPost, encodeEnvelopes(Envelope{Partition: 3, Msg: fromN1(5)}), http.StatusNoContent, 1, "n1"},
+		{"one node speaking for another", http.MethodPost, encodeEnvelopes(Envelope{Partition: 3, Msg: fromN1(5)}), http.StatusForbidden, 0, "n2"},
+		{"addressed to another node", http.MethodPost, encodeEnvelopes(Envelope{Partition: 3, Msg: raftMsg(1, 7, 5)}), http.StatusBadRequest, 0, ""},
+		{"empty", http.MethodPost, nil, http.StatusNoContent, 0, ""},
+		{"GET", http.MethodGet, valid, http.StatusMethodNotAllowed, 0, ""},
+		{"truncated partition", http.MethodPost, []byte{0x80}, http.StatusBadRequest, 0, ""},
+		{"missing length", http.MethodPost, []byte{0x01}, http.StatusBadRequest, 0, ""},
+		{"truncated length", http.MethodPost, []byte{0x01, 0x80}, http.StatusBadRequest, 0, ""},
+		{"length beyond body", http.MethodPost, []byte{0x01, 0x05, 0x08}, http.StatusBadRequest, 0, ""},
+		{"length too large", http.MethodPost, tooLong, http.StatusBadRequest, 0, ""},
+		{"not a protobuf", http.MethodPost, []byte{0x01, 0x02, 0xff, 0xff}, http.StatusBadRequest, 0, ""},
+		{"text", http.MethodPost, []byte("hello, world"), http.StatusBadRequest, 0, ""},
 		// All or nothing: a good message before garbage is not delivered.
-		{"valid then garbage", http.MethodPost, append(slices.Clone(valid), 0x80), http.StatusBadRequest, 0},
+		{"valid then garbage", http.MethodPost, append(slices.Clone(valid), 0x80), http.StatusBadRequest, 0, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			in := &inbox{}
-			tr := NewTransport(2, (&addrBook{}).resolve, in.deliver, (&unreachables{}).report, testLogger())
+			tr := NewTransport(2, (&addrBook{}).resolve, NewPeerLink(nil), in.deliver, (&unreachables{}).report, testLogger())
 			defer tr.Close()
 			rec := httptest.NewRecorder()
-			tr.ServeHTTP(rec, httptest.NewRequest(tt.method, RaftPath, bytes.NewReader(tt.body)))
+			req := httptest.NewRequest(tt.method, RaftPath, bytes.NewReader(tt.body))
+			if tt.peer != notPeer {
+				req = req.WithContext(context.WithValue(req.Context(), peerNameKey{}, tt.peer))
+			}
+			tr.ServeHTTP(rec, req)
 			if rec.Code != tt.status {
 				t.Errorf("status %d (%s), want %d", rec.Code, strings.TrimSpace(rec.Body.String()), tt.status)
 			}
@@ -318,7 +338,7 @@ func TestTransportServeHTTP(t *testing.T) {
 			if len(got) != tt.delivered {
 				t.Fatalf("delivered %d messages, want %d", len(got), tt.delivered)
 			}
-			if tt.delivered > 0 {
+			if tt.delivered > 0 && tt.peer == "" {
 				checkSame(t, "delivered", got, []Envelope{{Partition: 3, Msg: raftMsg(1, 2, 5)}, {Partition: 70000, Msg: raftMsg(1, 2, 6)}})
 			}
 		})

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"sync"
 	"time"
 
@@ -27,6 +26,22 @@ const maxRelayedMessage = 16 << 20
 // messages go through in several reads and writes (corkconn coalesces the
 // writes).
 const relayBufferSize = 1024
+
+// cork wraps a dial function so the connection it makes is corked (its
+// writes coalesced) and recorded in *last; nil stays nil.
+func (n *Node) cork(dial func(ctx context.Context, network, addr string) (net.Conn, error), last **corkconn.Conn) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	if dial == nil {
+		return nil
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		*last = &corkconn.Conn{Conn: c, Pool: &n.relayCorkBuffers}
+		return *last, nil
+	}
+}
 
 // forwardWebSocket relays a WebSocket to the partition's leader message by
 // message rather than as raw bytes, so that when the leader goes away the
@@ -49,24 +64,21 @@ func (n *Node) forwardWebSocket(w http.ResponseWriter, r *http.Request, p int, c
 	netDialer := &net.Dialer{Timeout: 2 * time.Second}
 	var backendConn *corkconn.Conn // the connection of the last dial
 	dialer := websocket.Dialer{
-		HandshakeTimeout: 5 * time.Second,
-		ReadBufferSize:   relayBufferSize,
-		WriteBufferSize:  relayBufferSize,
-		WriteBufferPool:  &n.relayWriteBuffers,
-		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := netDialer.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			backendConn = &corkconn.Conn{Conn: c, Pool: &n.relayCorkBuffers}
-			return backendConn, nil
-		},
-		Subprotocols: websocket.Subprotocols(r),
+		// With mutual TLS the relay is its own HTTP/1.1 connection to the
+		// peer listener (WebSocket upgrades need HTTP/1.1), proven like
+		// the link's: the node there must be the one routed to.
+		NetDialTLSContext: n.cork(n.peer.DialWebSocketTLS(), &backendConn),
+		HandshakeTimeout:  5 * time.Second,
+		ReadBufferSize:    relayBufferSize,
+		WriteBufferSize:   relayBufferSize,
+		WriteBufferPool:   &n.relayWriteBuffers,
+		NetDialContext:    n.cork(netDialer.DialContext, &backendConn),
+		Subprotocols:      websocket.Subprotocols(r),
 	}
 	var backend *websocket.Conn
 	for _, addr := range candidates {
-		u := url.URL{Scheme: "ws", Host: addr, Path: r.URL.Path, RawQuery: r.URL.RawQuery}
-		conn, resp, err := dialer.DialContext(r.Context(), u.String(), header)
+		u := n.peer.WebSocketURL(addr, r.URL.RequestURI())
+		conn, resp, err := dialer.DialContext(r.Context(), u, header)
 		if err == nil {
 			backend = conn
 			break

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/holocron-run/holocron/cluster"
+	"github.com/holocron-run/holocron/internal/devcluster"
 )
 
 // node is one `holocron serve` process under load.
@@ -102,7 +103,7 @@ func (f *fleet) spawn(cfg *config) error {
 	f.root, f.spawned = root, true
 	size := max(cfg.SpawnCluster, 1)
 	common := []string{"-rate-limit", "-1", "-history-limit", strconv.Itoa(cfg.HistoryLimit)}
-	type addrs struct{ http, gossip string }
+	type addrs struct{ http, gossip, peer string }
 	var all []addrs
 	var gossip []string
 	for range size {
@@ -115,9 +116,24 @@ func (f *fleet) spawn(cfg *config) error {
 			if a.gossip, err = freePort(true); err != nil {
 				return err
 			}
+			if a.peer, err = freePort(false); err != nil {
+				return err
+			}
 			gossip = append(gossip, a.gossip)
 		}
 		all = append(all, a)
+	}
+	var secrets *devcluster.Secrets
+	if cfg.SpawnCluster > 0 {
+		var names []string
+		for i := range all {
+			names = append(names, fmt.Sprintf("n%d", i+1))
+		}
+		// The cluster is secured as an operator secures one (holocron cert):
+		// its figures include the peer link's mutual TLS.
+		if secrets, err = devcluster.Make(bin, filepath.Join(root, "secrets"), names); err != nil {
+			return err
+		}
 	}
 	for i, a := range all {
 		name := fmt.Sprintf("n%d", i+1)
@@ -125,7 +141,8 @@ func (f *fleet) spawn(cfg *config) error {
 		args = append(args, common...)
 		if cfg.SpawnCluster > 0 {
 			args = append(args, "-node-name", name, "-bind", a.gossip, "-join", strings.Join(gossip, ","),
-				"-raft-tick", cfg.RaftTick.String())
+				"-raft-tick", cfg.RaftTick.String(), "-peer", a.peer)
+			args = append(args, secrets.Flags(name)...)
 			if i == 0 {
 				args = append(args, "-bootstrap")
 			}

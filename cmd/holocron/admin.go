@@ -20,7 +20,35 @@ type adminAPI struct {
 	nodeName string
 	rt       *runtime.Runtime
 	node     *cluster.Node // nil on a single node
-	client   *http.Client
+	// peer is the peer link the fan-out to other nodes goes over (nil on a
+	// single node).
+	peer *cluster.PeerLink
+}
+
+// peerTimeout bounds one admin request to another node.
+const peerTimeout = 2 * time.Second
+
+// getPeerJSON GETs path from the node whose peer listener is at addr and
+// decodes its JSON answer into out.
+func (a *adminAPI) getPeerJSON(ctx context.Context, addr, path string, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, peerTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.peer.URL(addr, path), nil)
+	if err != nil {
+		return err
+	}
+	if a.token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.token)
+	}
+	resp, err := a.peer.RoundTripper().RoundTrip(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return &httpStatusError{resp.Status}
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
 }
 
 // nodeReport is one node's view for the dashboard (GET /admin/node).
@@ -109,7 +137,8 @@ func (a *adminAPI) serveOverview(w http.ResponseWriter, r *http.Request) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rep, err := a.fetch(ctx, m.HTTPAddr)
+			var rep nodeReport
+			err := a.getPeerJSON(ctx, m.PeerAddr, "/admin/node", &rep)
 			if err != nil {
 				reports[i].Error = err.Error()
 				return
@@ -121,27 +150,6 @@ func (a *adminAPI) serveOverview(w http.ResponseWriter, r *http.Request) {
 	wg.Wait()
 	ov.Nodes = reports
 	protocol.WriteJSON(w, http.StatusOK, ov)
-}
-
-func (a *adminAPI) fetch(ctx context.Context, addr string) (nodeReport, error) {
-	var rep nodeReport
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/admin/node", nil)
-	if err != nil {
-		return rep, err
-	}
-	if a.token != "" {
-		req.Header.Set("Authorization", "Bearer "+a.token)
-	}
-	resp, err := a.client.Do(req)
-	if err != nil {
-		return rep, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return rep, &httpStatusError{resp.Status}
-	}
-	err = json.NewDecoder(resp.Body).Decode(&rep)
-	return rep, err
 }
 
 type httpStatusError struct{ status string }

@@ -127,7 +127,7 @@ func (a *objectsAdmin) serveList(w http.ResponseWriter, r *http.Request) {
 		go func() {
 			defer wg.Done()
 			var page objectPage
-			err := a.getJSON(r, "http://"+m.HTTPAddr+"/admin/objects/local?"+r.URL.RawQuery, &page)
+			err := a.getPeerJSON(r.Context(), m.PeerAddr, "/admin/objects/local?"+r.URL.RawQuery, &page)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -159,23 +159,18 @@ func (a *objectsAdmin) serveList(w http.ResponseWriter, r *http.Request) {
 	protocol.WriteJSON(w, http.StatusOK, page)
 }
 
-func (a *objectsAdmin) getJSON(r *http.Request, u string, out any) error {
-	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, u, nil)
-	if err != nil {
-		return err
-	}
-	if a.token != "" {
-		req.Header.Set("Authorization", "Bearer "+a.token)
-	}
-	resp, err := a.client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return &httpStatusError{resp.Status}
-	}
-	return json.NewDecoder(resp.Body).Decode(out)
+// routes registers the admin routes that answer for this node's own
+// objects, or forward to the object's owner: on the client port, and on
+// the peer listener, where the fan-out (serveList, serveOverview) and
+// onOwner reach them from other nodes.
+func (a *objectsAdmin) routes(mux *http.ServeMux) {
+	mux.Handle("GET /admin/node", a.protect(http.HandlerFunc(a.serveNode)))
+	mux.Handle("GET /admin/objects/local", a.protect(http.HandlerFunc(a.serveLocal)))
+	mux.Handle("GET /admin/objects/{class}/{name}", a.protect(a.onOwner(a.objectIDByName, a.serveObject)))
+	mux.Handle("DELETE /admin/objects/{class}/{name}", a.protect(a.onOwner(a.objectIDByName, a.serveDelete)))
+	mux.Handle("POST /admin/objects/{class}/{name}/move", a.protect(a.onOwner(a.objectIDByName, a.serveMove)))
+	mux.Handle("GET /admin/export/{id}", a.protect(a.onOwner(a.objectByID, a.serveExport)))
+	mux.Handle("POST /admin/import/{id}", a.protect(a.onOwner(a.objectByID, a.serveImport)))
 }
 
 // object resolves {class}/{name}; ok false means it was answered (an

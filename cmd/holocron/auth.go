@@ -66,12 +66,14 @@ func verifyToken(secret []byte, token string) (runtime.Principal, error) {
 // as a runtime.Principal. Without a secret (development) every request
 // passes and players name themselves.
 //
-// A client-supplied X-Forwarded-For is dropped unless the request comes
-// from a cluster node, so per-address socket limits cannot be dodged.
+// X-Forwarded-For and the hop header mean something only when a peer sent
+// them over the peer link: from a client they are dropped, so per-address
+// socket limits cannot be dodged.
 func authenticate(secret []byte, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get(cluster.HopHeader) == "" {
+		if !cluster.FromPeer(r) {
 			r.Header.Del(runtime.ForwardedForHeader)
+			r.Header.Del(cluster.HopHeader)
 		}
 		if len(secret) == 0 {
 			next.ServeHTTP(w, r)

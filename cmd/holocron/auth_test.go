@@ -13,6 +13,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
 
+	"github.com/holocron-run/holocron/cluster"
 	"github.com/holocron-run/holocron/internal/testenv"
 	"github.com/holocron-run/holocron/runtime/runtimetest"
 )
@@ -307,3 +308,34 @@ func TestSocketsPerPlayerLimit(t *testing.T) {
 
 // waitFor is testenv.WaitFor.
 var waitFor = testenv.WaitFor
+
+// TestSpoofedForwardingHeadersDoNotLiftTheAddressLimit: a client that
+// claims to be a forwarding node (the hop header) with made-up
+// X-Forwarded-For addresses is still counted by its own address: those
+// headers mean something only on the peer link.
+func TestSpoofedForwardingHeadersDoNotLiftTheAddressLimit(t *testing.T) {
+	n := startNode(t, t.TempDir(), "-max-sockets-per-ip", "2")
+	var admitted, refused int
+	for i := range 5 {
+		h := http.Header{}
+		h.Set(cluster.HopHeader, "n9")
+		h.Set("X-Forwarded-For", fmt.Sprintf("203.0.113.%d", i+1))
+		c := runtimetest.DialURL(t, n.wsURL("/api/lobby/websocket"), h)
+		c.Send(map[string]any{"type": "ping"})
+		c.WS.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var f runtimetest.Frame
+		err := c.WS.ReadJSON(&f)
+		var ce *websocket.CloseError
+		switch {
+		case err == nil && f.Type() == "pong":
+			admitted++
+		case errors.As(err, &ce) && ce.Code == 4008:
+			refused++
+		default:
+			t.Fatalf("socket %d: frame %v, err %v", i, f, err)
+		}
+	}
+	if admitted != 2 || refused != 3 {
+		t.Fatalf("%d sockets admitted, %d refused with 4008; want 2 and 3", admitted, refused)
+	}
+}

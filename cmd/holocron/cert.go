@@ -5,11 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/holocron-run/holocron/cluster"
 	"github.com/holocron-run/holocron/internal/certs"
 )
 
@@ -25,6 +27,8 @@ commands:
                                                    node.crt/node.key for node NAME, reached at the hosts
   create-client  USER --certs-dir DIR --ca-key FILE  client.USER.crt/.key
   list           --certs-dir DIR                   what a certs directory holds, with expiry
+  create-gossip-key FILE                           a new gossip key (base64, 32 bytes) in FILE, mode 0600;
+                                                   every node's -gossip-key-file holds the same keys
 
 flags of the create commands: --lifetime (default 10y for the CA, 5y for
 the others; never past the CA's), --overwrite (replace existing files).
@@ -94,6 +98,12 @@ func certCommand(args []string, stdout, stderr io.Writer) int {
 		err = certs.CreateClient(o, name)
 	case "list":
 		err = listCerts(stdout, *dir)
+	case "create-gossip-key":
+		if name == "" {
+			err = errors.New("the key file is required (holocron cert create-gossip-key FILE)")
+			break
+		}
+		err = writeGossipKey(name, *overwrite)
 	default:
 		fmt.Fprintf(stderr, "holocron cert: unknown command %q\n%s", sub, certUsage)
 		return 2
@@ -103,6 +113,27 @@ func certCommand(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// writeGossipKey writes a fresh gossip key to path, refusing to replace a
+// file unless overwrite.
+func writeGossipKey(path string, overwrite bool) error {
+	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	if overwrite {
+		flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	}
+	f, err := os.OpenFile(path, flags, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("%s exists (use --overwrite to replace it; to rotate, add a key as a new line instead)", path)
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintln(f, cluster.NewGossipKey()); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // listCerts prints one line per certificate file in dir.

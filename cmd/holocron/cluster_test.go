@@ -23,6 +23,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/holocron-run/holocron/cluster"
+	"github.com/holocron-run/holocron/internal/devcluster"
 	"github.com/holocron-run/holocron/internal/proctest"
 	"github.com/holocron-run/holocron/internal/testenv"
 	"github.com/holocron-run/holocron/runtime/runtimetest"
@@ -37,7 +38,14 @@ type testCluster struct {
 	names  []string
 	dirs   []string
 	https  []string
-	extra  []string
+	// peers[i] is node i's peer listener.
+	peers []string
+	extra []string
+	// secrets are the cluster's CA, node certificates and gossip key,
+	// made with `holocron cert` (nil: -insecure, see insecure).
+	secrets *devcluster.Secrets
+	// insecure runs the nodes with -insecure instead.
+	insecure bool
 	// wrap, when set, gives node i's command prefix (a network namespace).
 	wrap func(i int) []string
 	// productionTick runs the nodes with the default Raft tick instead of
@@ -66,9 +74,29 @@ func newCluster(t *testing.T, size int, extra ...string) *testCluster {
 		c.names = append(c.names, fmt.Sprintf("n%d", i+1))
 		c.gossip = append(c.gossip, freeGossipAddr(t))
 		c.https = append(c.https, freeAddr(t))
+		c.peers = append(c.peers, freeAddr(t))
 		c.dirs = append(c.dirs, t.TempDir())
 	}
 	return c
+}
+
+// makeSecrets makes the CA, a certificate for each of names and the gossip
+// key, once per cluster, as the README's "Securing a cluster" does.
+func (c *testCluster) makeSecrets() {
+	c.t.Helper()
+	if c.secrets != nil || c.insecure {
+		return
+	}
+	// Certificates for names the cluster may grow to, too.
+	var names []string
+	for i := range len(c.names) + 3 {
+		names = append(names, fmt.Sprintf("n%d", i+1))
+	}
+	s, err := devcluster.Make(binary, c.t.TempDir(), names)
+	if err != nil {
+		c.t.Fatalf("cluster secrets: %v", err)
+	}
+	c.secrets = s
 }
 
 // start launches every node (n1 bootstraps) and waits for convergence.
@@ -88,13 +116,20 @@ func (c *testCluster) launch(i int, bootstrap bool) *node {
 	c.t.Helper()
 	// A shorter Raft tick than the default (100ms) keeps failovers, and so
 	// the tests, short; HOLOCRON_TEST_RAFT_TICK measures with another.
+	c.makeSecrets()
 	args := []string{"-node-name", c.names[i], "-bind", c.gossip[i], "-join", strings.Join(c.gossip, ","),
+		"-peer", c.peers[i],
 		"-history-limit", "100000", "-log-level", "info",
 		// A short Raft log, so that catching up after a restart or a join
 		// goes through snapshots of the partition.
 		"-raft-log-keep", "100"}
 	if !c.productionTick {
 		args = append(args, "-raft-tick", cmp.Or(os.Getenv("HOLOCRON_TEST_RAFT_TICK"), "50ms"))
+	}
+	if c.insecure {
+		args = append(args, "-insecure")
+	} else {
+		args = append(args, c.secrets.Flags(c.names[i])...)
 	}
 	if bootstrap {
 		args = append(args, "-bootstrap")
@@ -113,6 +148,7 @@ func (c *testCluster) grow() *node {
 	c.names = append(c.names, fmt.Sprintf("n%d", i+1))
 	c.gossip = append(c.gossip, freeGossipAddr(c.t))
 	c.https = append(c.https, freeAddr(c.t))
+	c.peers = append(c.peers, freeAddr(c.t))
 	c.dirs = append(c.dirs, c.t.TempDir())
 	n := c.launch(i, false)
 	c.nodes = append(c.nodes, n)
@@ -1119,11 +1155,28 @@ func TestClusterForwarding(t *testing.T) {
 	via := c.nodes[c.otherThan(leader)]
 	createRoom(t, via, "fwd")
 
-	// A request already forwarded once is never forwarded again: a node
-	// that does not lead the object answers unavailable, with Retry-After.
+	// A client's claim to be a forwarding node means nothing on the client
+	// port: the request is forwarded and served as any other.
 	req, _ := http.NewRequest("GET", via.url("/api/lobby/rooms/fwd"), nil)
-	req.Header.Set("X-Holocron-Forwarded-By", "some-node")
+	req.Header.Set(cluster.HopHeader, "some-node")
 	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("a client's hop header on the client port: %d, want 200 (ignored)", resp.StatusCode)
+	}
+	// A request a peer forwarded (over the peer link) is never forwarded
+	// again: a node that does not lead the object answers unavailable, with
+	// Retry-After.
+	viaIdx := slices.Index(c.nodes, via)
+	other := c.names[3-viaIdx-leader] // the third node, as a peer
+	peer := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{ForceAttemptHTTP2: true,
+		TLSClientConfig: peerClientConfig(t, c.secrets.CertsDir(other), other, c.names[viaIdx])}}
+	req, _ = http.NewRequest("GET", "https://"+c.peers[viaIdx]+"/api/lobby/rooms/fwd", nil)
+	req.Header.Set(cluster.HopHeader, other)
+	resp, err = peer.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,6 +44,11 @@ type serveConfig struct {
 	Bind              string
 	Advertise         string
 	AdvertiseHTTP     string
+	PeerAddr          string
+	AdvertisePeer     string
+	CertsDir          string
+	GossipKeyFile     string
+	Insecure          bool
 	Join              string
 	Bootstrap         bool
 	Partitions        int
@@ -92,7 +97,12 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) {
 	fs.StringVar(&cfg.NodeName, "node-name", "", "cluster: this node's unique, stable name (default: host name)")
 	fs.StringVar(&cfg.Bind, "bind", "", "cluster: gossip address host:port, UDP and TCP (default :7946 when clustered)")
 	fs.StringVar(&cfg.Advertise, "advertise", "", "cluster: gossip address peers use (default: -bind)")
-	fs.StringVar(&cfg.AdvertiseHTTP, "advertise-http", "", "cluster: HTTP address peers use for forwarding and Raft (default: -http with the advertised host)")
+	fs.StringVar(&cfg.AdvertiseHTTP, "advertise-http", "", "cluster: client-port address shown to operators and clients (default: -http with the advertised host)")
+	fs.StringVar(&cfg.PeerAddr, "peer", "", "cluster: peer listener address: Raft, forwarding and every other node-to-node request (default :7947 when clustered)")
+	fs.StringVar(&cfg.AdvertisePeer, "advertise-peer", "", "cluster: peer listener address other nodes use (default: -peer with the advertised host)")
+	fs.StringVar(&cfg.CertsDir, "certs-dir", "", "cluster: directory with ca.crt, node.crt and node.key (holocron cert); the peer link's mutual TLS")
+	fs.StringVar(&cfg.GossipKeyFile, "gossip-key-file", "", "cluster: file of base64 gossip keys, one per line, the primary first (holocron cert create-gossip-key FILE); reloaded on change and SIGHUP")
+	fs.BoolVar(&cfg.Insecure, "insecure", false, "cluster: run without -certs-dir and -gossip-key-file: anyone who reaches the peer or gossip port is trusted (tests and development only)")
 	fs.StringVar(&cfg.Join, "join", "", "cluster: comma-separated gossip addresses of any peers; retried until one answers")
 	fs.BoolVar(&cfg.Bootstrap, "bootstrap", false, "cluster: create a new cluster if no reachable peer has one (set on exactly one node)")
 	fs.IntVar(&cfg.Partitions, "partitions", 64, "cluster: number of partitions (fixed for the cluster's life)")
@@ -173,6 +183,8 @@ func parseServeFlags(args []string, getenv func(string) string) (cfg serveConfig
 		fs.Set("node-name", cfg.NodeName)
 		fs.Set("bind", cfg.Bind)
 		fs.Set("advertise-http", cfg.AdvertiseHTTP)
+		fs.Set("peer", cfg.PeerAddr)
+		fs.Set("advertise-peer", cfg.AdvertisePeer)
 		cfg.Effective = effectiveConfig(fs)
 	}()
 	if cfg.clustered() {
@@ -187,18 +199,34 @@ func parseServeFlags(args []string, getenv func(string) string) (cfg serveConfig
 			cfg.NodeName = host
 		}
 		if cfg.AdvertiseHTTP == "" {
-			cfg.AdvertiseHTTP = advertisedHTTP(cfg)
+			cfg.AdvertiseHTTP = advertisedAddr(cfg, cfg.HTTPAddr)
 		}
+		if cfg.PeerAddr == "" {
+			cfg.PeerAddr = ":7947"
+		}
+		if cfg.AdvertisePeer == "" {
+			cfg.AdvertisePeer = advertisedAddr(cfg, cfg.PeerAddr)
+		}
+		secured := cfg.CertsDir != "" && cfg.GossipKeyFile != ""
+		switch {
+		case cfg.Insecure && (cfg.CertsDir != "" || cfg.GossipKeyFile != ""):
+			return cfg, errors.New("-insecure with -certs-dir or -gossip-key-file: choose one")
+		case !cfg.Insecure && !secured:
+			return cfg, errors.New("a cluster needs -certs-dir and -gossip-key-file (see README, Securing a cluster), or -insecure to run without them")
+		}
+	} else if cfg.Insecure || cfg.CertsDir != "" || cfg.GossipKeyFile != "" || cfg.PeerAddr != "" {
+		return cfg, errors.New("-peer, -certs-dir, -gossip-key-file and -insecure are for a cluster (with -bind, -join or -bootstrap)")
 	}
 	return cfg, nil
 }
 
-// advertisedHTTP derives the HTTP address peers should use: -http's host if
-// it names one, else the advertised or bound gossip host, else the host name.
-func advertisedHTTP(cfg serveConfig) string {
-	host, port, err := net.SplitHostPort(cfg.HTTPAddr)
+// advertisedAddr derives the address others should use for a listener at
+// addr: addr's host if it names one, else the advertised or bound gossip
+// host, else the host name.
+func advertisedAddr(cfg serveConfig, addr string) string {
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return cfg.HTTPAddr
+		return addr
 	}
 	specific := func(h string) bool { return h != "" && h != "0.0.0.0" && h != "::" }
 	if !specific(host) {

@@ -13,7 +13,7 @@ import (
 func TestConfigPrecedence(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "holocron.yaml")
-	if err := os.WriteFile(file, []byte("http: 127.0.0.1:9001\nhistory-limit: 50\njoin: [a:1, b:2]\nrate-limit: 7\n"), 0o644); err != nil {
+	if err := os.WriteFile(file, []byte("http: 127.0.0.1:9001\nhistory-limit: 50\njoin: [a:1, b:2]\nrate-limit: 7\ninsecure: true\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	env := func(vars map[string]string) func(string) string { return func(k string) string { return vars[k] } }
@@ -29,7 +29,7 @@ func TestConfigPrecedence(t *testing.T) {
 		{"file from env", nil, map[string]string{"HOLOCRON_CONFIG": file}, "127.0.0.1:9001", 50, "a:1,b:2"},
 		{"env over file", []string{"--config=" + file}, map[string]string{"HOLOCRON_HTTP": ":9002"}, ":9002", 50, "a:1,b:2"},
 		{"flag over env", []string{"-config", file, "-http", ":9003", "-history-limit", "9"}, map[string]string{"HOLOCRON_HTTP": ":9002"}, ":9003", 9, "a:1,b:2"},
-		{"no file", []string{"-join", "c:3"}, nil, ":8080", 1000, "c:3"},
+		{"no file", []string{"-join", "c:3", "-insecure"}, nil, ":8080", 1000, "c:3"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -68,14 +68,14 @@ func TestPrintConfig(t *testing.T) {
 	env := func(k string) string {
 		return map[string]string{"HOLOCRON_AUTH_SECRET": "hush", "HOLOCRON_HISTORY_LIMIT": "12"}[k]
 	}
-	if code := run([]string{"serve", "-print-config", "-join", "x:1"}, &out, &errOut, env); code != 0 {
+	if code := run([]string{"serve", "-print-config", "-join", "x:1", "-insecure"}, &out, &errOut, env); code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
 	var printed map[string]string
 	if err := yaml.Unmarshal(out.Bytes(), &printed); err != nil {
 		t.Fatalf("output is not YAML: %v\n%s", err, out.String())
 	}
-	for k, want := range map[string]string{"history-limit": "12", "join": "x:1", "auth-secret": "<redacted>", "bind": ":7946", "http": ":8080"} {
+	for k, want := range map[string]string{"history-limit": "12", "join": "x:1", "auth-secret": "<redacted>", "bind": ":7946", "http": ":8080", "peer": ":7947", "insecure": "true"} {
 		if printed[k] != want {
 			t.Errorf("%s = %q, want %q", k, printed[k], want)
 		}

@@ -370,6 +370,7 @@ func TestClusterNodeWithFullDiskFailStops(t *testing.T) {
 		c.names = append(c.names, fmt.Sprintf("n%d", i+1))
 		c.gossip = append(c.gossip, freeGossipAddr(t))
 		c.https = append(c.https, freeAddr(t))
+		c.peers = append(c.peers, freeAddr(t))
 		c.dirs = append(c.dirs, mountTmpfs(t, clusterTmpfsMiB))
 	}
 	c.start()

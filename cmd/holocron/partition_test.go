@@ -89,6 +89,7 @@ func TestClusterPartitionedLeaderAcknowledgesNothing(t *testing.T) {
 		c.names = append(c.names, fmt.Sprintf("n%d", i+1))
 		c.gossip = append(c.gossip, lab.ip(i)+":7946")
 		c.https = append(c.https, lab.ip(i)+":8080")
+		c.peers = append(c.peers, lab.ip(i)+":7947")
 		c.dirs = append(c.dirs, t.TempDir())
 	}
 	c.start()

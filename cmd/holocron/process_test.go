@@ -242,6 +242,10 @@ func TestBadFlagsExitTwoWithOneLine(t *testing.T) {
 		{"bad env", []string{"serve"}, []string{"HOLOCRON_HISTORY_LIMIT=many"}, "HOLOCRON_HISTORY_LIMIT"},
 		{"unknown command", []string{"frobnicate"}, nil, "unknown command"},
 		{"per-player limit without tokens", []string{"serve", "-max-sockets-per-player", "2"}, nil, "needs -auth-secret"},
+		{"cluster without secrets", []string{"serve", "-bootstrap"}, nil, "needs -certs-dir and -gossip-key-file"},
+		{"insecure and secrets", []string{"serve", "-bootstrap", "-insecure", "-certs-dir", "x"}, nil, "choose one"},
+		{"secrets without a cluster", []string{"serve", "-certs-dir", "x"}, nil, "are for a cluster"},
+		{"certs of another node", []string{"serve", "-bootstrap", "-node-name", "nX", "-certs-dir", file, "-gossip-key-file", file, "-http", "127.0.0.1:0", "-peer", "127.0.0.1:0", "-bind", "127.0.0.1:0", "-data", filepath.Join(filepath.Dir(file), "d")}, nil, "-certs-dir"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -287,5 +291,23 @@ func TestSIGTERMShutsDownCleanly(t *testing.T) {
 	}
 	if lines < 2 {
 		t.Errorf("expected start and stop log lines, got %d", lines)
+	}
+}
+
+// TestSIGHUPDoesNotStopANode: SIGHUP (systemd's reload) reloads a cluster
+// node's secrets; its default, ending the process, must never happen.
+func TestSIGHUPDoesNotStopANode(t *testing.T) {
+	n := startNode(t, t.TempDir())
+	if err := n.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	if code := n.do("GET", "/api/lobby/rooms", nil, nil); code != 200 {
+		t.Fatalf("after SIGHUP: list rooms %d", code)
+	}
+	if code := n.stop(); code != 0 {
+		t.Fatalf("exit %d after SIGHUP then SIGTERM, want 0", code)
+	}
+	if !strings.Contains(n.logs.String(), "SIGHUP: a single node has nothing to reload") {
+		t.Fatalf("SIGHUP not handled; log:\n%s", tail(n.logs.String(), 2000))
 	}
 }

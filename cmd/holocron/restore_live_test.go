@@ -40,7 +40,7 @@ func TestClusterRestoreIntoLiveClusterWithConnectedClients(t *testing.T) {
 
 	// Cluster A: the room the backup will hold.
 	a := startCluster(t, 3)
-	restoreLiveWaitSettled(t, a)
+	waitSettled(t, a)
 	if code := a.nodes[0].do("POST", "/api/lobby/rooms", map[string]any{"roomId": "live", "name": "From the backup"}, nil); code != 201 {
 		t.Fatalf("create room on A: HTTP %d", code)
 	}
@@ -91,7 +91,7 @@ func TestClusterRestoreIntoLiveClusterWithConnectedClients(t *testing.T) {
 	// Cluster B: the same lobby and room, with other contents, and clients
 	// joined to it through every node.
 	b := startCluster(t, 3)
-	restoreLiveWaitSettled(t, b)
+	waitSettled(t, b)
 	if code := b.nodes[0].do("POST", "/api/lobby/rooms", map[string]any{"roomId": "live", "name": "Before the restore"}, nil); code != 201 {
 		t.Fatalf("create room on B: HTTP %d", code)
 	}
@@ -435,11 +435,11 @@ func (c *restoreLiveClient) expectClose(code int, reason string, within time.Dur
 	}
 }
 
-// restoreLiveWaitSettled waits until c is done moving partitions and
+// waitSettled (used beyond this file) waits until c is done moving partitions and
 // leaders after its start: every partition at its ring placement and led
 // by its preferred node, so that no leadership change (whose close 1012
 // "moved" would end the sockets for another reason) is under way.
-func restoreLiveWaitSettled(t *testing.T, c *testCluster) {
+func waitSettled(t *testing.T, c *testCluster) {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for {

@@ -41,6 +41,12 @@ var routes = []gateway.Route{
 // serve runs one node until ctx is cancelled, then shuts down gracefully.
 func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	// SIGHUP reloads the cluster's secrets, and never stops the node: it is
+	// caught from the start, before the node answers /readyz.
+	hupCtx, stopHUP := context.WithCancel(ctx)
+	defer stopHUP()
+	hup := make(chan os.Signal, 1)
+	watchSIGHUP(hupCtx, hup)
 	if err := checkDataDir(cfg.DataDir); err != nil {
 		return usageError{err}
 	}
@@ -99,13 +105,22 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 		objStore storage.Store = store
 		node     *cluster.Node
 		director gateway.Director
+		peer     *peerListener
 	)
 	if cfg.clustered() {
+		peer, err = listenPeer(cfg, log)
+		if err != nil {
+			return usageError{err}
+		}
+		defer peer.ln.Close()
 		node, err = cluster.Start(cluster.Config{
 			NodeName:          cfg.NodeName,
 			BindAddr:          cfg.Bind,
 			AdvertiseAddr:     cfg.Advertise,
 			HTTPAddr:          cfg.AdvertiseHTTP,
+			PeerAddr:          cfg.AdvertisePeer,
+			Peer:              peer.link,
+			GossipKeys:        peer.gossipKeys,
 			Join:              cfg.joinList(),
 			Bootstrap:         cfg.Bootstrap,
 			Partitions:        cfg.Partitions,
@@ -184,10 +199,11 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 		protocol.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	admin := &adminAPI{token: cfg.AdminToken, nodeName: cfg.NodeName, rt: rt, node: node, client: &http.Client{Timeout: 2 * time.Second}}
+	admin := &adminAPI{token: cfg.AdminToken, nodeName: cfg.NodeName, rt: rt, node: node}
+	if peer != nil {
+		admin.peer = peer.link
+	}
 	if node != nil {
-		mux.Handle("POST "+cluster.RaftPath, node.RaftHandler())
-		mux.Handle("POST "+cluster.HoldPath, node.HoldHandler())
 		mux.Handle("GET /admin/cluster", admin.protect(node.AdminHandler()))
 		mux.Handle("GET /admin/cluster/locate/{class}/{name}", admin.protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			ns, err := rt.Namespace(r.PathValue("class"))
@@ -207,19 +223,13 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 			protocol.WriteJSON(w, http.StatusOK, map[string]string{"mode": "single-node"})
 		})))
 	}
-	mux.Handle("GET /admin/node", admin.protect(http.HandlerFunc(admin.serveNode)))
 	mux.Handle("POST /admin/backup", admin.protect(serveBackup(store, cfg.DataDir, log)))
 	objAdmin := &objectsAdmin{adminAPI: admin, store: store}
 	if director != nil {
 		objAdmin.dir = director
 	}
 	mux.Handle("GET /admin/objects", admin.protect(http.HandlerFunc(objAdmin.serveList)))
-	mux.Handle("GET /admin/objects/local", admin.protect(http.HandlerFunc(objAdmin.serveLocal)))
-	mux.Handle("GET /admin/objects/{class}/{name}", admin.protect(objAdmin.onOwner(objAdmin.objectIDByName, objAdmin.serveObject)))
-	mux.Handle("DELETE /admin/objects/{class}/{name}", admin.protect(objAdmin.onOwner(objAdmin.objectIDByName, objAdmin.serveDelete)))
-	mux.Handle("POST /admin/objects/{class}/{name}/move", admin.protect(objAdmin.onOwner(objAdmin.objectIDByName, objAdmin.serveMove)))
-	mux.Handle("GET /admin/export/{id}", admin.protect(objAdmin.onOwner(objAdmin.objectByID, objAdmin.serveExport)))
-	mux.Handle("POST /admin/import/{id}", admin.protect(objAdmin.onOwner(objAdmin.objectByID, objAdmin.serveImport)))
+	objAdmin.routes(mux)
 	mux.Handle("GET /admin/overview", admin.protect(http.HandlerFunc(admin.serveOverview)))
 	// Go's profiler, behind the admin token: how an operator (or
 	// bench/run.sh) sees where a node spends its time.
@@ -231,15 +241,46 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	for _, p := range web.Paths {
 		mux.Handle("GET "+p, webApp)
 	}
-	mux.Handle("/", authenticate([]byte(cfg.AuthSecret), gateway.New(rt, routes, director)))
+	objects := authenticate([]byte(cfg.AuthSecret), gateway.New(rt, routes, director))
+	mux.Handle("/", objects)
 
-	srv := &http.Server{Handler: refuseWhenFailed(mux, &failure), ReadHeaderTimeout: 10 * time.Second}
-	serveErr := make(chan error, 1)
+	// Headers are bounded in size and time here; bodies by the runtime
+	// (runtime.Options.MaxRequestBody, RequestBodyTimeout), before the
+	// object's event. No ReadTimeout: it would cut WebSockets.
+	srv := &http.Server{Handler: refuseWhenFailed(mux, &failure), ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
+	var peerSrv *http.Server
+	if peer != nil {
+		// The peer listener: what other nodes send, and nothing else.
+		// Object requests here were forwarded by a peer; the admin routes
+		// are those the fan-out and onOwner reach on other nodes.
+		pmux := http.NewServeMux()
+		pmux.Handle("POST "+cluster.RaftPath, node.RaftHandler())
+		pmux.Handle("POST "+cluster.HoldPath, node.HoldHandler())
+		objAdmin.routes(pmux)
+		pmux.Handle("/", objects)
+		peerSrv = peer.link.Server(refuseWhenFailed(pmux, &failure), log)
+		go func() { serveErr <- peer.link.Serve(peerSrv, peer.ln) }()
+		go peer.watch(hupCtx, node, hup, log)
+	} else {
+		go func() {
+			for {
+				select {
+				case <-hupCtx.Done():
+					return
+				case <-hup:
+					log.Info("SIGHUP: a single node has nothing to reload")
+				}
+			}
+		}()
+	}
 	mode := "single-node"
 	if node != nil {
 		mode = "cluster"
 		log.Info("cluster member", "node", cfg.NodeName, "gossip", cfg.Bind, "advertise_http", cfg.AdvertiseHTTP,
+			"peer", cfg.PeerAddr, "advertise_peer", cfg.AdvertisePeer, "secured", !cfg.Insecure,
 			"join", cfg.joinList(), "bootstrap", cfg.Bootstrap, "partitions", cfg.Partitions, "replication", cfg.Replication)
 	}
 	auth := "open dev mode: no -auth-secret, players name themselves"
@@ -286,6 +327,12 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	// Stop taking requests; WebSockets are hijacked and closed by the runtime.
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Error("http shutdown", "err", err)
+	}
+	if peerSrv != nil {
+		if err := peerSrv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("peer listener shutdown", "err", err)
+		}
+		peer.link.Close()
 	}
 	if err := rt.Close(sctx); err != nil {
 		log.Error("runtime shutdown", "err", err)

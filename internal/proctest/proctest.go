@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/holocron-run/holocron/cluster"
+	"github.com/holocron-run/holocron/internal/devcluster"
 )
 
 // Build compiles ./cmd/holocron of the module containing dir into a
@@ -199,7 +200,10 @@ type Cluster struct {
 	Nodes  []*Proc
 	names  []string
 	gossip []string
+	peers  []string
 	extra  []string
+	// secrets are the cluster's certificates and gossip key (holocron cert).
+	secrets *devcluster.Secrets
 }
 
 // StartCluster runs size nodes (n1…) and waits until every partition has
@@ -210,7 +214,13 @@ func StartCluster(t testing.TB, binary string, size int, extra ...string) *Clust
 	for i := range size {
 		c.names = append(c.names, fmt.Sprintf("n%d", i+1))
 		c.gossip = append(c.gossip, FreeGossipAddr(t))
+		c.peers = append(c.peers, FreeAddr(t))
 	}
+	s, err := devcluster.Make(binary, t.TempDir(), c.names)
+	if err != nil {
+		t.Fatalf("cluster secrets: %v", err)
+	}
+	c.secrets = s
 	for i := range size {
 		c.Nodes = append(c.Nodes, c.launch(i, FreeAddr(t), t.TempDir()))
 	}
@@ -219,7 +229,8 @@ func StartCluster(t testing.TB, binary string, size int, extra ...string) *Clust
 }
 
 func (c *Cluster) launch(i int, addr, dir string) *Proc {
-	args := []string{"-node-name", c.names[i], "-bind", c.gossip[i], "-join", strings.Join(c.gossip, ","), "-raft-tick", "50ms"}
+	args := []string{"-node-name", c.names[i], "-bind", c.gossip[i], "-join", strings.Join(c.gossip, ","), "-raft-tick", "50ms", "-peer", c.peers[i]}
+	args = append(args, c.secrets.Flags(c.names[i])...)
 	if i == 0 {
 		args = append(args, "-bootstrap")
 	}

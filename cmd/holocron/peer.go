@@ -1,0 +1,113 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/holocron-run/holocron/cluster"
+	"github.com/holocron-run/holocron/internal/certs"
+)
+
+// peerListener is a cluster node's peer listener and the secrets of its
+// link: the node certificate (mutual TLS) and the gossip keys.
+type peerListener struct {
+	ln         net.Listener
+	link       *cluster.PeerLink
+	tls        *certs.Peer // nil: -insecure
+	gossipKeys cluster.GossipKeys
+	keyFile    string
+}
+
+// listenPeer loads the cluster's secrets (or, with -insecure, says loudly
+// that there are none) and opens the peer listener.
+func listenPeer(cfg serveConfig, log *slog.Logger) (*peerListener, error) {
+	p := &peerListener{keyFile: cfg.GossipKeyFile}
+	if cfg.Insecure {
+		log.Warn("INSECURE CLUSTER: -insecure runs the peer link and gossip without TLS or keys; anyone who reaches the peer or gossip port can join, read every object and forge Raft messages. Use it for tests on one machine only.",
+			"peer", cfg.PeerAddr, "gossip", cfg.Bind)
+	} else {
+		var err error
+		if p.tls, err = certs.LoadPeer(cfg.CertsDir, cfg.NodeName); err != nil {
+			return nil, fmt.Errorf("-certs-dir: %w", err)
+		}
+		if p.gossipKeys, err = cluster.LoadGossipKeys(cfg.GossipKeyFile); err != nil {
+			return nil, fmt.Errorf("-gossip-key-file: %w", err)
+		}
+	}
+	p.link = cluster.NewPeerLink(p.tls)
+	ln, err := net.Listen("tcp", cfg.PeerAddr)
+	if err != nil {
+		return nil, fmt.Errorf("peer listener on %s: %w", cfg.PeerAddr, err)
+	}
+	p.ln = ln
+	return p, nil
+}
+
+// secretsCheckInterval is how often the certificate and gossip key files
+// are looked at for changes (SIGHUP reloads at once).
+const secretsCheckInterval = 5 * time.Second
+
+// watchSIGHUP delivers SIGHUP to hup until ctx ends (and keeps it from
+// ending the process, its default, where nothing is reloaded).
+func watchSIGHUP(ctx context.Context, hup chan os.Signal) {
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		<-ctx.Done()
+		signal.Stop(hup)
+	}()
+}
+
+// watch reloads the certificates and the gossip keys when their files
+// change or on SIGHUP (hup), until ctx ends: rotation without a restart.
+func (p *peerListener) watch(ctx context.Context, node *cluster.Node, hup <-chan os.Signal, log *slog.Logger) {
+	if p.tls == nil {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				log.Info("SIGHUP: an -insecure node has no certificates or gossip keys to reload")
+			}
+		}
+	}
+	go p.tls.Watch(ctx, secretsCheckInterval, log)
+	tick := time.NewTicker(secretsCheckInterval)
+	defer tick.Stop()
+	last, _ := os.ReadFile(p.keyFile)
+	for {
+		force := false
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			force = true
+			if err := p.tls.Reload(); err != nil {
+				log.Error("SIGHUP: peer certificates cannot be loaded; keeping the ones in use", "err", err)
+			} else {
+				log.Info("SIGHUP: peer certificates reloaded")
+			}
+		case <-tick.C:
+		}
+		raw, err := os.ReadFile(p.keyFile)
+		if err != nil || (!force && bytes.Equal(raw, last)) {
+			continue
+		}
+		last = raw
+		keys, err := cluster.LoadGossipKeys(p.keyFile)
+		if err == nil {
+			err = node.SetGossipKeys(keys)
+		}
+		if err != nil {
+			log.Error("gossip keys changed but cannot be used; keeping the ones in use", "file", p.keyFile, "err", err)
+			continue
+		}
+		log.Info("gossip keys reloaded", "file", p.keyFile, "keys", len(keys))
+	}
+}

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"bytes"
+	"crypto/tls"
+	varint "encoding/binary"
+	"io"
+	"math"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/holocron-run/holocron/cluster"
+	"github.com/holocron-run/holocron/internal/certs"
+	"github.com/holocron-run/holocron/internal/devcluster"
+)
+
+// forgedHeartbeats is a Raft batch, as the peer link carries one, of
+// heartbeats for every partition with term 2^40 from n2 to n1: taken in,
+// it would make every group of n1 step down and re-elect.
+func forgedHeartbeats(partitions int) []byte {
+	var buf []byte
+	for p := range partitions {
+		m := &pb.Message{Type: pb.MessageType_MsgHeartbeat.Enum(), From: proto.Uint64(cluster.RaftIDFor("n2")),
+			To: proto.Uint64(cluster.RaftIDFor("n1")), Term: proto.Uint64(1 << 40)}
+		b, _ := proto.Marshal(m)
+		buf = varint.AppendUvarint(buf, uint64(p))
+		buf = varint.AppendUvarint(buf, uint64(len(b)))
+		buf = append(buf, b...)
+	}
+	return buf
+}
+
+// TestClusterPeerTrafficOnlyOverThePeerLink attacks a secured cluster with
+// what a client can reach: Raft and hold requests on the client port are
+// not found; the peer listener refuses plain HTTP, a certificate of
+// another CA, a client (not node) certificate of the cluster's own CA, and
+// one node's certificate speaking for another. The cluster serves on
+// throughout, and no group's term moved towards the forged one.
+func TestClusterPeerTrafficOnlyOverThePeerLink(t *testing.T) {
+	c := startCluster(t, 3)
+	body := forgedHeartbeats(64)
+	post := func(client *http.Client, url string) (int, error) {
+		resp, err := client.Post(url, "application/octet-stream", bytes.NewReader(body))
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode, nil
+	}
+
+	// The client port knows nothing of peer traffic.
+	for _, n := range c.nodes {
+		for _, path := range []string{cluster.RaftPath, cluster.HoldPath + "?partition=1&seconds=60"} {
+			if code, err := post(&httpClient, n.url(path)); err != nil || code != http.StatusNotFound {
+				t.Errorf("POST %s on %s's client port: %d %v, want 404", path, n.addr, code, err)
+			}
+		}
+	}
+
+	peerURL := "https://" + c.peers[0] + cluster.RaftPath
+	tlsClient := func(cfg *tls.Config) *http.Client {
+		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true}}
+	}
+	// Plain HTTP, and TLS without a certificate.
+	if code, err := post(&httpClient, "http://"+c.peers[0]+cluster.RaftPath); err == nil && code < 400 {
+		t.Errorf("plain HTTP to the peer listener: %d", code)
+	}
+	if code, err := post(tlsClient(&tls.Config{InsecureSkipVerify: true}), peerURL); err == nil {
+		t.Errorf("TLS without a certificate to the peer listener: answered %d", code)
+	}
+	// A node certificate of another cluster.
+	foreign, err := devcluster.Make(binary, t.TempDir(), []string{"n2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, err := post(tlsClient(peerClientConfig(t, foreign.CertsDir("n2"), "n2", "n1")), peerURL); err == nil {
+		t.Errorf("a node certificate of another CA: answered %d", code)
+	}
+	// A client certificate of this cluster's CA is no node's.
+	clientDir := c.secrets.CertsDir("n2")
+	if code, _, errOut := runHolocron(t, "cert", "create-client", "ops", "--certs-dir", clientDir, "--ca-key", filepath.Join(filepath.Dir(clientDir), "ca.key")); code != 0 {
+		t.Fatalf("create-client: %s", errOut)
+	}
+	pair, err := tls.LoadX509KeyPair(filepath.Join(clientDir, certs.ClientCertFile("ops")), filepath.Join(clientDir, certs.ClientKeyFile("ops")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	asClient := peerClientConfig(t, clientDir, "n2", "n1")
+	asClient.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &pair, nil }
+	if code, err := post(tlsClient(asClient), peerURL); err == nil {
+		t.Errorf("a client certificate of the cluster on the peer link: answered %d", code)
+	}
+	// n3's own certificate, sending messages from n2.
+	if code, err := post(tlsClient(peerClientConfig(t, c.secrets.CertsDir("n3"), "n3", "n1")), peerURL); err != nil || code != http.StatusForbidden {
+		t.Errorf("n3's certificate sending n2's Raft messages: %d %v, want 403", code, err)
+	}
+
+	// The cluster noticed nothing.
+	createRoom(t, c.nodes[1], "after-forgery")
+	for _, n := range c.nodes {
+		st, ok := c.status(n)
+		if !ok {
+			t.Fatalf("no status from %s", n.addr)
+		}
+		for _, p := range st.Partitions {
+			if p.Term > math.MaxUint32 {
+				t.Fatalf("partition %d on %s is in term %d: a forged message was taken in", p.Partition, st.Node, p.Term)
+			}
+		}
+	}
+}
+
+// peerClientConfig is the TLS node name (certs directory dir) dials the
+// peer listener of node want with.
+func peerClientConfig(t *testing.T, dir, name, want string) *tls.Config {
+	t.Helper()
+	p, err := certs.LoadPeer(dir, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := p.ClientConfig(want)
+	cfg.NextProtos = []string{"h2"}
+	return cfg
+}
+
+// runHolocron runs the holocron binary and returns its exit code, stdout
+// and stderr.
+func runHolocron(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut strings.Builder
+	code := run(args, &out, &errOut, func(string) string { return "" })
+	return code, out.String(), errOut.String()
+}
+
+// TestClusterInsecureModeSaysSoAndServes: with -insecure (the one cluster
+// test that runs so) the peer link is HTTP/2 in clear and gossip has no
+// key; every node warns of it at start, and the cluster chats and fails
+// over as a secured one does.
+func TestClusterInsecureModeSaysSoAndServes(t *testing.T) {
+	c := newCluster(t, 3)
+	c.insecure = true
+	c.start()
+	createRoom(t, c.nodes[1], "clear")
+	load := startChatLoad(c, "clear", 4)
+	load.waitAcks(60, 60*time.Second)
+	victim, lead := c.lead("ChatLobby", "main")
+	load.disrupt("kill -9 of the lobby's leader")
+	c.nodes[victim].kill9()
+	load.waitAcks(load.ackCount()+60, 60*time.Second)
+	load.settle(3)
+	c.assertFailedOver("ChatLobby", "main", victim, lead.Term)
+	load.finish()
+	// The logs are read once each process has exited.
+	for i, n := range c.nodes {
+		if !n.exited.Load() {
+			n.stop()
+		}
+		if !strings.Contains(n.logs.String(), "INSECURE CLUSTER") {
+			t.Errorf("%s did not warn that it runs insecure", c.names[i])
+		}
+	}
+}
