@@ -135,7 +135,8 @@ func (l *PeerLink) DialWebSocketTLS() func(ctx context.Context, network, addr st
 // RoundTripper sends requests over the link.
 func (l *PeerLink) RoundTripper() http.RoundTripper { return l.transport }
 
-// Client is an HTTP client over the link with a timeout per request.
+// Client is an HTTP client over the link with a timeout per request (0:
+// none, the request's context bounds it).
 func (l *PeerLink) Client(timeout time.Duration) *http.Client {
 	return &http.Client{Transport: l.transport, Timeout: timeout}
 }

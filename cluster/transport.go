@@ -3,6 +3,7 @@ package cluster
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -26,7 +27,10 @@ const maxQueuedPerPeer = 16384
 // Transport carries Raft messages of every partition between node pairs
 // over the peer link: one sender goroutine per peer drains everything
 // queued for it into one request, so the heartbeats of all partitions
-// travel together.
+// travel together. Snapshots, which can be megabytes, go in requests of
+// their own from a second sender per peer, so that heartbeats and appends
+// never wait behind one (the peer would call an election meanwhile), as
+// etcd's rafthttp and CockroachDB's RaftTransport stream them apart.
 type Transport struct {
 	self    uint64
 	resolve func(raftID uint64) (peerAddr string, ok bool)
@@ -44,13 +48,19 @@ type Transport struct {
 	snapshotSent func(to uint64, parts []int)
 
 	mu     sync.Mutex
-	peers  map[uint64]*peerQueue
+	peers  map[peerKey]*peerQueue
 	closed bool
 	wg     sync.WaitGroup
 
 	// readers (of *bufio.Reader) serve incoming batches in turn: a batch
 	// arrives per peer per Raft tick and more under load.
 	readers sync.Pool
+}
+
+// peerKey names one sender: a peer, and whether it carries snapshots.
+type peerKey struct {
+	to        uint64
+	snapshots bool
 }
 
 type peerQueue struct {
@@ -70,36 +80,37 @@ func NewTransport(self uint64, resolve func(uint64) (string, bool), link *PeerLi
 		deliver:     deliver,
 		unreachable: unreachable,
 		log:         log.With("component", "raft-transport"),
-		peers:       map[uint64]*peerQueue{},
-		client:      link.Client(5 * time.Second),
+		peers:       map[peerKey]*peerQueue{},
+		client:      link.Client(0), // each request has its own deadline (postTimeout)
 	}
 }
 
 // Send queues messages for their peers.
 func (t *Transport) Send(envs []Envelope) {
-	byPeer := map[uint64][]Envelope{}
+	byPeer := map[peerKey][]Envelope{}
 	for _, env := range envs {
-		byPeer[env.Msg.GetTo()] = append(byPeer[env.Msg.GetTo()], env)
+		k := peerKey{to: env.Msg.GetTo(), snapshots: env.Msg.GetType() == pb.MessageType_MsgSnap}
+		byPeer[k] = append(byPeer[k], env)
 	}
-	for to, list := range byPeer {
-		if q := t.peer(to); q != nil {
+	for k, list := range byPeer {
+		if q := t.peer(k); q != nil {
 			q.push(list)
 		}
 	}
 }
 
-func (t *Transport) peer(id uint64) *peerQueue {
+func (t *Transport) peer(k peerKey) *peerQueue {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
 		return nil
 	}
-	q := t.peers[id]
+	q := t.peers[k]
 	if q == nil {
 		q = &peerQueue{wake: make(chan struct{}, 1)}
-		t.peers[id] = q
+		t.peers[k] = q
 		t.wg.Add(1)
-		go t.sendLoop(id, q)
+		go t.sendLoop(k.to, q)
 	}
 	return q
 }
@@ -179,7 +190,9 @@ func (t *Transport) post(to uint64, body []byte) error {
 	if !ok {
 		return fmt.Errorf("no address for node %x", to)
 	}
-	req, err := http.NewRequest(http.MethodPost, t.link.URL(addr, RaftPath), bytes.NewReader(body))
+	ctx, cancel := context.WithTimeout(context.Background(), postTimeout(len(body)))
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.link.URL(addr, RaftPath), bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -194,6 +207,14 @@ func (t *Transport) post(to uint64, body []byte) error {
 		return fmt.Errorf("peer answered %s", resp.Status)
 	}
 	return nil
+}
+
+// postTimeout bounds one request of size bytes: a batch of heartbeats
+// fails within seconds when a peer stops answering, while a batch carrying
+// a large snapshot is given the time a slow link (1 MiB/s) needs for it
+// (a fixed bound failed every snapshot above it, forever).
+func postTimeout(size int) time.Duration {
+	return 5*time.Second + time.Duration(size>>20)*time.Second
 }
 
 func appendEnvelope(buf []byte, env Envelope) []byte {

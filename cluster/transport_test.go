@@ -20,11 +20,17 @@ import (
 
 // inbox collects what a Transport delivers.
 type inbox struct {
+	// hold, when set, is called with each delivery before it is kept (and
+	// before the sender hears it arrived): a test slows a receiver with it.
+	hold func([]Envelope)
 	mu   sync.Mutex
 	envs []Envelope
 }
 
 func (in *inbox) deliver(envs []Envelope) {
+	if in.hold != nil {
+		in.hold(envs)
+	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.envs = append(in.envs, envs...)
@@ -195,10 +201,67 @@ func TestTransportDeliversInOrder(t *testing.T) {
 			return n >= rounds*perRound, fmt.Sprintf("%d of %d arrived", n, rounds*perRound)
 		})
 	}
-	checkSame(t, "at node 2", b.in.get(), wantAtB)
-	checkSame(t, "at node 1", a.in.get(), wantAtA)
+	// In order per kind: snapshots travel apart from everything else.
+	for _, snaps := range []bool{false, true} {
+		checkSame(t, fmt.Sprintf("at node 2 (snapshots: %v)", snaps), ofKind(b.in.get(), snaps), ofKind(wantAtB, snaps))
+		checkSame(t, fmt.Sprintf("at node 1 (snapshots: %v)", snaps), ofKind(a.in.get(), snaps), ofKind(wantAtA, snaps))
+	}
 	if u := a.un.of(2); len(u) != 0 {
 		t.Errorf("node 1 reported node 2 unreachable for partitions %v", u)
+	}
+}
+
+// ofKind keeps the snapshots of envs, or everything else.
+func ofKind(envs []Envelope, snapshots bool) []Envelope {
+	var out []Envelope
+	for _, env := range envs {
+		if (env.Msg.GetType() == pb.MessageType_MsgSnap) == snapshots {
+			out = append(out, env)
+		}
+	}
+	return out
+}
+
+// A snapshot on its way (megabytes, a slow receiver) holds back no other
+// message to that peer: heartbeats sent after it arrive before it, and
+// its sender hears it was delivered once it was.
+func TestTransportSnapshotDoesNotHoldBackHeartbeats(t *testing.T) {
+	book := &addrBook{}
+	a, b := newTestPeer(t, 1, book), newTestPeer(t, 2, book)
+	release := make(chan struct{})
+	b.in.hold = func(envs []Envelope) {
+		if len(snapshotPartitions(envs)) > 0 {
+			<-release
+		}
+	}
+	sent := make(chan []int, 1)
+	a.tr.snapshotSent = func(to uint64, parts []int) { sent <- parts }
+	snap := &pb.Message{Type: pb.MessageType_MsgSnap.Enum(), From: proto.Uint64(1), To: proto.Uint64(2),
+		Snapshot: &pb.Snapshot{Data: bytes.Repeat([]byte("s"), 4<<20), Metadata: &pb.SnapshotMetadata{Index: proto.Uint64(700)}}}
+	a.tr.Send([]Envelope{{Partition: 5, Msg: snap}})
+	for i := range 3 {
+		a.tr.Send([]Envelope{{Partition: 9, Msg: &pb.Message{Type: pb.MessageType_MsgHeartbeat.Enum(), From: proto.Uint64(1), To: proto.Uint64(2), Term: proto.Uint64(uint64(i + 1))}}})
+	}
+	waitFor(t, convergeTimeout, "the heartbeats to arrive while the snapshot is held", func() (bool, string) {
+		n := len(b.in.get())
+		return n == 3, fmt.Sprintf("%d of 3 arrived", n)
+	})
+	select {
+	case parts := <-sent:
+		t.Fatalf("snapshot of partitions %v reported delivered while the receiver still holds it", parts)
+	default:
+	}
+	close(release)
+	select {
+	case parts := <-sent:
+		if !slices.Equal(parts, []int{5}) {
+			t.Fatalf("snapshot reported delivered for partitions %v, want [5]", parts)
+		}
+	case <-time.After(convergeTimeout):
+		t.Fatal("the snapshot's delivery was never reported")
+	}
+	if got := ofKind(b.in.get(), true); len(got) != 1 || !proto.Equal(got[0].Msg, snap) {
+		t.Fatalf("%d snapshots arrived, want the one sent", len(got))
 	}
 }
 

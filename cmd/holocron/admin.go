@@ -4,7 +4,10 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"mime"
+	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -23,6 +26,9 @@ type adminAPI struct {
 	// peer is the peer link the fan-out to other nodes goes over (nil on a
 	// single node).
 	peer *cluster.PeerLink
+	// origins refuses browsers' cross-origin requests that change state
+	// (CSRF): the standard library's Sec-Fetch-Site and Origin checks.
+	origins *http.CrossOriginProtection
 }
 
 // peerTimeout bounds one admin request to another node.
@@ -62,24 +68,92 @@ type nodeReport struct {
 	Error   string               `json:"error,omitempty"`
 }
 
-// protect refuses requests without the admin token when one is set. The
-// token may come as "Authorization: Bearer …" or ?admin_token= (for links).
+// protect guards an operator route (the admin API, pprof):
+//   - with -admin-token, a request needs it, as "Authorization: Bearer …" or
+//     ?admin_token= (for links);
+//   - without one (development), only this machine may call, to a
+//     loopback name: the remote address and the Host header must both be
+//     loopback, so neither the network nor a web page whose DNS name was
+//     rebound to 127.0.0.1 reaches an open admin API. Requests over the
+//     peer link come from a node of the cluster and pass;
+//   - a browser's cross-origin request that changes something (a form
+//     posted from another site, a fetch with a simple content type) is
+//     refused, as is a body of a form's content types: the dashboard and
+//     the CLI send none of them.
 func (a *adminAPI) protect(h http.Handler) http.Handler {
-	if a.token == "" {
-		return h
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok {
-			got = r.URL.Query().Get("admin_token")
+		if a.token == "" && !cluster.FromPeer(r) && !localRequest(r) {
+			protocol.WriteHTTPError(w, http.StatusForbidden, protocol.Errorf(protocol.CodeForbidden,
+				"this node has no -admin-token, so its admin API answers only requests from this machine to localhost; set -admin-token or -admin-token-file to reach it from elsewhere"))
+			return
 		}
-		if subtle.ConstantTimeCompare([]byte(got), []byte(a.token)) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="holocron-admin"`)
-			protocol.WriteHTTPError(w, http.StatusUnauthorized, protocol.Errorf("unauthorized", "admin token required"))
+		if a.token != "" {
+			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if !ok {
+				got = r.URL.Query().Get("admin_token")
+			}
+			if subtle.ConstantTimeCompare([]byte(got), []byte(a.token)) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="holocron-admin"`)
+				protocol.WriteHTTPError(w, http.StatusUnauthorized, protocol.Errorf("unauthorized", "admin token required"))
+				return
+			}
+		}
+		if err := a.origins.Check(r); err != nil {
+			protocol.WriteHTTPError(w, http.StatusForbidden, protocol.Errorf(protocol.CodeForbidden, "cross-origin admin request refused: %v", err))
+			return
+		}
+		if formContentType(r) {
+			protocol.WriteHTTPError(w, http.StatusUnsupportedMediaType, protocol.Errorf(protocol.CodeForbidden,
+				"the admin API takes no form bodies (Content-Type %q): send application/json or none", r.Header.Get("Content-Type")))
 			return
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// localRequest reports whether r came from this machine to a loopback
+// name: its remote address is loopback, and so is its Host.
+func localRequest(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	if ip, err := netip.ParseAddr(host); err != nil || !ip.Unmap().IsLoopback() {
+		return false
+	}
+	name := r.Host
+	if h, _, err := net.SplitHostPort(name); err == nil {
+		name = h
+	}
+	name = strings.ToLower(strings.Trim(name, "[]"))
+	if name == "localhost" || strings.HasSuffix(name, ".localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(name)
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// formContentType reports whether r, a request that may change something,
+// carries a body type an HTML form can send cross-site without asking
+// (the CORS "simple" types).
+func formContentType(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return false
+	}
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return false
+	}
+	media, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return true
+	}
+	switch media {
+	case "application/x-www-form-urlencoded", "multipart/form-data", "text/plain":
+		return true
+	}
+	return false
 }
 
 func (a *adminAPI) report() nodeReport {
@@ -99,15 +173,18 @@ func (a *adminAPI) serveNode(w http.ResponseWriter, r *http.Request) {
 // node asked, with the cluster's membership, so a dashboard needs one
 // endpoint on any node.
 type overview struct {
-	Node    string           `json:"node"`
-	Mode    string           `json:"mode"`
-	Members []cluster.Member `json:"members,omitempty"`
-	Nodes   []nodeReport     `json:"nodes"`
+	Node string `json:"node"`
+	Mode string `json:"mode"`
+	// Insecure says the cluster runs with -insecure: the dashboard shows
+	// it on every page, as the node's log did at start.
+	Insecure bool             `json:"insecure,omitempty"`
+	Members  []cluster.Member `json:"members,omitempty"`
+	Nodes    []nodeReport     `json:"nodes"`
 }
 
 func (a *adminAPI) serveOverview(w http.ResponseWriter, r *http.Request) {
 	self := a.report()
-	ov := overview{Node: a.nodeName, Mode: self.Mode}
+	ov := overview{Node: a.nodeName, Mode: self.Mode, Insecure: a.peer != nil && a.peer.Insecure()}
 	if a.node == nil {
 		ov.Nodes = []nodeReport{self}
 		protocol.WriteJSON(w, http.StatusOK, ov)

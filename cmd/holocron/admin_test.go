@@ -2,8 +2,13 @@ package main
 
 import (
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/holocron-run/holocron/objects/protocol"
 )
 
 // TestAdminEndpointsNeedTheAdminToken: with -admin-token every operator
@@ -12,16 +17,41 @@ import (
 // stays open.
 func TestAdminEndpointsNeedTheAdminToken(t *testing.T) {
 	const token = "operator-secret"
-	n := startNode(t, t.TempDir(), "-admin-token", token)
+	// From a file, as a production node gets it (-admin-token itself is
+	// what every test cluster uses).
+	file := filepath.Join(t.TempDir(), "admin.token")
+	if err := os.WriteFile(file, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n := startNode(t, t.TempDir(), "-admin-token-file", file)
 	createRoom(t, n, "r")
 	if code := n.do("GET", "/api/lobby/rooms/r", nil, nil); code != 200 {
 		t.Errorf("the public API with no token: HTTP %d, want 200", code)
 	}
+	for _, tc := range adminRoutes() {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			for _, h := range []http.Header{nil, {"Authorization": {"Bearer wrong"}}} {
+				if code := n.doWith(tc.method, tc.path, h, nil, nil); code != http.StatusUnauthorized {
+					t.Errorf("with header %v: HTTP %d, want 401", h, code)
+				}
+			}
+			if code := n.doWith(tc.method, tc.path, http.Header{"Authorization": {"Bearer " + token}}, nil, nil); code != tc.want {
+				t.Errorf("with the token: HTTP %d, want %d", code, tc.want)
+			}
+		})
+	}
+}
+
+// adminRoute is an operator endpoint and its status when allowed (on a
+// node where ChatLobby/main exists); DELETE of main comes last.
+type adminRoute struct {
+	method, path string
+	want         int
+}
+
+func adminRoutes() []adminRoute {
 	id := strings.Repeat("ab", 32)
-	tests := []struct {
-		method, path string
-		want         int // with the token
-	}{
+	return []adminRoute{
 		{"GET", "/admin/overview", 200},
 		{"GET", "/admin/node", 200},
 		{"GET", "/admin/cluster", 200},
@@ -38,16 +68,85 @@ func TestAdminEndpointsNeedTheAdminToken(t *testing.T) {
 		{"DELETE", "/admin/objects/ChatLobby/other", 404},
 		{"DELETE", "/admin/objects/ChatLobby/main", 200},
 	}
-	for _, tc := range tests {
+}
+
+// TestAdminWithoutATokenAnswersOnlyLocalRequests: a node started the
+// README's way (no -admin-token) serves every operator endpoint to this
+// machine at a loopback name, and refuses (403, a typed error) the same
+// request naming another host, as a page whose DNS name was rebound to
+// 127.0.0.1 would; a request from another machine is refused the same way
+// (TestLocalRequest covers the remote address). The public API stays open.
+func TestAdminWithoutATokenAnswersOnlyLocalRequests(t *testing.T) {
+	n := startNode(t, t.TempDir())
+	createRoom(t, n, "r")
+	if code := n.doWith("GET", "/api/lobby/rooms/r", http.Header{"Host": {"chat.example"}}, nil, nil); code != 200 {
+		t.Errorf("the public API at another host name: HTTP %d, want 200", code)
+	}
+	for _, tc := range adminRoutes() {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
-			for _, h := range []http.Header{nil, {"Authorization": {"Bearer wrong"}}} {
-				if code := n.doWith(tc.method, tc.path, h, nil, nil); code != http.StatusUnauthorized {
-					t.Errorf("with header %v: HTTP %d, want 401", h, code)
-				}
+			var refused map[string]string // a typed error: code, message
+			if code := n.doWith(tc.method, tc.path, http.Header{"Host": {"rebound.example:8080"}}, nil, &refused); code != http.StatusForbidden || refused["code"] != protocol.CodeForbidden || !strings.Contains(refused["message"], "-admin-token") {
+				t.Errorf("at host rebound.example: HTTP %d %+v, want 403 forbidden naming -admin-token", code, refused)
 			}
-			if code := n.doWith(tc.method, tc.path, http.Header{"Authorization": {"Bearer " + token}}, nil, nil); code != tc.want {
-				t.Errorf("with the token: HTTP %d, want %d", code, tc.want)
+			if code := n.doWith(tc.method, tc.path, http.Header{"Host": {"localhost"}}, nil, nil); code != tc.want {
+				t.Errorf("at localhost: HTTP %d, want %d", code, tc.want)
 			}
 		})
+	}
+}
+
+// TestAdminRefusesCrossSiteRequests: a browser's request from another
+// site that would change something (a form posted to the open admin API
+// of a developer's machine) is refused, whatever the token; so is a body
+// an HTML form can send. The dashboard's own requests and the CLI's pass.
+func TestAdminRefusesCrossSiteRequests(t *testing.T) {
+	n := startNode(t, t.TempDir())
+	createRoom(t, n, "r")
+	for _, tc := range []struct {
+		name   string
+		header http.Header
+		want   int
+	}{
+		{"a page of another site", http.Header{"Origin": {"https://evil.example"}, "Sec-Fetch-Site": {"cross-site"}}, http.StatusForbidden},
+		{"an old browser, Origin only", http.Header{"Origin": {"https://evil.example"}}, http.StatusForbidden},
+		{"a form body", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, http.StatusUnsupportedMediaType},
+		{"a text/plain body", http.Header{"Content-Type": {"text/plain; charset=utf-8"}}, http.StatusUnsupportedMediaType},
+		{"the dashboard (same origin)", http.Header{"Origin": {"http://" + n.addr}, "Sec-Fetch-Site": {"same-origin"}}, http.StatusOK},
+		{"the CLI (no Origin)", http.Header{"Content-Type": {"application/json"}}, http.StatusOK},
+	} {
+		if code := n.doWith("POST", "/admin/objects/ChatLobby/main/move", tc.header, nil, nil); code != tc.want {
+			t.Errorf("%s: POST move: HTTP %d, want %d", tc.name, code, tc.want)
+		}
+	}
+	// Reads are not state changes: a cross-site GET is answered (the
+	// browser keeps the answer from the page).
+	if code := n.doWith("GET", "/admin/objects", http.Header{"Origin": {"https://evil.example"}, "Sec-Fetch-Site": {"cross-site"}}, nil, nil); code != http.StatusOK {
+		t.Errorf("cross-site GET: HTTP %d, want 200", code)
+	}
+}
+
+func TestLocalRequest(t *testing.T) {
+	for _, tc := range []struct {
+		remote, host string
+		want         bool
+	}{
+		{"127.0.0.1:5000", "127.0.0.1:8080", true},
+		{"127.0.0.1:5000", "localhost:8080", true},
+		{"127.0.0.1:5000", "LOCALHOST", true},
+		{"127.0.0.1:5000", "app.localhost:8080", true},
+		{"[::1]:5000", "[::1]:8080", true},
+		{"[::ffff:127.0.0.1]:5000", "127.0.0.1", true},
+		{"127.0.0.1:5000", "evil.example:8080", false},
+		{"127.0.0.1:5000", "10.0.0.5:8080", false},
+		{"127.0.0.1:5000", "localhost.evil.example", false},
+		{"10.0.0.7:5000", "127.0.0.1:8080", false},
+		{"192.0.2.1:5000", "localhost", false},
+		{"garbage", "localhost", false},
+	} {
+		r := httptest.NewRequest("GET", "/admin/node", nil)
+		r.RemoteAddr, r.Host = tc.remote, tc.host
+		if got := localRequest(r); got != tc.want {
+			t.Errorf("localRequest(remote %s, Host %s) = %v, want %v", tc.remote, tc.host, got, tc.want)
+		}
 	}
 }

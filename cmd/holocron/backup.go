@@ -155,8 +155,14 @@ func backupCommand(args []string, stdout, stderr io.Writer, getenv func(string) 
 	from := fs.String("from", "http://127.0.0.1:8080", "base URL of the node to back up (any node of a cluster)")
 	out := fs.String("out", "", "file to write the backup to (required)")
 	scope := fs.String("scope", "node", "node: a checkpoint of this node's store; cluster: every object through its owner")
-	token := fs.String("admin-token", getenv(envName("admin-token")), "the nodes' -admin-token, if they have one")
+	adminToken := secret{name: "admin-token"}
+	adminToken.declare(fs, getenv(envName("admin-token")), "the nodes' -admin-token, if they have one")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	token, err := adminToken.resolve()
+	if err != nil {
+		fmt.Fprintln(stderr, "holocron backup:", err)
 		return 2
 	}
 	if *out == "" {
@@ -176,13 +182,13 @@ func backupCommand(args []string, stdout, stderr io.Writer, getenv func(string) 
 	}
 	var what string
 	if *scope == "cluster" {
-		c := &adminClient{base: base, token: *token, http: http.DefaultClient, patience: time.Minute}
+		c := &adminClient{base: base, token: token, http: http.DefaultClient, patience: time.Minute}
 		var n int
 		n, err = backupObjects(context.Background(), c, f)
 		what = fmt.Sprintf("%d objects", n)
 	} else {
 		var n int64
-		n, err = backupNode(base, *token, f)
+		n, err = backupNode(base, token, f)
 		what = fmt.Sprintf("%d bytes", n)
 	}
 	if cerr := f.Close(); err == nil {
@@ -228,8 +234,14 @@ func restoreCommand(args []string, stdout, stderr io.Writer, getenv func(string)
 	in := fs.String("in", "", "backup file (required)")
 	data := fs.String("data", "./data", "empty data directory to restore into (the node must not be running)")
 	to := fs.String("to", "", "base URL of a running node or cluster to restore a cluster backup into, instead of -data")
-	token := fs.String("admin-token", getenv(envName("admin-token")), "with -to: the nodes' -admin-token, if they have one")
+	adminToken := secret{name: "admin-token"}
+	adminToken.declare(fs, getenv(envName("admin-token")), "with -to: the nodes' -admin-token, if they have one")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	token, err := adminToken.resolve()
+	if err != nil {
+		fmt.Fprintln(stderr, "holocron restore:", err)
 		return 2
 	}
 	if *in == "" {
@@ -268,7 +280,7 @@ func restoreCommand(args []string, stdout, stderr io.Writer, getenv func(string)
 	}
 	var n int
 	if *to != "" {
-		c := &adminClient{base: strings.TrimRight(*to, "/"), token: *token, http: http.DefaultClient, patience: time.Minute}
+		c := &adminClient{base: strings.TrimRight(*to, "/"), token: token, http: http.DefaultClient, patience: time.Minute}
 		n, err = restoreObjectsTo(context.Background(), c, or)
 	} else {
 		n, err = restoreObjectsToDir(or, *data)

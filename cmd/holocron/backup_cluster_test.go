@@ -35,7 +35,7 @@ func TestClusterBackupUnderLoadRestoresIntoAnotherCluster(t *testing.T) {
 	load.mu.Unlock()
 	file := filepath.Join(t.TempDir(), "cluster.jsonl.gz")
 	var out, errOut bytes.Buffer
-	if code := run([]string{"backup", "-scope", "cluster", "-from", c.nodes[1].url(""), "-out", file}, &out, &errOut, noEnv); code != 0 {
+	if code := run([]string{"backup", "-scope", "cluster", "-from", c.nodes[1].url(""), "-out", file, "-admin-token-file", adminTokenFile(t)}, &out, &errOut, noEnv); code != 0 {
 		t.Fatalf("backup: exit %d: %s", code, errOut.String())
 	}
 	t.Logf("%s", bytes.TrimSpace(out.Bytes()))
@@ -73,7 +73,7 @@ func TestClusterBackupUnderLoadRestoresIntoAnotherCluster(t *testing.T) {
 
 	fresh := startCluster(t, 3)
 	out.Reset()
-	if code := run([]string{"restore", "-in", file, "-to", fresh.nodes[2].url("")}, &out, &errOut, noEnv); code != 0 {
+	if code := run([]string{"restore", "-in", file, "-to", fresh.nodes[2].url(""), "-admin-token-file", adminTokenFile(t)}, &out, &errOut, noEnv); code != 0 {
 		t.Fatalf("restore into a cluster: exit %d: %s", code, errOut.String())
 	}
 	t.Logf("%s", bytes.TrimSpace(out.Bytes()))
@@ -95,7 +95,7 @@ func TestClusterBackupUnderLoadRestoresIntoAnotherCluster(t *testing.T) {
 	if code := run([]string{"backup", "-from", single.url(""), "-out", nodeFile}, &out, &errOut, noEnv); code != 0 {
 		t.Fatalf("node backup: exit %d: %s", code, errOut.String())
 	}
-	if code := run([]string{"restore", "-in", nodeFile, "-to", fresh.nodes[0].url("")}, &out, &errOut, noEnv); code != 2 {
+	if code := run([]string{"restore", "-in", nodeFile, "-to", fresh.nodes[0].url(""), "-admin-token-file", adminTokenFile(t)}, &out, &errOut, noEnv); code != 2 {
 		t.Errorf("restore of a node backup into a cluster: exit %d, want 2", code)
 	}
 }

@@ -138,7 +138,27 @@ func (c *testCluster) launch(i int, bootstrap bool) *node {
 	if c.wrap != nil {
 		wrap = c.wrap(i)
 	}
-	return startNodeWrapped(c.t, wrap, c.https[i], c.dirs[i], append(args, c.extra...)...)
+	// An operator's cluster has an admin token (without one the admin API
+	// answers loopback only, and the partition tests' nodes are reached
+	// across network namespaces).
+	args = append(args, "-admin-token", clusterAdminToken)
+	n := startNodeWrapped(c.t, wrap, c.https[i], c.dirs[i], append(args, c.extra...)...)
+	n.adminToken = clusterAdminToken
+	return n
+}
+
+// clusterAdminToken is every test cluster node's -admin-token.
+const clusterAdminToken = "test-cluster-admin-token"
+
+// adminTokenFile writes clusterAdminToken to a file only its owner reads,
+// as an operator hands it to the CLI (-admin-token-file), with a newline.
+func adminTokenFile(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "admin.token")
+	if err := os.WriteFile(path, []byte(clusterAdminToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // grow adds one more node that joins the running cluster.
@@ -157,7 +177,12 @@ func (c *testCluster) grow() *node {
 
 func (c *testCluster) status(n *node) (cluster.Status, bool) {
 	var st cluster.Status
-	resp, err := (&httpClient).Get(n.url("/admin/cluster"))
+	req, err := http.NewRequest(http.MethodGet, n.url("/admin/cluster"), nil)
+	if err != nil {
+		return st, false
+	}
+	n.authorize(req)
+	resp, err := (&httpClient).Do(req)
 	if err != nil {
 		return st, false
 	}
@@ -242,7 +267,7 @@ func (c *testCluster) lead(class, name string) (int, proctest.Lead) {
 			}
 		}
 		var l proctest.Lead
-		if l, err = proctest.ConfirmLeader(live, class, name); err == nil {
+		if l, err = proctest.ConfirmLeader(live, clusterAdminToken, class, name); err == nil {
 			return slices.Index(c.names, l.Node), l
 		}
 		time.Sleep(100 * time.Millisecond)

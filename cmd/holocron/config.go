@@ -30,12 +30,16 @@ type serveConfig struct {
 	HistoryLimit    int
 	AdminToken      string
 	AuthSecret      string
-	RateLimit       float64
-	RateBurst       int
-	MaxSocketsIP    int
-	MaxSocketsUser  int
-	MaxRooms        int
-	GCHeadroomMiB   int
+	AllowedOrigins  string
+	origins         originPolicy
+	// adminToken and authSecret are their flags (-NAME, -NAME-file).
+	adminToken, authSecret secret
+	RateLimit              float64
+	RateBurst              int
+	MaxSocketsIP           int
+	MaxSocketsUser         int
+	MaxRooms               int
+	GCHeadroomMiB          int
 	// GOGCSet: the operator set GOGC, which then stands.
 	GOGCSet bool
 
@@ -86,8 +90,11 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) {
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 30*time.Second, "evict an object instance after this long without events (its sockets stay open)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a graceful shutdown may take")
 	fs.IntVar(&cfg.HistoryLimit, "history-limit", 1000, "chat messages kept per room")
-	fs.StringVar(&cfg.AdminToken, "admin-token", "", "bearer token required by /admin/* endpoints (empty: open, for development)")
-	fs.StringVar(&cfg.AuthSecret, "auth-secret", "", "HS256 secret of player tokens; set, every object request needs one (empty: open dev mode)")
+	cfg.adminToken = secret{name: "admin-token"}
+	cfg.adminToken.declare(fs, "", "bearer token required by /admin/* and /debug/pprof (empty: those answer loopback only, for development)")
+	fs.StringVar(&cfg.AllowedOrigins, "allowed-origins", "", `web origins (scheme://host[:port], comma-separated, or "*") whose pages may open WebSockets here besides this node's own; clients that are not browsers send no origin and always may`)
+	cfg.authSecret = secret{name: "auth-secret"}
+	cfg.authSecret.declare(fs, "", "HS256 secret of player tokens; set, every object request needs one (empty: open dev mode)")
 	fs.Float64Var(&cfg.RateLimit, "rate-limit", 100, "frames per second one socket may send, sustained (negative: no limit)")
 	fs.IntVar(&cfg.RateBurst, "rate-burst", 200, "frames one socket may send at once")
 	fs.IntVar(&cfg.MaxSocketsIP, "max-sockets-per-ip", 0, "sockets one client address may hold on this node; beyond, close 4008 (0: no limit)")
@@ -148,6 +155,15 @@ func parseServeFlags(args []string, getenv func(string) string) (cfg serveConfig
 		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	cfg.GOGCSet = getenv("GOGC") != ""
+	if cfg.AdminToken, err = cfg.adminToken.resolve(); err != nil {
+		return cfg, err
+	}
+	if cfg.AuthSecret, err = cfg.authSecret.resolve(); err != nil {
+		return cfg, err
+	}
+	if cfg.origins, err = parseOrigins(cfg.AllowedOrigins); err != nil {
+		return cfg, err
+	}
 	if cfg.GCHeadroomMiB < 0 {
 		return cfg, errors.New("-gc-headroom must not be negative")
 	}

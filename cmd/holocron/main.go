@@ -101,7 +101,8 @@ func (u usageError) Unwrap() error { return u.err }
 func tokenCommand(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	secret := fs.String("auth-secret", getenv(envName("auth-secret")), "the servers' -auth-secret (env "+envName("auth-secret")+")")
+	authSecret := secret{name: "auth-secret"}
+	authSecret.declare(fs, getenv(envName("auth-secret")), "the servers' -auth-secret (env "+envName("auth-secret")+")")
 	player := fs.String("player", "", "playerId the token fixes (required)")
 	name := fs.String("name", "", "player name (default: the playerId)")
 	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token is valid")
@@ -111,9 +112,13 @@ func tokenCommand(args []string, stdout, stderr io.Writer, getenv func(string) s
 		}
 		return 2
 	}
+	key, err := authSecret.resolve()
 	switch {
-	case *secret == "":
-		fmt.Fprintln(stderr, "holocron token: -auth-secret (or "+envName("auth-secret")+") is required")
+	case err != nil:
+		fmt.Fprintln(stderr, "holocron token:", err)
+		return 2
+	case key == "":
+		fmt.Fprintln(stderr, "holocron token: -auth-secret, -auth-secret-file (or "+envName("auth-secret")+") is required")
 		return 2
 	case *player == "":
 		fmt.Fprintln(stderr, "holocron token: -player is required")
@@ -125,7 +130,7 @@ func tokenCommand(args []string, stdout, stderr io.Writer, getenv func(string) s
 	if *name == "" {
 		*name = *player
 	}
-	tok, err := issueToken([]byte(*secret), *player, *name, *ttl, time.Now())
+	tok, err := issueToken([]byte(key), *player, *name, *ttl, time.Now())
 	if err != nil {
 		fmt.Fprintf(stderr, "holocron token: %v\n", err)
 		return 1

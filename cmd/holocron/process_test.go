@@ -54,6 +54,18 @@ type node struct {
 	// exited is set once the process has been waited for; unlike
 	// cmd.ProcessState it may be read from any goroutine.
 	exited atomic.Bool
+	// adminToken, when set, is the node's -admin-token: do, doWith and
+	// get send it with operator requests that carry no Authorization.
+	adminToken string
+}
+
+// authorize adds n's admin token to req if it is an operator request
+// without credentials of its own.
+func (n *node) authorize(req *http.Request) {
+	p := req.URL.Path
+	if n.adminToken != "" && req.Header.Get("Authorization") == "" && (strings.HasPrefix(p, "/admin/") || strings.HasPrefix(p, "/debug/")) {
+		req.Header.Set("Authorization", "Bearer "+n.adminToken)
+	}
 }
 
 // freeAddr returns a loopback address with a port that was free a moment
@@ -169,7 +181,12 @@ func (n *node) stop() int {
 // get returns the body of a GET that must answer 200.
 func (n *node) get(path string) string {
 	n.t.Helper()
-	resp, err := http.Get(n.url(path))
+	req, err := http.NewRequest(http.MethodGet, n.url(path), nil)
+	if err != nil {
+		n.t.Fatalf("GET %s: %v", path, err)
+	}
+	n.authorize(req)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		n.t.Fatalf("GET %s: %v", path, err)
 	}
@@ -202,6 +219,10 @@ func (n *node) doWith(method, path string, header http.Header, body any, out any
 	for k, v := range header {
 		req.Header[k] = v
 	}
+	if h := header.Get("Host"); h != "" {
+		req.Host = h // Go sends req.Host, not a Host header
+	}
+	n.authorize(req)
 	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 	if err != nil {
 		n.t.Fatalf("%s %s: %v", method, path, err)
@@ -229,6 +250,10 @@ func TestBadFlagsExitTwoWithOneLine(t *testing.T) {
 	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	empty := filepath.Join(t.TempDir(), "empty")
+	if err := os.WriteFile(empty, []byte(" \n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name string
 		args []string
@@ -245,6 +270,12 @@ func TestBadFlagsExitTwoWithOneLine(t *testing.T) {
 		{"cluster without secrets", []string{"serve", "-bootstrap"}, nil, "needs -certs-dir and -gossip-key-file"},
 		{"insecure and secrets", []string{"serve", "-bootstrap", "-insecure", "-certs-dir", "x"}, nil, "choose one"},
 		{"secrets without a cluster", []string{"serve", "-certs-dir", "x"}, nil, "are for a cluster"},
+		{"admin token and its file", []string{"serve", "-admin-token", "a", "-admin-token-file", file}, nil, "choose one"},
+		{"empty admin token file", []string{"serve", "-admin-token-file", empty}, nil, "is empty"},
+		{"missing auth secret file", []string{"serve", "-auth-secret-file", file + ".missing"}, nil, "-auth-secret-file"},
+		{"token with an empty secret file", []string{"token", "-player", "p", "-auth-secret-file", empty}, nil, "is empty"},
+		{"backup with an empty token file", []string{"backup", "-out", file + ".gz", "-admin-token-file", empty}, nil, "is empty"},
+		{"bad allowed origin", []string{"serve", "-allowed-origins", "game.example"}, nil, "-allowed-origins"},
 		{"certs of another node", []string{"serve", "-bootstrap", "-node-name", "nX", "-certs-dir", file, "-gossip-key-file", file, "-http", "127.0.0.1:0", "-peer", "127.0.0.1:0", "-bind", "127.0.0.1:0", "-data", filepath.Join(filepath.Dir(file), "d")}, nil, "-certs-dir"},
 	}
 	for _, tc := range cases {

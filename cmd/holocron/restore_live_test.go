@@ -61,7 +61,7 @@ func TestClusterRestoreIntoLiveClusterWithConnectedClients(t *testing.T) {
 	backupHistory := roomHistory(t, a.nodes[2], "/api/lobby", "live")
 	file := filepath.Join(t.TempDir(), "cluster.jsonl.gz")
 	var out, errOut bytes.Buffer
-	if code := run([]string{"backup", "-scope", "cluster", "-from", a.nodes[1].url(""), "-out", file}, &out, &errOut, noEnv); code != 0 {
+	if code := run([]string{"backup", "-scope", "cluster", "-from", a.nodes[1].url(""), "-out", file, "-admin-token-file", adminTokenFile(t)}, &out, &errOut, noEnv); code != 0 {
 		t.Fatalf("backup of A: exit %d: %s", code, errOut.String())
 	}
 	if after := roomHistory(t, a.nodes[2], "/api/lobby", "live"); !slices.Equal(after, backupHistory) {
@@ -129,7 +129,7 @@ func TestClusterRestoreIntoLiveClusterWithConnectedClients(t *testing.T) {
 	started := time.Now()
 	go func() {
 		var out, errOut bytes.Buffer
-		code := run([]string{"restore", "-in", file, "-to", b.nodes[2].url("")}, &out, &errOut, noEnv)
+		code := run([]string{"restore", "-in", file, "-to", b.nodes[2].url(""), "-admin-token-file", adminTokenFile(t)}, &out, &errOut, noEnv)
 		done <- result{code, out.String(), errOut.String()}
 	}()
 	select {

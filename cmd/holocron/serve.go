@@ -199,7 +199,7 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 		protocol.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	admin := &adminAPI{token: cfg.AdminToken, nodeName: cfg.NodeName, rt: rt, node: node}
+	admin := &adminAPI{token: cfg.AdminToken, nodeName: cfg.NodeName, rt: rt, node: node, origins: http.NewCrossOriginProtection()}
 	if peer != nil {
 		admin.peer = peer.link
 	}
@@ -242,7 +242,7 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 		mux.Handle("GET "+p, webApp)
 	}
 	objects := authenticate([]byte(cfg.AuthSecret), gateway.New(rt, routes, director))
-	mux.Handle("/", objects)
+	mux.Handle("/", cfg.origins.guard(objects))
 
 	// Headers are bounded in size and time here; bodies by the runtime
 	// (runtime.Options.MaxRequestBody, RequestBodyTimeout), before the
@@ -287,7 +287,7 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	if cfg.AuthSecret != "" {
 		auth = "player tokens (HS256) required"
 	}
-	adminAuth := "open (no -admin-token)"
+	adminAuth := "loopback only (no -admin-token)"
 	if cfg.AdminToken != "" {
 		adminAuth = "admin token required"
 	}

@@ -104,6 +104,10 @@ func TestClusterPeerTrafficOnlyOverThePeerLink(t *testing.T) {
 
 	// The cluster noticed nothing.
 	createRoom(t, c.nodes[1], "after-forgery")
+	var ov map[string]any
+	if code := c.nodes[0].do("GET", "/admin/overview", nil, &ov); code != 200 || ov["insecure"] != nil {
+		t.Errorf("GET /admin/overview of a secured cluster: HTTP %d, insecure %v; want 200 and no such field", code, ov["insecure"])
+	}
 	for _, n := range c.nodes {
 		st, ok := c.status(n)
 		if !ok {
@@ -148,6 +152,15 @@ func TestClusterInsecureModeSaysSoAndServes(t *testing.T) {
 	c.insecure = true
 	c.start()
 	createRoom(t, c.nodes[1], "clear")
+	// The dashboard says so too (its banner shows what this field says;
+	// a secured cluster's overview has no such field, see
+	// TestClusterPeerTrafficOnlyOverThePeerLink).
+	var ov struct {
+		Insecure bool `json:"insecure"`
+	}
+	if code := c.nodes[0].do("GET", "/admin/overview", nil, &ov); code != 200 || !ov.Insecure {
+		t.Errorf("GET /admin/overview: HTTP %d, insecure %v; want 200 and true", code, ov.Insecure)
+	}
 	load := startChatLoad(c, "clear", 4)
 	load.waitAcks(60, 60*time.Second)
 	victim, lead := c.lead("ChatLobby", "main")

@@ -305,7 +305,7 @@ func (c *Cluster) LeaderOf(class, name string) int {
 			}
 		}
 		var lead Lead
-		if lead, err = ConfirmLeader(live, class, name); err == nil {
+		if lead, err = ConfirmLeader(live, "", class, name); err == nil {
 			for i, nm := range c.names {
 				if nm == lead.Node {
 					return i
@@ -331,12 +331,13 @@ var statusClient = &http.Client{Timeout: 5 * time.Second}
 // ConfirmLeader finds the leader of object (class, name) among nodes (node
 // name → base URL, live nodes only). Any node may name a leader from a
 // stale view, so the node named is asked too: only a node whose own
-// /admin/cluster says it serves the partition counts.
-func ConfirmLeader(nodes map[string]string, class, name string) (Lead, error) {
+// /admin/cluster says it serves the partition counts. adminToken is the
+// nodes' -admin-token ("": none, the nodes are asked on loopback).
+func ConfirmLeader(nodes map[string]string, adminToken, class, name string) (Lead, error) {
 	var errs []error
 	for _, base := range nodes {
 		var loc cluster.Location
-		if err := getJSON(base+"/admin/cluster/locate/"+class+"/"+name, &loc); err != nil {
+		if err := getJSON(base+"/admin/cluster/locate/"+class+"/"+name, adminToken, &loc); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -346,7 +347,7 @@ func ConfirmLeader(nodes map[string]string, class, name string) (Lead, error) {
 			continue
 		}
 		var st cluster.Status
-		if err := getJSON(lbase+"/admin/cluster", &st); err != nil {
+		if err := getJSON(lbase+"/admin/cluster", adminToken, &st); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -359,8 +360,15 @@ func ConfirmLeader(nodes map[string]string, class, name string) (Lead, error) {
 	return Lead{}, fmt.Errorf("no confirmed leader of %s/%s: %w", class, name, errors.Join(errs...))
 }
 
-func getJSON(url string, out any) error {
-	resp, err := statusClient.Get(url)
+func getJSON(url, adminToken string, out any) error {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	if adminToken != "" {
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+	}
+	resp, err := statusClient.Do(req)
 	if err != nil {
 		return err
 	}

@@ -160,6 +160,7 @@ $("admin-signout").addEventListener("click", () => {
 function render(ov, cl, clErr) {
   $("admin-node").textContent = ov.node;
   $("admin-mode").textContent = ov.mode === "cluster" ? "Cluster" : "Single node";
+  $("admin-insecure").hidden = !ov.insecure;
   servedBy = ov.node;
   setTitle();
   const members = ov.members || [];
