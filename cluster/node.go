@@ -531,17 +531,29 @@ func (n *Node) route(p int, forwarded bool) (serve bool, candidates []string, wh
 		return false, nil, fmt.Sprintf("partition %d is moving (this node does not serve it)", p)
 	}
 	members := n.members.Members()
-	if lead != 0 && lead != n.self && n.engine.InGroup(p) {
+	leaderAt := func(state func(MemberState) bool) {
 		for _, m := range members {
-			if m.RaftID == lead && m.State != StateDead && m.PeerAddr != "" {
+			if m.RaftID == lead && state(m.State) && m.PeerAddr != "" && !slices.Contains(candidates, m.PeerAddr) {
 				candidates = append(candidates, m.PeerAddr)
 			}
 		}
+	}
+	inGroup := n.engine.InGroup(p)
+	if lead != 0 && lead != n.self && inGroup {
+		leaderAt(func(s MemberState) bool { return s != StateDead })
 	}
 	for _, m := range members {
 		if m.Name != n.cfg.NodeName && m.State == StateAlive && m.Leads(p) && m.PeerAddr != "" && !slices.Contains(candidates, m.PeerAddr) {
 			candidates = append(candidates, m.PeerAddr)
 		}
+	}
+	if lead != 0 && lead != n.self && !inGroup {
+		// A node removed from the group still knows the leader of its
+		// last term there: often still right (gossip announces a new
+		// leader only after a while), and if not, that node answers "not
+		// served" and the request is routed again. So it goes last, and
+		// only while that member is alive.
+		leaderAt(func(s MemberState) bool { return s == StateAlive })
 	}
 	if len(candidates) == 0 {
 		return false, nil, fmt.Sprintf("partition %d has no leader right now", p)
