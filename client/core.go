@@ -89,6 +89,7 @@ func newCore(ctx context.Context, addrs []string, opts Options, path string, h h
 	}
 	if s.httpc == nil {
 		s.transport = http.DefaultTransport.(*http.Transport).Clone()
+		s.transport.TLSClientConfig = opts.TLSConfig
 		s.httpc = &http.Client{Transport: s.transport, Timeout: time.Minute}
 	}
 	var errs []error

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"net/http"
 	"time"
@@ -41,8 +42,13 @@ type Options struct {
 	// disables pacing.
 	MaxFramesPerSecond int
 
+	// TLSConfig is the TLS of wss:// and https:// addresses when Dialer or
+	// HTTPClient are left to the package: set RootCAs to trust a cluster
+	// whose -tls-cert comes from a private CA. Nil: the system's roots.
+	TLSConfig *tls.Config
+
 	// Dialer dials the WebSockets. Nil means a dialer with a 10s handshake
-	// timeout.
+	// timeout (and TLSConfig).
 	Dialer *websocket.Dialer
 
 	// HTTPClient sends the REST requests (CreateRoom, ListRooms, …). Nil
@@ -98,6 +104,7 @@ func (o Options) withDefaults() Options {
 		o.Dialer = &websocket.Dialer{
 			Proxy:            http.ProxyFromEnvironment,
 			HandshakeTimeout: defaultHandshakeTimeout,
+			TLSClientConfig:  o.TLSConfig,
 		}
 	}
 	return o

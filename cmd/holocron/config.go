@@ -31,6 +31,8 @@ type serveConfig struct {
 	AdminToken      string
 	AuthSecret      string
 	AllowedOrigins  string
+	TLSCert         string
+	TLSKey          string
 	origins         originPolicy
 	// adminToken and authSecret are their flags (-NAME, -NAME-file).
 	adminToken, authSecret secret
@@ -92,6 +94,8 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) {
 	fs.IntVar(&cfg.HistoryLimit, "history-limit", 1000, "chat messages kept per room")
 	cfg.adminToken = secret{name: "admin-token"}
 	cfg.adminToken.declare(fs, "", "bearer token required by /admin/* and /debug/pprof (empty: those answer loopback only, for development)")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate (chain) for HTTPS and WSS on the client port, with -tls-key; reloaded on change and SIGHUP (empty: plain HTTP)")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of -tls-cert")
 	fs.StringVar(&cfg.AllowedOrigins, "allowed-origins", "", `web origins (scheme://host[:port], comma-separated, or "*") whose pages may open WebSockets here besides this node's own; clients that are not browsers send no origin and always may`)
 	cfg.authSecret = secret{name: "auth-secret"}
 	cfg.authSecret.declare(fs, "", "HS256 secret of player tokens; set, every object request needs one (empty: open dev mode)")
@@ -163,6 +167,9 @@ func parseServeFlags(args []string, getenv func(string) string) (cfg serveConfig
 	}
 	if cfg.origins, err = parseOrigins(cfg.AllowedOrigins); err != nil {
 		return cfg, err
+	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return cfg, errors.New("-tls-cert and -tls-key go together")
 	}
 	if cfg.GCHeadroomMiB < 0 {
 		return cfg, errors.New("-gc-headroom must not be negative")

@@ -65,49 +65,51 @@ func watchSIGHUP(ctx context.Context, hup chan os.Signal) {
 }
 
 // watch reloads the certificates and the gossip keys when their files
-// change or on SIGHUP (hup), until ctx ends: rotation without a restart.
-func (p *peerListener) watch(ctx context.Context, node *cluster.Node, hup <-chan os.Signal, log *slog.Logger) {
+// change, until ctx ends: rotation without a restart (SIGHUP: reload).
+func (p *peerListener) watch(ctx context.Context, node *cluster.Node, log *slog.Logger) {
 	if p.tls == nil {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				log.Info("SIGHUP: an -insecure node has no certificates or gossip keys to reload")
-			}
-		}
+		return
 	}
 	go p.tls.Watch(ctx, secretsCheckInterval, log)
 	tick := time.NewTicker(secretsCheckInterval)
 	defer tick.Stop()
 	last, _ := os.ReadFile(p.keyFile)
 	for {
-		force := false
 		select {
 		case <-ctx.Done():
 			return
-		case <-hup:
-			force = true
-			if err := p.tls.Reload(); err != nil {
-				log.Error("SIGHUP: peer certificates cannot be loaded; keeping the ones in use", "err", err)
-			} else {
-				log.Info("SIGHUP: peer certificates reloaded")
-			}
 		case <-tick.C:
 		}
-		raw, err := os.ReadFile(p.keyFile)
-		if err != nil || (!force && bytes.Equal(raw, last)) {
-			continue
+		if raw, err := os.ReadFile(p.keyFile); err == nil && !bytes.Equal(raw, last) {
+			last = raw
+			p.reloadGossipKeys(node, log)
 		}
-		last = raw
-		keys, err := cluster.LoadGossipKeys(p.keyFile)
-		if err == nil {
-			err = node.SetGossipKeys(keys)
-		}
-		if err != nil {
-			log.Error("gossip keys changed but cannot be used; keeping the ones in use", "file", p.keyFile, "err", err)
-			continue
-		}
-		log.Info("gossip keys reloaded", "file", p.keyFile, "keys", len(keys))
 	}
+}
+
+// reload is SIGHUP's: the certificates and the gossip keys are read again,
+// changed or not.
+func (p *peerListener) reload(node *cluster.Node, log *slog.Logger) {
+	if p.tls == nil {
+		log.Info("SIGHUP: an -insecure node has no peer certificates or gossip keys to reload")
+		return
+	}
+	if err := p.tls.Reload(); err != nil {
+		log.Error("SIGHUP: peer certificates cannot be loaded; keeping the ones in use", "err", err)
+	} else {
+		log.Info("SIGHUP: peer certificates reloaded")
+	}
+	p.reloadGossipKeys(node, log)
+}
+
+func (p *peerListener) reloadGossipKeys(node *cluster.Node, log *slog.Logger) {
+	keys, err := cluster.LoadGossipKeys(p.keyFile)
+	if err == nil {
+		err = node.SetGossipKeys(keys)
+	}
+	if err != nil {
+		log.Error("gossip keys cannot be used; keeping the ones in use", "file", p.keyFile, "err", err)
+		return
+	}
+	log.Info("gossip keys reloaded", "file", p.keyFile, "keys", len(keys))
 }

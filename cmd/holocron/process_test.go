@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -49,7 +51,7 @@ type node struct {
 	cmd  *exec.Cmd
 	addr string
 	dir  string
-	logs *bytes.Buffer
+	logs *proctest.LogBuffer
 	done chan error
 	// exited is set once the process has been waited for; unlike
 	// cmd.ProcessState it may be read from any goroutine.
@@ -57,6 +59,23 @@ type node struct {
 	// adminToken, when set, is the node's -admin-token: do, doWith and
 	// get send it with operator requests that carry no Authorization.
 	adminToken string
+	// tlsRoots, when set, is the CA of the node's -tls-cert: its URLs are
+	// https and wss, and its clients trust that CA only.
+	tlsRoots *x509.CertPool
+}
+
+// httpClient is a client for n's client port (TLS to tlsRoots, if set).
+func (n *node) httpClient() *http.Client {
+	c := &http.Client{Timeout: 10 * time.Second}
+	if n.tlsRoots != nil {
+		c.Transport = &http.Transport{TLSClientConfig: n.tlsClientConfig()}
+	}
+	return c
+}
+
+// tlsClientConfig trusts tlsRoots only.
+func (n *node) tlsClientConfig() *tls.Config {
+	return &tls.Config{RootCAs: n.tlsRoots, MinVersion: tls.VersionTLS12}
 }
 
 // authorize adds n's admin token to req if it is an operator request
@@ -89,7 +108,22 @@ func startNodeAt(t testing.TB, addr, dir string, extra ...string) *node {
 // `ip netns exec NS`, which execs, so the PID is still holocron's).
 func startNodeWrapped(t testing.TB, wrap []string, addr, dir string, extra ...string) *node {
 	t.Helper()
-	n := &node{t: t, addr: addr, dir: dir, logs: &bytes.Buffer{}, done: make(chan error, 1)}
+	n := newNode(t, addr, dir)
+	n.start(wrap, extra...)
+	return n
+}
+
+// newNode is a node not started yet: set its fields (tlsRoots), then start.
+func newNode(t testing.TB, addr, dir string) *node {
+	return &node{t: t, addr: addr, dir: dir, logs: &proctest.LogBuffer{}, done: make(chan error, 1)}
+}
+
+// start runs the node's process (under the command prefix wrap, if any)
+// and waits until /readyz answers.
+func (n *node) start(wrap []string, extra ...string) {
+	t := n.t
+	t.Helper()
+	dir := n.dir
 	args := append([]string{"serve", "-http", n.addr, "-data", dir}, extra...)
 	argv := append(append(append([]string{}, wrap...), binary), args...)
 	n.cmd = exec.Command(argv[0], argv[1:]...)
@@ -121,11 +155,11 @@ func startNodeWrapped(t testing.TB, wrap []string, addr, dir string, extra ...st
 	})
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get("http://" + n.addr + "/readyz")
+		resp, err := n.httpClient().Get(n.url("/readyz"))
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return n
+				return
 			}
 		}
 		select {
@@ -186,7 +220,7 @@ func (n *node) get(path string) string {
 		n.t.Fatalf("GET %s: %v", path, err)
 	}
 	n.authorize(req)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := n.httpClient().Do(req)
 	if err != nil {
 		n.t.Fatalf("GET %s: %v", path, err)
 	}
@@ -198,8 +232,19 @@ func (n *node) get(path string) string {
 	return string(body)
 }
 
-func (n *node) url(path string) string   { return "http://" + n.addr + path }
-func (n *node) wsURL(path string) string { return "ws://" + n.addr + path }
+func (n *node) url(path string) string {
+	if n.tlsRoots != nil {
+		return "https://" + n.addr + path
+	}
+	return "http://" + n.addr + path
+}
+
+func (n *node) wsURL(path string) string {
+	if n.tlsRoots != nil {
+		return "wss://" + n.addr + path
+	}
+	return "ws://" + n.addr + path
+}
 
 // do sends a JSON request and decodes the JSON answer into out (if non-nil).
 func (n *node) do(method, path string, body any, out any) int {
@@ -223,7 +268,7 @@ func (n *node) doWith(method, path string, header http.Header, body any, out any
 		req.Host = h // Go sends req.Host, not a Host header
 	}
 	n.authorize(req)
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	resp, err := n.httpClient().Do(req)
 	if err != nil {
 		n.t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -338,7 +383,7 @@ func TestSIGHUPDoesNotStopANode(t *testing.T) {
 	if code := n.stop(); code != 0 {
 		t.Fatalf("exit %d after SIGHUP then SIGTERM, want 0", code)
 	}
-	if !strings.Contains(n.logs.String(), "SIGHUP: a single node has nothing to reload") {
+	if !strings.Contains(n.logs.String(), "SIGHUP: nothing to reload") {
 		t.Fatalf("SIGHUP not handled; log:\n%s", tail(n.logs.String(), 2000))
 	}
 }

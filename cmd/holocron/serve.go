@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/holocron-run/holocron/cluster"
+	"github.com/holocron-run/holocron/internal/certs"
 	"github.com/holocron-run/holocron/internal/gctune"
 	"github.com/holocron-run/holocron/objects/chatlobby"
 	"github.com/holocron-run/holocron/objects/leaderboard"
@@ -250,6 +252,26 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	srv := &http.Server{Handler: refuseWhenFailed(mux, &failure), ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	serveErr := make(chan error, 2)
+	// What SIGHUP reloads: the client port's certificate, the peer link's
+	// certificates and the gossip keys (each is also reloaded when its
+	// files change).
+	var reloads []func()
+	if cfg.TLSCert != "" {
+		kp, err := certs.LoadKeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return usageError{fmt.Errorf("-tls-cert, -tls-key: %w", err)}
+		}
+		srv.TLSConfig = kp.ServerConfig()
+		ln = tls.NewListener(ln, srv.TLSConfig)
+		go kp.Watch(hupCtx, secretsCheckInterval, log)
+		reloads = append(reloads, func() {
+			if err := kp.Reload(); err != nil {
+				log.Error("SIGHUP: the client port's TLS certificate cannot be loaded; keeping the one in use", "err", err)
+				return
+			}
+			log.Info("SIGHUP: the client port's TLS certificate reloaded", "file", cfg.TLSCert)
+		})
+	}
 	go func() { serveErr <- srv.Serve(ln) }()
 	var peerSrv *http.Server
 	if peer != nil {
@@ -263,19 +285,24 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 		pmux.Handle("/", objects)
 		peerSrv = peer.link.Server(refuseWhenFailed(pmux, &failure), log)
 		go func() { serveErr <- peer.link.Serve(peerSrv, peer.ln) }()
-		go peer.watch(hupCtx, node, hup, log)
-	} else {
-		go func() {
-			for {
-				select {
-				case <-hupCtx.Done():
-					return
-				case <-hup:
-					log.Info("SIGHUP: a single node has nothing to reload")
+		go peer.watch(hupCtx, node, log)
+		reloads = append(reloads, func() { peer.reload(node, log) })
+	}
+	go func() {
+		for {
+			select {
+			case <-hupCtx.Done():
+				return
+			case <-hup:
+				if len(reloads) == 0 {
+					log.Info("SIGHUP: nothing to reload (no TLS certificate, no cluster secrets)")
+				}
+				for _, reload := range reloads {
+					reload()
 				}
 			}
-		}()
-	}
+		}
+	}()
 	mode := "single-node"
 	if node != nil {
 		mode = "cluster"

@@ -18,21 +18,21 @@ import (
 // so that certificates are rotated without a restart. Connections made
 // after a reload use the new files; established ones keep theirs.
 type Peer struct {
-	dir  string
-	name string
+	dir   string
+	name  string
+	files fileSet
 
 	mu   sync.RWMutex
 	cert *tls.Certificate
 	pool *x509.CertPool
-	// stamp is the files' modification times and sizes at the last load.
-	stamp string
 }
 
 // LoadPeer reads dir's ca.crt, node.crt and node.key for the node called
 // name. The node certificate must be issued to name: a node started with
 // another node's certificate would speak with its voice.
 func LoadPeer(dir, name string) (*Peer, error) {
-	p := &Peer{dir: dir, name: name}
+	p := &Peer{dir: dir, name: name, files: fileSet{paths: []string{
+		filepath.Join(dir, CAFile), filepath.Join(dir, NodeCertFile), filepath.Join(dir, NodeKeyFile)}}}
 	if err := p.Reload(); err != nil {
 		return nil, err
 	}
@@ -42,7 +42,7 @@ func LoadPeer(dir, name string) (*Peer, error) {
 // Reload reads the certs directory again. On an error the material in use
 // stays.
 func (p *Peer) Reload() error {
-	stamp := p.fileStamp()
+	stamp := p.files.stamp()
 	pool, err := LoadCAPool(p.dir)
 	if err != nil {
 		return err
@@ -68,25 +68,108 @@ func (p *Peer) Reload() error {
 		return fmt.Errorf("%s is not signed by the CA in %s: %w", filepath.Join(p.dir, NodeCertFile), filepath.Join(p.dir, CAFile), err)
 	}
 	p.mu.Lock()
-	p.cert, p.pool, p.stamp = &cert, pool, stamp
+	p.cert, p.pool = &cert, pool
 	p.mu.Unlock()
+	p.files.loaded(stamp)
 	return nil
-}
-
-func (p *Peer) fileStamp() string {
-	s := ""
-	for _, f := range []string{CAFile, NodeCertFile, NodeKeyFile} {
-		if fi, err := os.Stat(filepath.Join(p.dir, f)); err == nil {
-			s += fmt.Sprintf("%s:%d:%d;", f, fi.ModTime().UnixNano(), fi.Size())
-		}
-	}
-	return s
 }
 
 // Watch reloads the files whenever they change (checked every interval)
 // until ctx ends, logging each reload and each failed one. Operators may
 // also send SIGHUP, which calls Reload.
 func (p *Peer) Watch(ctx context.Context, interval time.Duration, log *slog.Logger) {
+	p.files.watch(ctx, interval, p.Reload, log.With("what", "peer certificates", "dir", p.dir))
+}
+
+// KeyPair is a server certificate and its key, read from two files and
+// read again when they change: the client port's TLS (-tls-cert,
+// -tls-key), from a public CA or the operator's own. Handshakes after a
+// reload present the new certificate; established connections keep
+// theirs.
+type KeyPair struct {
+	certFile, keyFile string
+	files             fileSet
+
+	mu   sync.RWMutex
+	cert *tls.Certificate
+}
+
+// LoadKeyPair reads a PEM certificate (chain) and its private key.
+func LoadKeyPair(certFile, keyFile string) (*KeyPair, error) {
+	k := &KeyPair{certFile: certFile, keyFile: keyFile, files: fileSet{paths: []string{certFile, keyFile}}}
+	if err := k.Reload(); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// Reload reads the files again. On an error the pair in use stays.
+func (k *KeyPair) Reload() error {
+	stamp := k.files.stamp()
+	cert, err := tls.LoadX509KeyPair(k.certFile, k.keyFile)
+	if err != nil {
+		return fmt.Errorf("TLS certificate %s, key %s: %w", k.certFile, k.keyFile, err)
+	}
+	k.mu.Lock()
+	k.cert = &cert
+	k.mu.Unlock()
+	k.files.loaded(stamp)
+	return nil
+}
+
+// Watch is Peer.Watch for the pair.
+func (k *KeyPair) Watch(ctx context.Context, interval time.Duration, log *slog.Logger) {
+	k.files.watch(ctx, interval, k.Reload, log.With("what", "TLS certificate", "file", k.certFile))
+}
+
+// ServerConfig is the client port's TLS: HTTP/1.1 only (WebSockets are
+// upgraded from it), TLS 1.2 or later, the current certificate.
+func (k *KeyPair) ServerConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"http/1.1"},
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			k.mu.RLock()
+			defer k.mu.RUnlock()
+			return k.cert, nil
+		},
+	}
+}
+
+// fileSet is files loaded together and loaded again when any of them
+// changes (its modification time or size).
+type fileSet struct {
+	paths []string
+
+	mu   sync.Mutex
+	last string // stamp at the last load, or at the last failed one
+}
+
+func (f *fileSet) stamp() string {
+	s := ""
+	for _, p := range f.paths {
+		if fi, err := os.Stat(p); err == nil {
+			s += fmt.Sprintf("%s:%d:%d;", p, fi.ModTime().UnixNano(), fi.Size())
+		}
+	}
+	return s
+}
+
+func (f *fileSet) loaded(stamp string) {
+	f.mu.Lock()
+	f.last = stamp
+	f.mu.Unlock()
+}
+
+func (f *fileSet) changed() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.last != f.stamp()
+}
+
+// watch calls reload each time the files changed (checked every interval)
+// until ctx ends, logging each reload and each failed one.
+func (f *fileSet) watch(ctx context.Context, interval time.Duration, reload func() error, log *slog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -95,21 +178,16 @@ func (p *Peer) Watch(ctx context.Context, interval time.Duration, log *slog.Logg
 			return
 		case <-t.C:
 		}
-		p.mu.RLock()
-		same := p.stamp == p.fileStamp()
-		p.mu.RUnlock()
-		if same {
+		if !f.changed() {
 			continue
 		}
-		if err := p.Reload(); err != nil {
-			log.Error("peer certificates changed but cannot be loaded; keeping the ones in use", "dir", p.dir, "err", err)
+		if err := reload(); err != nil {
+			log.Error("files changed but cannot be loaded; keeping the ones in use", "err", err)
 			// Do not retry the same broken files every tick.
-			p.mu.Lock()
-			p.stamp = p.fileStamp()
-			p.mu.Unlock()
+			f.loaded(f.stamp())
 			continue
 		}
-		log.Info("peer certificates reloaded", "dir", p.dir)
+		log.Info("reloaded after a change")
 	}
 }
 

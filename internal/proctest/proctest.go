@@ -54,27 +54,32 @@ type Proc struct {
 	Dir  string
 	Args []string // the serve flags after -http and -data
 
-	logs   syncBuffer
+	logs   LogBuffer
 	done   chan error
 	exited atomic.Bool
 }
 
-type syncBuffer struct {
+// LogBuffer is a process's output, readable while the process writes it
+// (a test waits for a line in it).
+type LogBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *LogBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+// Bytes is a copy of what was written so far.
+func (s *LogBuffer) Bytes() []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.b.String()
+	return bytes.Clone(s.b.Bytes())
 }
+
+func (s *LogBuffer) String() string { return string(s.Bytes()) }
 
 // FreeAddr returns a loopback TCP address that was free a moment ago.
 func FreeAddr(t testing.TB) string {
