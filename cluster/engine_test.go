@@ -219,7 +219,7 @@ func newEngineClusterWith(t *testing.T, electionTicks int, logKeep uint64, names
 		n.engine = e
 		c.net.attach(n.id, e)
 		c.nodes = append(c.nodes, n)
-		c.members = append(c.members, Member{Name: name, RaftID: n.id, State: StateAlive})
+		c.members = append(c.members, Member{Name: name, RaftID: n.id, State: StateAlive, Proven: true})
 	}
 	t.Cleanup(func() {
 		for _, n := range c.nodes {
@@ -1075,6 +1075,62 @@ func TestEngineRefusesProposalsAcrossAServiceGap(t *testing.T) {
 // belongs to that batch's serving epoch: after a gap in service it is
 // refused with it (it may build on its writes), while another object's
 // batch, begun after the gap, commits.
+// An object's batches are answered in the order it submitted them, as
+// storage.Store promises, even when the engine refuses a later batch at
+// once while an earlier one is still on its way through Raft (a partition
+// handed over mid-chain): the runtime matches answers to batches by that
+// order.
+func TestReplicatedStoreAnswersAnObjectsBatchesInOrder(t *testing.T) {
+	n, e := startSolo(t)
+	s := &replicatedStore{local: n.store, engine: e, part: testPartitionOf}
+	obj := testObject("ordered")
+	p := testPartitionOf(obj)
+	batch := func(value string) *storage.Batch {
+		return &storage.Batch{Object: obj, Meta: &storage.ObjectMeta{Class: "Test", Name: "test"},
+			Ops: []storage.Op{{Kind: storage.OpPut, Key: "k", Value: []byte(value)}}}
+	}
+	var mu sync.Mutex
+	var order []string
+	answer := func(name string) func(error) {
+		return func(err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				order = append(order, name+": committed")
+			case errors.Is(err, storage.ErrNotWritten):
+				order = append(order, name+": refused")
+			default:
+				order = append(order, name+": "+err.Error())
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), convergeTimeout)
+	defer cancel()
+	if err := e.call(ctx, func() error {
+		// The first batch goes into the Raft log (pending until the
+		// engine's next Ready); then the partition stops being served and
+		// the second is refused on the spot.
+		s.Commit(batch("first"), answer("first"))
+		e.propose(<-e.props)
+		e.setServing(p, false)
+		s.Commit(batch("second"), answer("second"))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, convergeTimeout, "both batches answered", func() (bool, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(order) == 2, fmt.Sprint(order)
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"first: committed", "second: refused"}; !slices.Equal(order, want) {
+		t.Fatalf("answers %v, want %v", order, want)
+	}
+}
+
 func TestReplicatedStoreRefusesTheRestOfAChainAfterAGap(t *testing.T) {
 	n, e := startSolo(t)
 	s := &replicatedStore{local: n.store, engine: e, part: testPartitionOf}

@@ -48,6 +48,12 @@ type Member struct {
 	Initialized bool `json:"initialized"`
 	// Since is when the member entered State, as seen by this node.
 	Since time.Time `json:"since"`
+	// Proven says this node has reached the member's peer listener and
+	// found there the certificate of the member's name; only a proven
+	// member is given replicas. LinkError says why a member is not
+	// proven yet (the last probe's failure).
+	Proven    bool   `json:"proven"`
+	LinkError string `json:"linkError,omitempty"`
 	// leads is the bitmap of partitions the member leads.
 	leads []byte
 	// leaving is set while the member announces a graceful leave.

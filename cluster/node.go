@@ -89,6 +89,7 @@ type Node struct {
 	transport *Transport
 	store     *replicatedStore
 	peer      *PeerLink
+	links     *links
 	metrics   *metrics
 
 	ring atomic.Pointer[Ring]
@@ -138,6 +139,7 @@ func Start(cfg Config) (*Node, error) {
 		self:    RaftIDFor(cfg.NodeName),
 		changed: make(chan struct{}, 1),
 		peer:    cfg.Peer,
+		links:   newLinks(cfg.NodeName, cfg.Peer),
 	}
 	n.ring.Store(NewRing(cfg.Partitions, cfg.Replication, []string{cfg.NodeName}))
 	if cfg.Metrics != nil {
@@ -291,6 +293,8 @@ func (n *Node) maintain(ctx context.Context) {
 		case <-n.changed:
 		}
 		members := n.members.Members()
+		n.links.probe(ctx, members)
+		n.links.annotate(members)
 		n.ring.Store(NewRing(n.cfg.Partitions, n.cfg.Replication, n.placementMembers(members)))
 		if n.cfg.Bootstrap && !n.engine.Initialized() && time.Since(start) > 2*time.Second {
 			n.maybeBootstrap(ctx, members)
@@ -543,7 +547,9 @@ func (n *Node) route(p int, forwarded bool) (serve bool, candidates []string, wh
 		leaderAt(func(s MemberState) bool { return s != StateDead })
 	}
 	for _, m := range members {
-		if m.Name != n.cfg.NodeName && m.State == StateAlive && m.Leads(p) && m.PeerAddr != "" && !slices.Contains(candidates, m.PeerAddr) {
+		// What a member gossips it leads counts once it is proven: with
+		// the gossip key alone a host could claim every partition.
+		if m.Name != n.cfg.NodeName && m.State == StateAlive && m.Leads(p) && m.PeerAddr != "" && !slices.Contains(candidates, m.PeerAddr) && n.links.isProven(m.Name) {
 			candidates = append(candidates, m.PeerAddr)
 		}
 	}
@@ -778,7 +784,9 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 	for p := range pref {
 		pref[p] = ring.Preferred(p)
 	}
-	return Status{Node: n.cfg.NodeName, RaftID: n.self, Members: n.members.Members(), Partitions: parts, Preferred: pref}, nil
+	members := n.members.Members()
+	n.links.annotate(members)
+	return Status{Node: n.cfg.NodeName, RaftID: n.self, Members: members, Partitions: parts, Preferred: pref}, nil
 }
 
 // AdminHandler serves /admin/cluster as JSON.

@@ -81,9 +81,11 @@ func (e *Engine) rebalanceGroup(g *group, preferred []string, byID map[uint64]Me
 		return ok && pr.State == tracker.StateReplicate && pr.Match+catchUpSlack >= status.GetCommit()
 	}
 	voters, learners := conf.Voters, conf.Learners
-	// 1. Add a wanted member that is not in the group yet.
+	// 1. Add a wanted member that is not in the group yet, once its peer
+	// link is proven (a host that only has the gossip key gets nothing;
+	// until it is added the group keeps its members, step 3).
 	for _, id := range target {
-		if !slices.Contains(voters, id) && !slices.Contains(learners, id) && alive(id) {
+		if !slices.Contains(voters, id) && !slices.Contains(learners, id) && alive(id) && byID[id].Proven {
 			e.proposeConf(g, pb.ConfChangeType_ConfChangeAddLearnerNode, id)
 			return
 		}

@@ -27,9 +27,26 @@ type replicatedStore struct {
 	chains map[storage.ObjectID]*chain
 }
 
+// chain is one object's batches in flight, answered in the order they were
+// submitted, as storage.Store promises: the engine refuses a batch at once
+// while an earlier one is still in flight, and fails the pending ones of a
+// partition it lost in no order, so an answer waits for every earlier
+// batch's. (The runtime matches answers to batches by that order: out of
+// order, a refusal was taken for the earlier, written batch, which the
+// client then retried, and the written batch's success for the refused
+// one, whose client got a 503 it could not retry.)
 type chain struct {
-	epoch    uint64
-	inflight int
+	epoch   uint64
+	waiting []*answer
+	// delivering is set while one goroutine hands the answers out.
+	delivering bool
+}
+
+// answer is one batch's outcome, once known.
+type answer struct {
+	done  func(error)
+	err   error
+	known bool
 }
 
 var _ storage.Store = (*replicatedStore)(nil)
@@ -61,19 +78,37 @@ func (s *replicatedStore) Commit(b *storage.Batch, done func(error)) {
 		c = &chain{epoch: s.engine.Epoch(p)}
 		s.chains[b.Object] = c
 	}
-	c.inflight++
+	a := &answer{done: done}
+	c.waiting = append(c.waiting, a)
 	epoch := c.epoch
 	s.mu.Unlock()
-	s.engine.ProposeAt(p, epoch, storage.AppendBatch(nil, b), func(err error) {
+	s.engine.ProposeAt(p, epoch, storage.AppendBatch(nil, b), func(err error) { s.answered(b.Object, c, a, err) })
+}
+
+// answered records a's outcome and hands out every answer of c that no
+// earlier one holds back, in order.
+func (s *replicatedStore) answered(obj storage.ObjectID, c *chain, a *answer, err error) {
+	s.mu.Lock()
+	a.err, a.known = err, true
+	if c.delivering {
+		s.mu.Unlock() // the goroutine delivering will reach it
+		return
+	}
+	c.delivering = true
+	for len(c.waiting) > 0 && c.waiting[0].known {
+		head := c.waiting[0]
+		c.waiting = c.waiting[1:]
+		s.mu.Unlock()
 		// The object hears first: a batch it submits meanwhile still
 		// belongs to this chain.
-		done(err)
+		head.done(head.err)
 		s.mu.Lock()
-		if c.inflight--; c.inflight == 0 {
-			delete(s.chains, b.Object)
-		}
-		s.mu.Unlock()
-	})
+	}
+	c.delivering = false
+	if len(c.waiting) == 0 {
+		delete(s.chains, obj)
+	}
+	s.mu.Unlock()
 }
 
 // Alarms returns only the due alarms of partitions this node serves: every

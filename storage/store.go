@@ -161,7 +161,9 @@ type Store interface {
 	Meta(obj ObjectID) (ObjectMeta, bool, error)
 	// Commit makes b durable and visible, then calls done exactly once with
 	// the outcome. done runs on a Store goroutine and must not block. Many
-	// batches submitted close together share one fsync (group commit).
+	// batches submitted close together share one fsync (group commit). The
+	// batches of one object are answered in the order they were submitted:
+	// the runtime releases each event's outputs by that order.
 	Commit(b *Batch, done func(error))
 	// Alarms returns up to limit alarms due at or before until, earliest first.
 	Alarms(until time.Time, limit int) ([]Alarm, error)

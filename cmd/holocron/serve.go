@@ -281,6 +281,7 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 		pmux := http.NewServeMux()
 		pmux.Handle("POST "+cluster.RaftPath, node.RaftHandler())
 		pmux.Handle("POST "+cluster.HoldPath, node.HoldHandler())
+		pmux.Handle("GET "+cluster.PingPath, cluster.PingHandler())
 		objAdmin.routes(pmux)
 		pmux.Handle("/", objects)
 		peerSrv = peer.link.Server(refuseWhenFailed(pmux, &failure), log)

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"crypto/tls"
 	varint "encoding/binary"
+	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +21,7 @@ import (
 	"github.com/holocron-run/holocron/cluster"
 	"github.com/holocron-run/holocron/internal/certs"
 	"github.com/holocron-run/holocron/internal/devcluster"
+	"github.com/holocron-run/holocron/internal/testenv"
 )
 
 // forgedHeartbeats is a Raft batch, as the peer link carries one, of
@@ -179,4 +183,108 @@ func TestClusterInsecureModeSaysSoAndServes(t *testing.T) {
 			t.Errorf("%s did not warn that it runs insecure", c.names[i])
 		}
 	}
+}
+
+// TestClusterRefusesImpostors: hosts that reach a secured cluster's gossip
+// and peer ports without all of its secrets get nothing.
+//   - n5 has the gossip key but a node certificate of another CA: gossip
+//     lets it in as a member, but no node can prove its peer link, so
+//     /admin/cluster shows it unproven with the link's error, and it is
+//     added to no Raft group;
+//   - n6 has a certificate of the cluster's CA but another gossip key: it
+//     never appears as a member at all;
+//   - meanwhile n4, with the cluster's secrets, joins, is proven and given
+//     replicas: the same rebalancer, in the same time, placed a node that
+//     may be placed, so the impostors' empty hands are not for lack of time.
+//
+// The chat keeps working throughout.
+func TestClusterRefusesImpostors(t *testing.T) {
+	c := startCluster(t, 3)
+	createRoom(t, c.nodes[0], "guarded")
+	load := startChatLoad(c, "guarded", 3)
+	load.waitAcks(30, 60*time.Second)
+	foreign, err := devcluster.Make(binary, t.TempDir(), []string{"n5", "n6"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	impostor := func(name, certsDir, keyFile string) *node {
+		args := []string{"-node-name", name, "-bind", freeGossipAddr(t), "-join", strings.Join(c.gossip, ","),
+			"-peer", freeAddr(t), "-raft-tick", "50ms", "-admin-token", clusterAdminToken,
+			"-certs-dir", certsDir, "-gossip-key-file", keyFile}
+		n := startNode(t, t.TempDir(), args...)
+		n.adminToken = clusterAdminToken
+		return n
+	}
+	n5 := impostor("n5", foreign.CertsDir("n5"), c.secrets.GossipKeyFile())
+	n6 := impostor("n6", c.secrets.CertsDir("n6"), foreign.GossipKeyFile())
+
+	// n5 is a member, unproven, with the reason.
+	testenv.WaitFor(t, 30*time.Second, "n5 listed as an unproven member", func() error {
+		st, ok := c.status(c.nodes[0])
+		if !ok {
+			return errors.New("no status from n1")
+		}
+		m, ok := replaceMember(st, "n5")
+		switch {
+		case !ok:
+			return errors.New("n5 not listed")
+		case m.Proven:
+			return errors.New("n5 proven")
+		case m.LinkError == "":
+			return errors.New("n5 unproven with no link error yet")
+		}
+		return nil
+	})
+
+	// n4, a real node, joins and gets replicas.
+	c.grow()
+	n4ID := cluster.RaftIDFor("n4")
+	testenv.WaitFor(t, 90*time.Second, "n4 proven and a voter of some partition", func() error {
+		st, ok := c.status(c.nodes[0])
+		if !ok {
+			return errors.New("no status from n1")
+		}
+		if m, ok := replaceMember(st, "n4"); !ok || !m.Proven {
+			return fmt.Errorf("n4 not proven: %+v", m)
+		}
+		for _, p := range st.Partitions {
+			if slices.Contains(p.Voters, n4ID) {
+				return nil
+			}
+		}
+		return errors.New("n4 a voter of no partition yet")
+	})
+
+	// By now the impostors hold nothing, in any node's view, and n6 is
+	// nobody's member.
+	for _, name := range []string{"n5", "n6"} {
+		id := cluster.RaftIDFor(name)
+		for i, n := range c.nodes {
+			st, ok := c.status(n)
+			if !ok {
+				t.Fatalf("no status from %s", c.names[i])
+			}
+			for _, p := range st.Partitions {
+				if slices.Contains(p.Voters, id) || slices.Contains(p.Learners, id) {
+					t.Errorf("%s: %s is in partition %d's group (voters %v, learners %v)", c.names[i], name, p.Partition, p.Voters, p.Learners)
+				}
+			}
+			if m, ok := replaceMember(st, name); ok && (m.Proven || name == "n6") {
+				t.Errorf("%s lists %s as a member (proven %v)", c.names[i], name, m.Proven)
+			}
+		}
+	}
+	// Nor do the impostors think they hold anything.
+	for name, n := range map[string]*node{"n5": n5, "n6": n6} {
+		st, ok := c.status(n)
+		if !ok {
+			t.Fatalf("no status from %s", name)
+		}
+		for _, p := range st.Partitions {
+			if p.Member {
+				t.Errorf("%s holds a group of partition %d", name, p.Partition)
+			}
+		}
+	}
+	load.finish()
 }

@@ -26,7 +26,7 @@ func Make(binary, dir string, names []string) (*Secrets, error) {
 	if err := run(binary, "cert", "create-ca", "--certs-dir", caDir, "--ca-key", caKey); err != nil {
 		return nil, err
 	}
-	if err := run(binary, "cert", "create-gossip-key", s.keyFile()); err != nil {
+	if err := run(binary, "cert", "create-gossip-key", s.GossipKeyFile()); err != nil {
 		return nil, err
 	}
 	caCert, err := os.ReadFile(filepath.Join(caDir, "ca.crt"))
@@ -51,11 +51,12 @@ func Make(binary, dir string, names []string) (*Secrets, error) {
 // CertsDir is node name's -certs-dir.
 func (s *Secrets) CertsDir(name string) string { return filepath.Join(s.dir, "node-"+name) }
 
-func (s *Secrets) keyFile() string { return filepath.Join(s.dir, "gossip.key") }
+// GossipKeyFile is every node's -gossip-key-file.
+func (s *Secrets) GossipKeyFile() string { return filepath.Join(s.dir, "gossip.key") }
 
 // Flags are the serve flags that give node name its secrets.
 func (s *Secrets) Flags(name string) []string {
-	return []string{"-certs-dir", s.CertsDir(name), "-gossip-key-file", s.keyFile()}
+	return []string{"-certs-dir", s.CertsDir(name), "-gossip-key-file", s.GossipKeyFile()}
 }
 
 func run(binary string, args ...string) error {
