@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -81,29 +82,66 @@ func (s *LogBuffer) Bytes() []byte {
 
 func (s *LogBuffer) String() string { return string(s.Bytes()) }
 
-// FreeAddr returns a loopback TCP address that was free a moment ago.
+// FreeAddr returns a loopback TCP address that was free a moment ago and
+// that no other test process of this machine holds.
+//
+// A port the kernel picks for ":0" comes from the ephemeral range, the
+// one it also takes every outgoing connection's local port from: between
+// the moment a test learns the port and the moment its node binds it, any
+// process's connection may take it ("address already in use", seen when
+// two test binaries ran at once). So ports come from below that range
+// (testPortLow..testPortHigh), and each is claimed across processes with
+// an flock on a file named after it, held until this test binary exits.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	for range 100 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		// The kernel may hand a port that was just closed out again: a
-		// test that asks for several addresses before starting its
-		// processes must not get one twice.
-		if _, taken := handedOut.LoadOrStore(addr, true); !taken {
-			return addr
-		}
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	dir := filepath.Join(os.TempDir(), "holocron-test-ports")
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port not handed out before")
+	span := testPortHigh - testPortLow + 1
+	start := rand.IntN(span)
+	for i := range span {
+		port := testPortLow + (start+i)%span
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		if _, taken := handedOut.Load(addr); taken {
+			continue
+		}
+		f, err := os.OpenFile(filepath.Join(dir, fmt.Sprint(port)), os.O_CREATE|os.O_RDWR, 0o666)
+		if err != nil {
+			continue
+		}
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+			f.Close() // another test process holds it
+			continue
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			f.Close()
+			continue
+		}
+		ln.Close()
+		handedOut.Store(addr, f) // the lock lives as long as the process
+		return addr
+	}
+	t.Fatal("no free test port")
 	return ""
 }
 
-// handedOut holds every address FreeAddr returned in this test binary.
-var handedOut sync.Map
+// testPortLow..testPortHigh is where FreeAddr picks ports: below Linux's
+// default ephemeral range (32768-60999).
+const (
+	testPortLow  = 20000
+	testPortHigh = 32767
+)
+
+// handedOut holds every address FreeAddr returned in this test binary,
+// with the file whose lock claims it.
+var (
+	portsMu   sync.Mutex
+	handedOut sync.Map
+)
 
 // FreeGossipAddr returns a loopback port free for both TCP and UDP.
 func FreeGossipAddr(t testing.TB) string {
