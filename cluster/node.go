@@ -69,6 +69,11 @@ type Config struct {
 	// it is answered 503 unavailable. Default: 20 Raft ticks, the longest
 	// an election timeout runs.
 	LeaderWait time.Duration
+	// MaxRequestBody and RequestBodyTimeout bound a request's body, read
+	// whole before the request is routed; they should be the runtime's
+	// (default: runtime.DefaultMaxRequestBody, DefaultRequestBodyTimeout).
+	MaxRequestBody     int64
+	RequestBodyTimeout time.Duration
 
 	Store  *storage.PebbleStore
 	Logger *slog.Logger
@@ -119,6 +124,12 @@ func Start(cfg Config) (*Node, error) {
 	}
 	if cfg.DeadMemberTimeout == 0 {
 		cfg.DeadMemberTimeout = time.Minute
+	}
+	if cfg.MaxRequestBody == 0 {
+		cfg.MaxRequestBody = runtime.DefaultMaxRequestBody
+	}
+	if cfg.RequestBodyTimeout == 0 {
+		cfg.RequestBodyTimeout = runtime.DefaultRequestBodyTimeout
 	}
 	if cfg.LeaderWait == 0 {
 		cfg.LeaderWait = 20 * cmp.Or(cfg.TickInterval, 100*time.Millisecond)
@@ -369,37 +380,33 @@ func (n *Node) Direct(w http.ResponseWriter, r *http.Request, id runtime.ID, loc
 	var (
 		deadline *time.Timer
 		poll     *time.Ticker
-		body     []byte
-		buffered bool
 		retrying bool
 	)
+	// The whole body first, bounded in size and time as the runtime
+	// bounds it: so that the request can be sent again to a partition's
+	// next leader, and so that a client sending half a body holds up only
+	// its own request, here as on the owner.
+	body, ok := runtime.ReadBody(w, r, n.cfg.MaxRequestBody, n.cfg.RequestBodyTimeout)
+	if !ok {
+		return // answered: too large, too slow or broken off
+	}
 	for {
 		changed := n.engine.ViewsChanged()
 		serve, candidates, why := n.route(p, forwarded)
 		if (serve || len(candidates) > 0) && !retrying {
-			if !buffered {
-				body, buffered = bufferBody(r), true
-			}
-			switch {
-			case len(body) > 0:
+			if len(body) > 0 {
 				r.Body = io.NopCloser(bytes.NewReader(body))
-			case body != nil:
+			} else {
 				r.Body = http.NoBody
 			}
 			again := false
 			if serve {
-				again = serveLocal(w, r, local, body != nil)
+				again = serveLocal(w, r, local)
 			} else {
 				n.countForward("proxied")
 				again = n.forward(w, r, p, candidates)
 			}
 			if !again {
-				return
-			}
-			if body == nil {
-				// Too large to send twice.
-				n.countForward("unavailable")
-				unavailable(w, fmt.Sprintf("partition %d is moving", p))
 				return
 			}
 			n.countForward("rerouted")
@@ -437,14 +444,10 @@ func (n *Node) Direct(w http.ResponseWriter, r *http.Request, id runtime.ID, loc
 	}
 }
 
-// serveLocal serves r here. When retryable and the runtime turned r away
-// unserved (its object's partition was let go while it ran), nothing is
-// written and again is true.
-func serveLocal(w http.ResponseWriter, r *http.Request, local http.Handler, retryable bool) (again bool) {
-	if !retryable {
-		local.ServeHTTP(w, r)
-		return false
-	}
+// serveLocal serves r here. When the runtime turned r away unserved (its
+// object's partition was let go while it ran), nothing is written and
+// again is true.
+func serveLocal(w http.ResponseWriter, r *http.Request, local http.Handler) (again bool) {
 	c := &notServedCatcher{ResponseWriter: w, before: w.Header().Clone()}
 	local.ServeHTTP(c, r)
 	return c.caught
@@ -490,29 +493,6 @@ func (c *notServedCatcher) Write(b []byte) (int, error) {
 // upgrade hijacks it).
 func (c *notServedCatcher) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
-// maxRetriedBody is the largest request body Direct keeps in memory so that
-// it can send the request again to a partition's next leader.
-const maxRetriedBody = 1 << 20
-
-// bufferBody reads r's body into memory when it is small enough to send
-// again; it returns nil (and leaves the body to be read once) when it is
-// not.
-func bufferBody(r *http.Request) []byte {
-	if r.Body == nil || r.Body == http.NoBody {
-		return []byte{}
-	}
-	if r.ContentLength < 0 || r.ContentLength > maxRetriedBody {
-		return nil
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxRetriedBody+1))
-	if err != nil || len(body) > maxRetriedBody {
-		// The client's body broke off or lied about its length; what was
-		// read goes on, and the handler answers the short body.
-		r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), r.Body))
-		return nil
-	}
-	return body
-}
 
 // route decides where a request for partition p goes right now: here, to
 // candidates (the likeliest leader first), or nowhere yet (why says so). A

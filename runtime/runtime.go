@@ -86,6 +86,12 @@ type Options struct {
 	RateLimitedReply []byte
 }
 
+// Defaults of Options.MaxRequestBody and Options.RequestBodyTimeout.
+const (
+	DefaultMaxRequestBody     = 1 << 20
+	DefaultRequestBodyTimeout = 10 * time.Second
+)
+
 // ForwardedForHeader carries the client's address when a request was
 // forwarded by another node of the cluster (the socket limits count the
 // client, not the forwarding node).
@@ -117,10 +123,10 @@ func (o *Options) setDefaults() {
 		o.WriteTimeout = 10 * time.Second
 	}
 	if o.MaxRequestBody == 0 {
-		o.MaxRequestBody = 1 << 20
+		o.MaxRequestBody = DefaultMaxRequestBody
 	}
 	if o.RequestBodyTimeout == 0 {
-		o.RequestBodyTimeout = 10 * time.Second
+		o.RequestBodyTimeout = DefaultRequestBodyTimeout
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -478,7 +484,7 @@ func (s *Stub) ID() ID { return s.id }
 // clients go on being served.
 func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt := s.ns.rt
-	if !readBody(w, r, rt.opts.MaxRequestBody, rt.opts.RequestBodyTimeout) {
+	if _, ok := ReadBody(w, r, rt.opts.MaxRequestBody, rt.opts.RequestBodyTimeout); !ok {
 		return
 	}
 	e, err := rt.acquire(s.ns.class, s.ns.ctor, s.id, s.name)
@@ -534,16 +540,20 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	resp.writeTo(w)
 }
 
-// readBody reads r's whole body into memory, within max bytes and timeout,
-// and puts it back as r.Body; it answers the client and reports false when
-// the body is too large, too slow or broken off.
-func readBody(w http.ResponseWriter, r *http.Request, max int64, timeout time.Duration) bool {
+// ReadBody reads r's whole body into memory, within max bytes and timeout,
+// puts it back as r.Body and returns it; it answers the client (413
+// too_large, 408 request_timeout, 400 bad_request) and reports false when
+// the body is too large, too slow or broken off. The runtime reads every
+// request's body so before the object's event starts, and a node that
+// forwards requests before it routes them: a client that sends half a
+// body holds up only its own request.
+func ReadBody(w http.ResponseWriter, r *http.Request, max int64, timeout time.Duration) ([]byte, bool) {
 	if r.Body == nil || r.Body == http.NoBody {
-		return true
+		return []byte{}, true
 	}
 	if r.ContentLength > max {
 		writeRuntimeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("request body over %d bytes", max))
-		return false
+		return nil, false
 	}
 	rc := http.NewResponseController(w)
 	// Where the connection cannot take a deadline (a test's recorder), a
@@ -566,16 +576,16 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64, timeout time.Du
 	switch {
 	case errors.As(err, &tooLarge):
 		writeRuntimeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("request body over %d bytes", max))
-		return false
+		return nil, false
 	case isTimeout(err):
 		writeRuntimeError(w, http.StatusRequestTimeout, "request_timeout", fmt.Sprintf("request body not sent within %s", timeout))
-		return false
+		return nil, false
 	case err != nil:
 		writeRuntimeError(w, http.StatusBadRequest, "bad_request", "request body broke off: "+err.Error())
-		return false
+		return nil, false
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	return true
+	return body, true
 }
 
 func isTimeout(err error) bool {

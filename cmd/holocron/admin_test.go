@@ -150,3 +150,36 @@ func TestLocalRequest(t *testing.T) {
 		}
 	}
 }
+
+// TestObjectNamesAreBounded: the public routes take object names of at
+// most 128 bytes of printable UTF-8, and answer anything else 400
+// invalid_field without creating an object; other clients stay served.
+func TestObjectNamesAreBounded(t *testing.T) {
+	n := startNode(t, t.TempDir())
+	for _, tc := range []struct {
+		path string
+		want int
+	}{
+		{"/api/lobbies/" + strings.Repeat("x", 128) + "/rooms", 200},
+		{"/api/lobbies/" + strings.Repeat("x", 129) + "/rooms", 400},
+		{"/api/lobbies/a%01b/rooms", 400},
+		{"/api/leaderboards/" + strings.Repeat("y", 129) + "/scores", 400},
+		{"/objects/ChatLobby/" + strings.Repeat("z", 129) + "/rooms", 400},
+	} {
+		var body map[string]any
+		if code := n.do("GET", tc.path, nil, &body); code != tc.want || (tc.want == 400 && body["code"] != "invalid_field") {
+			t.Errorf("GET %.60s…: HTTP %d %v, want %d", tc.path, code, body, tc.want)
+		}
+	}
+	var list map[string]any
+	if code := n.do("GET", "/admin/objects", nil, &list); code != 200 {
+		t.Fatalf("list objects: %d", code)
+	}
+	objs, _ := list["objects"].([]any)
+	for _, o := range objs {
+		if name, _ := o.(map[string]any)["name"].(string); len(name) > 128 {
+			t.Errorf("an object named %d bytes was stored", len(name))
+		}
+	}
+	createRoom(t, n, "still-served")
+}

@@ -103,7 +103,7 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) {
 	fs.IntVar(&cfg.RateBurst, "rate-burst", 200, "frames one socket may send at once")
 	fs.IntVar(&cfg.MaxSocketsIP, "max-sockets-per-ip", 0, "sockets one client address may hold on this node; beyond, close 4008 (0: no limit)")
 	fs.IntVar(&cfg.MaxSocketsUser, "max-sockets-per-player", 0, "sockets one authenticated player may hold on this node; beyond, close 4008 (0: no limit)")
-	fs.IntVar(&cfg.MaxRooms, "max-rooms", 10000, "chat rooms one lobby may hold")
+	fs.IntVar(&cfg.MaxRooms, "max-rooms", 10000, "chat rooms one lobby may hold, and game rooms the room manager may hold")
 	fs.IntVar(&cfg.GCHeadroomMiB, "gc-headroom", 64, "MiB the heap may grow beyond the live heap between collections while that is more than Go's default; a node quiet for 3s after a burst also returns its free memory to the OS (0: neither; ignored when GOGC is set)")
 	fs.StringVar(&cfg.NodeName, "node-name", "", "cluster: this node's unique, stable name (default: host name)")
 	fs.StringVar(&cfg.Bind, "bind", "", "cluster: gossip address host:port, UDP and TCP (default :7946 when clustered)")

@@ -164,7 +164,7 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	// the objects' mailboxes (a flooder must not delay a room's other
 	// clients), so the objects' own limiters are off.
 	classes.Register(chatlobby.ClassName, chatlobby.New(chatlobby.Options{HistoryLimit: cfg.HistoryLimit, RateLimit: -1, MaxRooms: cfg.MaxRooms}))
-	classes.Register(roommanager.ClassName, roommanager.New(roommanager.Options{RateLimit: -1}))
+	classes.Register(roommanager.ClassName, roommanager.New(roommanager.Options{RateLimit: -1, MaxRooms: cfg.MaxRooms}))
 	classes.Register(leaderboard.ClassName, leaderboard.New(leaderboard.Options{}))
 	rt, err := runtime.New(runtime.Options{
 		Store:       objStore,

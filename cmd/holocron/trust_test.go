@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/tls"
 	varint "encoding/binary"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -22,6 +24,7 @@ import (
 	"github.com/holocron-run/holocron/internal/certs"
 	"github.com/holocron-run/holocron/internal/devcluster"
 	"github.com/holocron-run/holocron/internal/testenv"
+	"github.com/holocron-run/holocron/runtime/runtimetest"
 )
 
 // forgedHeartbeats is a Raft batch, as the peer link carries one, of
@@ -287,4 +290,51 @@ func TestClusterRefusesImpostors(t *testing.T) {
 		}
 	}
 	load.finish()
+}
+
+// TestClusterHalfSentBodyThroughAnotherNode: a client that sends half a
+// body (sized or chunked) to the lobby through a node that does not own
+// it holds up only its own request: that node reads the whole body, within
+// the runtime's bounds, before it routes the request, so the stalled one is
+// answered 408 request_timeout while other clients' requests through the
+// same node, and the lobby's sockets, are served as usual.
+func TestClusterHalfSentBodyThroughAnotherNode(t *testing.T) {
+	c := startCluster(t, 3)
+	createRoom(t, c.nodes[0], "steady")
+	via := c.nodes[c.otherThan(c.leaderOf("ChatLobby", "main"))]
+	stalled := map[string]net.Conn{}
+	for name, head := range map[string]string{"sized": "Content-Length: 1000\r\n", "chunked": "Transfer-Encoding: chunked\r\n"} {
+		conn, err := net.DialTimeout("tcp", via.addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		part := "{"
+		if name == "chunked" {
+			part = "1\r\n{\r\n"
+		}
+		fmt.Fprintf(conn, "POST /api/lobby/rooms HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n%s\r\n%s", via.addr, head, part)
+		stalled[name] = conn
+	}
+	// While both stall, the lobby serves others through the same node.
+	ws := runtimetest.DialURL(t, via.wsURL("/api/lobby/websocket"), nil)
+	ws.Send(map[string]any{"type": "join_room", "roomId": "steady", "playerId": "p", "playerName": "P"})
+	until(ws, "room_joined")
+	for i := range 5 {
+		createRoom(t, via, fmt.Sprintf("during-%d", i))
+		ws.Send(map[string]any{"type": "send_message", "roomId": "steady", "playerId": "p", "content": fmt.Sprint("m", i)})
+		until(ws, "new_message")
+	}
+	for name, conn := range stalled {
+		conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%s: the stalled request got no answer: %v", name, err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(raw), "request_timeout") {
+			t.Errorf("%s: the stalled request: %s %s, want 408 request_timeout", name, resp.Status, raw)
+		}
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/holocron-run/holocron/objects/protocol"
+	"github.com/holocron-run/holocron/objects/roommanager"
 	"github.com/holocron-run/holocron/runtime"
 	"github.com/holocron-run/holocron/runtime/runtimetest"
 )
@@ -435,4 +436,21 @@ func TestFailurePrecedence(t *testing.T) {
 		{name: "not_in_room beats invalid_state", from: "dave", msg: fields{"type": "end_game", "roomId": "done", "playerId": "dave"}, want: "error", code: "not_in_room", requestType: "end_game"},
 		{name: "room_full beats game_in_progress", from: "fresh", msg: fields{"type": "join_room", "roomId": "done", "playerId": "x", "playerName": "X"}, want: "join_failed", code: "room_full", requestType: "join_room"},
 	})
+}
+
+// TestRoomLimit: rooms beyond MaxRooms are refused with limit_exceeded
+// (429), whatever their names; the rooms made before stay served.
+func TestRoomLimit(t *testing.T) {
+	s := startWith(t, runtime.Options{}, roommanager.Options{MaxRooms: 2})
+	for _, id := range []string{"a", "b"} {
+		createRoom(t, s, map[string]any{"roomId": id, "name": id, "gameType": "cognitive"})
+	}
+	code, f := s.Do("POST", api+"/rooms", map[string]any{"roomId": "c", "name": "c", "gameType": "cognitive"})
+	if code != 429 || f.Str("code") != "limit_exceeded" {
+		t.Fatalf("a third room: %d %v, want 429 limit_exceeded", code, f)
+	}
+	if code, f := s.Do("POST", api+"/rooms", map[string]any{"roomId": "a", "name": "a", "gameType": "cognitive"}); code != 409 {
+		t.Fatalf("an existing room at the limit: %d %v, want 409 room_exists", code, f)
+	}
+	getRoom(t, s, "b")
 }

@@ -95,6 +95,11 @@ func (m *Manager) createRoom(w http.ResponseWriter, r *http.Request) {
 		if old != nil {
 			return protocol.Errorf(protocol.CodeRoomExists, "room %s already exists", rec.ID)
 		}
+		if n, err := m.rooms.count(); err != nil {
+			return err
+		} else if n >= int64(m.opts.MaxRooms) {
+			return protocol.Errorf(protocol.CodeLimitExceeded, "the room manager holds its maximum of %d rooms", m.opts.MaxRooms)
+		}
 		if rec.Seq, err = m.rooms.nextSeq(); err != nil {
 			return err
 		}
@@ -104,6 +109,8 @@ func (m *Manager) createRoom(w http.ResponseWriter, r *http.Request) {
 	})
 	var pe *protocol.Error
 	switch {
+	case errors.As(err, &pe) && pe.Code == protocol.CodeLimitExceeded:
+		protocol.WriteHTTPError(w, http.StatusTooManyRequests, pe)
 	case errors.As(err, &pe):
 		protocol.WriteHTTPError(w, http.StatusConflict, pe)
 	case err != nil:

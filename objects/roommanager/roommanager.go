@@ -42,9 +42,16 @@ type Options struct {
 	RateLimit float64
 	// RateBurst is how many frames a socket may send at once. Default 200.
 	RateBurst int
+	// MaxRooms bounds the game rooms of one RoomManager (rooms are kept
+	// once created): creating one more answers limit_exceeded (HTTP 429),
+	// so a client cannot fill the object's storage. Default 10000.
+	MaxRooms int
 }
 
 func (o *Options) setDefaults() {
+	if o.MaxRooms <= 0 {
+		o.MaxRooms = 10000
+	}
 	if o.RateLimit == 0 {
 		o.RateLimit = 100
 	}

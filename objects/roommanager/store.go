@@ -197,6 +197,12 @@ func (s rooms) all() ([]*roomRecord, error) {
 	return out, nil
 }
 
+// count is how many rooms were ever created (rooms are never deleted).
+func (s rooms) count() (int64, error) {
+	n, _, err := runtime.GetJSON[int64](s.st, roomSeqKey)
+	return n, err
+}
+
 // nextSeq returns the next room creation number.
 func (s rooms) nextSeq() (int64, error) {
 	n, _, err := runtime.GetJSON[int64](s.st, roomSeqKey)

@@ -6,6 +6,8 @@ package gateway
 import (
 	"net/http"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/holocron-run/holocron/objects/protocol"
 	"github.com/holocron-run/holocron/runtime"
@@ -50,6 +52,25 @@ type Target struct {
 	Path  string
 }
 
+// MaxNameBytes bounds an object's name on the public routes: a name is
+// stored with the object and shown to operators, and a client must not
+// mint unbounded ones.
+const MaxNameBytes = 128
+
+// ValidName reports whether name may name an object on the public routes:
+// 1..MaxNameBytes bytes of UTF-8 without control characters.
+func ValidName(name string) bool {
+	if name == "" || len(name) > MaxNameBytes || !utf8.ValidString(name) {
+		return false
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
+}
+
 // Resolve maps a URL path to its target object.
 func (g *Gateway) Resolve(path string) (Target, bool) {
 	for _, r := range g.routes {
@@ -92,6 +113,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t, ok := g.Resolve(r.URL.Path)
 	if !ok {
 		protocol.WriteHTTPError(w, http.StatusNotFound, protocol.Errorf(protocol.CodeNotFound, "no object route for %s", r.URL.Path))
+		return
+	}
+	if !ValidName(t.Name) {
+		protocol.WriteHTTPError(w, http.StatusBadRequest, protocol.Errorf(protocol.CodeInvalidField,
+			"an object name is 1..%d bytes of printable UTF-8", MaxNameBytes))
 		return
 	}
 	ns, err := g.rt.Namespace(t.Class)
