@@ -21,7 +21,7 @@ type Secrets struct {
 // gossip key file, by running binary's cert commands.
 func Make(binary, dir string, names []string) (*Secrets, error) {
 	s := &Secrets{dir: dir}
-	caKey := filepath.Join(dir, "ca.key")
+	caKey := s.CAKeyFile()
 	caDir := filepath.Join(dir, "ca")
 	if err := run(binary, "cert", "create-ca", "--certs-dir", caDir, "--ca-key", caKey); err != nil {
 		return nil, err
@@ -50,6 +50,9 @@ func Make(binary, dir string, names []string) (*Secrets, error) {
 
 // CertsDir is node name's -certs-dir.
 func (s *Secrets) CertsDir(name string) string { return filepath.Join(s.dir, "node-"+name) }
+
+// CAKeyFile is the CA's private key (for issuing more certificates).
+func (s *Secrets) CAKeyFile() string { return filepath.Join(s.dir, "ca.key") }
 
 // GossipKeyFile is every node's -gossip-key-file.
 func (s *Secrets) GossipKeyFile() string { return filepath.Join(s.dir, "gossip.key") }
