@@ -19,6 +19,7 @@ type netLab struct {
 	t      *testing.T
 	id     string
 	subnet string // "10.X.0"
+	hosts  []int  // node i is subnet.hosts[i]
 	bridge string
 	spaces []string
 }
@@ -32,10 +33,36 @@ func sh(t *testing.T, argv ...string) {
 
 func newNetLab(t *testing.T, nodes int) *netLab {
 	t.Helper()
-	testenv.NeedRoot(t, "the network partition test (network namespaces, iptables)")
+	var hosts []int
+	for i := range nodes {
+		hosts = append(hosts, i+1)
+	}
+	return newNetLabAt(t, hosts)
+}
+
+// newNetLabAt is newNetLab with node i at 10.X.0.hosts[i], X chosen among
+// the /24s this machine has no route for: test traffic must reach only
+// the namespaces the test made, never a network the machine is on.
+func newNetLabAt(t *testing.T, hosts []int) *netLab {
+	t.Helper()
+	testenv.NeedRoot(t, "the network namespace tests")
 	testenv.NeedCommand(t, "iproute2 iptables", "ip", "iptables")
-	x := 100 + rand.IntN(150)
-	l := &netLab{t: t, id: fmt.Sprintf("%03d", x), subnet: fmt.Sprintf("10.%d.0", x)}
+	routes, err := exec.Command("ip", "-4", "route", "show", "table", "all").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ip route: %v\n%s", err, routes)
+	}
+	x := -1
+	for _, c := range rand.Perm(150) {
+		if !strings.Contains(string(routes), fmt.Sprintf("10.%d.", 100+c)) && !strings.Contains(string(routes), "10.0.0.0/8") {
+			x = 100 + c
+			break
+		}
+	}
+	if x < 0 {
+		t.Fatal("no 10.X.0.0/24 (X in 100..249) free of this machine's routes")
+	}
+	l := &netLab{t: t, id: fmt.Sprintf("%03d", x), subnet: fmt.Sprintf("10.%d.0", x), hosts: hosts}
+	nodes := len(hosts)
 	l.bridge = "hcbr" + l.id
 	t.Cleanup(l.destroy)
 	sh(t, "ip", "link", "add", l.bridge, "type", "bridge")
@@ -55,7 +82,7 @@ func newNetLab(t *testing.T, nodes int) *netLab {
 	return l
 }
 
-func (l *netLab) ip(i int) string { return fmt.Sprintf("%s.%d", l.subnet, i+1) }
+func (l *netLab) ip(i int) string { return fmt.Sprintf("%s.%d", l.subnet, l.hosts[i]) }
 
 func (l *netLab) destroy() {
 	for _, ns := range l.spaces {
