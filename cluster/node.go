@@ -493,7 +493,6 @@ func (c *notServedCatcher) Write(b []byte) (int, error) {
 // upgrade hijacks it).
 func (c *notServedCatcher) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
-
 // route decides where a request for partition p goes right now: here, to
 // candidates (the likeliest leader first), or nowhere yet (why says so). A
 // request another node forwarded is served here or nowhere, so a stale view
