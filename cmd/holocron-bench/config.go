@@ -28,8 +28,11 @@ type config struct {
 	ServerArgs   []string
 	HistoryLimit int
 	RaftTick     time.Duration
-	DataRoot     string
-	KeepData     bool
+	// Insecure spawns the cluster with -insecure (no peer TLS, no gossip
+	// key): the figures without mutual TLS, to measure what it costs.
+	Insecure bool
+	DataRoot string
+	KeepData bool
 
 	// Failover.
 	KillOwner bool
@@ -108,6 +111,7 @@ func parseConfig(scenario string, args []string, out io.Writer) (*config, error)
 	fs.StringVar(&serverArgs, "server-args", "", "extra flags for spawned servers, space-separated")
 	fs.IntVar(&cfg.HistoryLimit, "history-limit", 0, "spawned servers' -history-limit (default 1000, the shipped value; 10000000 with -kill-owner or -verify, so that no acknowledged message is trimmed before it is checked; for resume 2×-missed+100)")
 	fs.DurationVar(&cfg.RaftTick, "raft-tick", 100*time.Millisecond, "spawned cluster's -raft-tick (the shipped default)")
+	fs.BoolVar(&cfg.Insecure, "insecure", false, "spawned cluster without mutual TLS and gossip encryption (-insecure), to measure what they cost")
 	fs.StringVar(&cfg.DataRoot, "data-root", "", "directory for spawned servers' data and logs (default: the system temp dir)")
 	fs.BoolVar(&cfg.KeepData, "keep-data", false, "keep spawned servers' data directories and logs")
 	fs.BoolVar(&cfg.KillOwner, "kill-owner", false, "[durable,fanout] kill -9 the node owning the measured object during the load; report failover time and lost acknowledged messages")
@@ -262,6 +266,7 @@ func (c *config) params() map[string]any {
 		p["historyLimit"] = c.HistoryLimit
 		if c.SpawnCluster > 0 {
 			p["raftTick"] = c.RaftTick.String()
+			p["mTLS"] = !c.Insecure
 		}
 	}
 	return p

@@ -124,7 +124,7 @@ func (f *fleet) spawn(cfg *config) error {
 		all = append(all, a)
 	}
 	var secrets *devcluster.Secrets
-	if cfg.SpawnCluster > 0 {
+	if cfg.SpawnCluster > 0 && !cfg.Insecure {
 		var names []string
 		for i := range all {
 			names = append(names, fmt.Sprintf("n%d", i+1))
@@ -142,7 +142,11 @@ func (f *fleet) spawn(cfg *config) error {
 		if cfg.SpawnCluster > 0 {
 			args = append(args, "-node-name", name, "-bind", a.gossip, "-join", strings.Join(gossip, ","),
 				"-raft-tick", cfg.RaftTick.String(), "-peer", a.peer)
-			args = append(args, secrets.Flags(name)...)
+			if cfg.Insecure {
+				args = append(args, "-insecure")
+			} else {
+				args = append(args, secrets.Flags(name)...)
+			}
 			if i == 0 {
 				args = append(args, "-bootstrap")
 			}
