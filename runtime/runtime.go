@@ -86,6 +86,19 @@ type Options struct {
 	RateLimitedReply []byte
 }
 
+type bodyAbortKey struct{}
+
+// AbortBodyReads marks every request h serves so that ReadBody gives up
+// waiting for the rest of a body once abort is done (answering 503
+// unavailable): a server's graceful shutdown (http.Server.Shutdown waits
+// for every request) is then not held up by a client that sent half a
+// body. Cancel abort when the shutdown begins (RegisterOnShutdown).
+func AbortBodyReads(abort context.Context, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), bodyAbortKey{}, abort)))
+	})
+}
+
 // Defaults of Options.MaxRequestBody and Options.RequestBodyTimeout.
 const (
 	DefaultMaxRequestBody     = 1 << 20
@@ -563,7 +576,22 @@ func ReadBody(w http.ResponseWriter, r *http.Request, max int64, timeout time.Du
 		t := time.AfterFunc(timeout, func() { r.Body.Close() })
 		defer t.Stop()
 	}
+	// A server shutting down does not wait for a body still on its way.
+	abort, _ := r.Context().Value(bodyAbortKey{}).(context.Context)
+	if abort != nil {
+		stop := context.AfterFunc(abort, func() {
+			if rc.SetReadDeadline(time.Now()) != nil {
+				r.Body.Close()
+			}
+		})
+		defer stop()
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	if err != nil && abort != nil && abort.Err() != nil {
+		w.Header().Set("Connection", "close")
+		writeRuntimeError(w, http.StatusServiceUnavailable, "unavailable", "the server is shutting down; send the request again")
+		return nil, false
+	}
 	if err != nil {
 		// The rest of the body is not waited for: the connection closes
 		// after the answer (the deadline stays, so net/http does not wait

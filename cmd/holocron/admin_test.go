@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bufio"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/holocron-run/holocron/objects/protocol"
 )
@@ -182,4 +186,39 @@ func TestObjectNamesAreBounded(t *testing.T) {
 		}
 	}
 	createRoom(t, n, "still-served")
+}
+
+// TestShutdownDoesNotWaitForAHalfSentBody: a graceful shutdown answers a
+// request whose body is still on its way 503 unavailable at once, instead
+// of waiting out its body timeout (10 s, which would answer it 408), and
+// the node exits 0.
+func TestShutdownDoesNotWaitForAHalfSentBody(t *testing.T) {
+	n := startNode(t, t.TempDir())
+	conn, err := net.DialTimeout("tcp", n.addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /api/lobby/rooms HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{", n.addr)
+	// Another request answered after it: the node is serving, and the
+	// stalled one (sent first) is waiting in its body read.
+	createRoom(t, n, "after")
+	answered := make(chan *http.Response, 1)
+	go func() {
+		conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Errorf("the stalled request got no answer: %v", err)
+			answered <- nil
+			return
+		}
+		resp.Body.Close()
+		answered <- resp
+	}()
+	if code := n.stop(); code != 0 {
+		t.Fatalf("exit %d, want 0", code)
+	}
+	if resp := <-answered; resp != nil && resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("the stalled request: %s, want 503 (the shutdown stops waiting for its body)", resp.Status)
+	}
 }

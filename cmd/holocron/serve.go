@@ -249,8 +249,12 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	// Headers are bounded in size and time here; bodies by the runtime
 	// (runtime.Options.MaxRequestBody, RequestBodyTimeout), before the
 	// object's event. No ReadTimeout: it would cut WebSockets.
-	srv := &http.Server{Handler: refuseWhenFailed(mux, &failure), ReadHeaderTimeout: 10 * time.Second,
+	// A shutdown stops waiting for request bodies still on their way.
+	bodies, abortBodies := context.WithCancel(context.Background())
+	defer abortBodies()
+	srv := &http.Server{Handler: runtime.AbortBodyReads(bodies, refuseWhenFailed(mux, &failure)), ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+	srv.RegisterOnShutdown(abortBodies)
 	serveErr := make(chan error, 2)
 	// What SIGHUP reloads: the client port's certificate, the peer link's
 	// certificates and the gossip keys (each is also reloaded when its
@@ -284,7 +288,7 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 		pmux.Handle("GET "+cluster.PingPath, cluster.PingHandler())
 		objAdmin.routes(pmux)
 		pmux.Handle("/", objects)
-		peerSrv = peer.link.Server(refuseWhenFailed(pmux, &failure), log)
+		peerSrv = peer.link.Server(runtime.AbortBodyReads(bodies, refuseWhenFailed(pmux, &failure)), log)
 		go func() { serveErr <- peer.link.Serve(peerSrv, peer.ln) }()
 		go peer.watch(hupCtx, node, log)
 		reloads = append(reloads, func() { peer.reload(node, log) })
