@@ -31,7 +31,6 @@ const probeInterval = time.Second
 // link is a reachability problem, which the dead-member timeout handles,
 // not an identity one.
 type links struct {
-	self   string
 	client *http.Client
 	link   *PeerLink
 
@@ -42,8 +41,9 @@ type links struct {
 	probing map[string]time.Time // name → when its probe started
 }
 
+// newLinks starts with self proven.
 func newLinks(self string, link *PeerLink) *links {
-	return &links{self: self, link: link, client: link.Client(2 * time.Second),
+	return &links{link: link, client: link.Client(2 * time.Second),
 		proven: map[string]bool{self: true}, failed: map[string]string{}, probing: map[string]time.Time{}}
 }
 
