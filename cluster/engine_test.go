@@ -36,11 +36,11 @@ type memNet struct {
 	blocked  map[[2]uint64]bool // one direction of a link: from, to
 	inboxes  map[uint64]chan []Envelope
 	wg       sync.WaitGroup
-	// installDelay, when set, models a follower slow to install a
+	// installGate, when set, models a follower slow to install a
 	// snapshot: a batch carrying one is reported delivered to its sender
 	// (as Transport does once the receiver took the batch), and reaches
-	// the receiving engine only installDelay later.
-	installDelay time.Duration
+	// the receiving engine only once installGate returns.
+	installGate func()
 }
 
 func newMemNet() *memNet {
@@ -120,7 +120,7 @@ func (n *memNet) deliverLoop(id uint64, in chan []Envelope) {
 				keep = append(keep, env)
 			}
 		}
-		delay := n.installDelay
+		gate := n.installGate
 		senders := map[uint64]*Engine{}
 		for _, env := range keep {
 			senders[env.Msg.GetFrom()] = n.engines[env.Msg.GetFrom()]
@@ -129,13 +129,13 @@ func (n *memNet) deliverLoop(id uint64, in chan []Envelope) {
 		if e == nil || len(keep) == 0 {
 			continue
 		}
-		if parts := snapshotPartitions(keep); delay > 0 && len(parts) > 0 {
+		if parts := snapshotPartitions(keep); gate != nil && len(parts) > 0 {
 			for _, from := range senders {
 				if from != nil {
 					from.ReportSnapshotSent(id, parts)
 				}
 			}
-			time.Sleep(delay)
+			gate()
 		}
 		e.Step(keep)
 	}
@@ -963,10 +963,8 @@ func TestEngineAddMemberBySnapshotAfterTruncation(t *testing.T) {
 // install, and sent snapshot after snapshot (the dead-member process test
 // saw the lobby's learner stay a learner under chat load).
 func TestEngineLearnerCatchesUpWhileTheLogOutrunsItsSnapshot(t *testing.T) {
-	c := newEngineClusterWith(t, 0, 10, "alpha", "beta")
-	c.net.mu.Lock()
-	c.net.installDelay = 300 * time.Millisecond
-	c.net.mu.Unlock()
+	const logKeep = 10
+	c := newEngineClusterWith(t, 0, logKeep, "alpha", "beta")
 	ctx, cancel := context.WithTimeout(context.Background(), convergeTimeout)
 	defer cancel()
 	first := c.bootstrapFirst(ctx)
@@ -982,7 +980,7 @@ func TestEngineLearnerCatchesUpWhileTheLogOutrunsItsSnapshot(t *testing.T) {
 		}
 	}
 	// The load: writers that keep the log moving until the learner is a
-	// voter, far more than 2×LogKeep entries per install.
+	// voter.
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var committed atomic.Int64
@@ -1010,10 +1008,38 @@ func TestEngineLearnerCatchesUpWhileTheLogOutrunsItsSnapshot(t *testing.T) {
 		}()
 	}
 	defer func() { close(stop); wg.Wait() }()
-	start := committed.Load()
+	// Each install takes until the leader counts beta inactive (it answers
+	// nothing while installing) and the log has moved on by far more than
+	// LogKeep entries: what let the log outrun the snapshot. The leader
+	// commits alone while beta is a learner; once beta votes, commits wait
+	// for it, so the gate gives up after a while rather than hold the
+	// commits it waits for.
+	beta := c.nodes[1].id
+	inactive := func() bool {
+		var active bool
+		err := first.engine.call(ctx, func() error {
+			active = first.engine.groups[0].rn.Status().Progress[beta].RecentActive
+			return nil
+		})
+		return err == nil && !active
+	}
+	var outrun atomic.Int64
+	c.net.mu.Lock()
+	c.net.installGate = func() {
+		from := committed.Load()
+		deadline := time.Now().Add(5 * time.Second)
+		for committed.Load()-from < 4*logKeep || !inactive() {
+			if time.Now().After(deadline) {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+		outrun.Add(1)
+	}
+	c.net.mu.Unlock()
 	c.waitAllVoters(ctx, 0, "under load")
-	if n := committed.Load() - start; n < 20*10 {
-		t.Fatalf("only %d entries committed while beta caught up: the log did not outrun the snapshot, the test proves nothing", n)
+	if outrun.Load() == 0 {
+		t.Fatal("no snapshot install lasted until the leader counted beta inactive and the log moved on by 4×LogKeep entries: the test proves nothing")
 	}
 }
 
