@@ -3,7 +3,11 @@ package web_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"flag"
 	"fmt"
 	"io"
@@ -62,15 +66,15 @@ func needBrowser(t *testing.T) {
 }
 
 // startBrowser starts a headless chromium with a fresh profile; it stops
-// when the test ends.
-func startBrowser(t *testing.T) context.Context {
+// when the test ends. extra adds command-line options.
+func startBrowser(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	needBrowser(t)
 	profile, err := os.MkdirTemp("", "holocron-chromium-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromiumPath),
 		chromedp.Headless,
 		chromedp.NoSandbox,
@@ -81,7 +85,9 @@ func startBrowser(t *testing.T) context.Context {
 		chromedp.NoFirstRun,
 		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(1280, 800),
-	)
+	}
+	opts = append(opts, extra...)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	var copts []chromedp.ContextOption
 	if os.Getenv("HOLOCRON_CDP_DEBUG") == "1" {
 		copts = append(copts, chromedp.WithDebugf(t.Logf))
@@ -540,6 +546,64 @@ func TestClientResumesAfterRestart(t *testing.T) {
 		t.Errorf("client errors: %v", errs)
 	}
 	u.checkNoErrors()
+}
+
+// TestAppOverTLS: against a node whose client port speaks HTTPS and WSS
+// only (-tls-cert, -tls-key), the app loads over https:// and its sockets
+// come up (they are wss://: the port answers nothing else), and two JS
+// library clients on the page's origin chat over wss://. The browser
+// trusts exactly the node's certificate (its public key's pin), not any
+// certificate.
+func TestAppOverTLS(t *testing.T) {
+	needBrowser(t)
+	srv := proctest.StartTLS(t, holocronBin, proctest.FreeAddr(t), t.TempDir())
+	pin, err := spkiPin(srv.CertFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := startBrowser(t, chromedp.Flag("ignore-certificate-errors-spki-list", pin))
+	ada := newUser(t, b, "ada")
+	ada.pickName(srv.URL(""), "Ada")
+	if p := eval[string](ada, `location.protocol`); p != "https:" {
+		t.Fatalf("page protocol %q, want https:", p)
+	}
+	eval[bool](ada, `(async () => {
+		const m = await import("/holocron.js");
+		const mk = (id) => m.connectChat({ playerId: id, playerName: id.toUpperCase() });
+		const a = mk("ta"), b = mk("tb");
+		const T = window.T = { a, b, seen: [], errors: [] };
+		b.on("message", (e) => { if (e.message.type === "text") T.seen.push(e.message.content); });
+		for (const c of [a, b]) c.on("error", (e) => T.errors.push(e.code + ": " + e.message));
+		await a.createRoom({ roomId: "tls-room", name: "TLS" });
+		await a.joinRoom("tls-room");
+		await b.joinRoom("tls-room");
+		await a.sendMessage("tls-room", "over wss");
+		return true;
+	})()`)
+	ada.waitJS("the message over wss", `T.seen.includes("over wss")`, 10*time.Second)
+	if errs := eval[[]string](ada, `T.errors`); len(errs) > 0 {
+		t.Errorf("client errors: %v", errs)
+	}
+	ada.checkNoErrors()
+}
+
+// spkiPin is chromium's pin of the certificate in a PEM file: the base64
+// SHA-256 of its public key, for --ignore-certificate-errors-spki-list.
+func spkiPin(certFile string) (string, error) {
+	raw, err := os.ReadFile(certFile)
+	if err != nil {
+		return "", err
+	}
+	block, _ := pem.Decode(raw)
+	if block == nil {
+		return "", fmt.Errorf("%s: no PEM block", certFile)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", certFile, err)
+	}
+	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+	return base64.StdEncoding.EncodeToString(sum[:]), nil
 }
 
 // playerToken asks the holocron binary for a player token.

@@ -5,6 +5,7 @@ package proctest
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/holocron-run/holocron/cluster"
+	"github.com/holocron-run/holocron/internal/certs"
 	"github.com/holocron-run/holocron/internal/devcluster"
 )
 
@@ -54,6 +56,10 @@ type Proc struct {
 	Addr string // HTTP host:port
 	Dir  string
 	Args []string // the serve flags after -http and -data
+	// TLS, for a node started by StartTLS, trusts the client port's
+	// certificate, CertFile; nil when the port speaks plain HTTP.
+	TLS      *tls.Config
+	CertFile string
 
 	logs   LogBuffer
 	done   chan error
@@ -162,7 +168,35 @@ func FreeGossipAddr(t testing.TB) string {
 // printed if the test failed.
 func Start(t testing.TB, binary, addr, dir string, args ...string) *Proc {
 	t.Helper()
-	p := &Proc{t: t, Addr: addr, Dir: dir, Args: args, done: make(chan error, 1)}
+	return start(t, &Proc{t: t, Addr: addr, Dir: dir, Args: args, done: make(chan error, 1)}, binary)
+}
+
+// StartTLS is Start with a client port that speaks HTTPS and WSS only: it
+// issues a certificate for 127.0.0.1 and localhost with the binary's own
+// cert commands and serves it with -tls-cert and -tls-key. URL and WSURL
+// then name https:// and wss://, and p.TLS trusts the certificate.
+func StartTLS(t testing.TB, binary, addr, dir string, args ...string) *Proc {
+	t.Helper()
+	const name = "edge"
+	s, err := devcluster.Make(binary, t.TempDir(), []string{name})
+	if err != nil {
+		t.Fatalf("client certificate: %v", err)
+	}
+	roots, err := certs.LoadCAPool(s.CertsDir(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile := filepath.Join(s.CertsDir(name), certs.NodeCertFile)
+	keyFile := filepath.Join(s.CertsDir(name), certs.NodeKeyFile)
+	args = append([]string{"-tls-cert", certFile, "-tls-key", keyFile}, args...)
+	p := &Proc{t: t, Addr: addr, Dir: dir, Args: args, done: make(chan error, 1),
+		TLS: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}, CertFile: certFile}
+	return start(t, p, binary)
+}
+
+func start(t testing.TB, p *Proc, binary string) *Proc {
+	t.Helper()
+	args, addr, dir := p.Args, p.Addr, p.Dir
 	p.cmd = exec.Command(binary, append([]string{"serve", "-http", addr, "-data", dir}, args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = &p.logs, &p.logs
 	if err := p.cmd.Start(); err != nil {
@@ -183,9 +217,11 @@ func Start(t testing.TB, binary, addr, dir string, args ...string) *Proc {
 			t.Logf("holocron %s log (last 3000 bytes):\n%s", p.Addr, logs[max(0, len(logs)-3000):])
 		}
 	})
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: p.TLS}}
+	defer hc.CloseIdleConnections()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if resp, err := http.Get(p.URL("/readyz")); err == nil {
+		if resp, err := hc.Get(p.URL("/readyz")); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
 				return p
@@ -201,11 +237,21 @@ func Start(t testing.TB, binary, addr, dir string, args ...string) *Proc {
 	}
 }
 
-// URL is http://addr + path.
-func (p *Proc) URL(path string) string { return "http://" + p.Addr + path }
+// URL is http://addr + path (https:// with TLS).
+func (p *Proc) URL(path string) string {
+	if p.TLS != nil {
+		return "https://" + p.Addr + path
+	}
+	return "http://" + p.Addr + path
+}
 
-// WSURL is ws://addr + path.
-func (p *Proc) WSURL(path string) string { return "ws://" + p.Addr + path }
+// WSURL is ws://addr + path (wss:// with TLS).
+func (p *Proc) WSURL(path string) string {
+	if p.TLS != nil {
+		return "wss://" + p.Addr + path
+	}
+	return "ws://" + p.Addr + path
+}
 
 // Alive reports whether the process has not exited.
 func (p *Proc) Alive() bool { return !p.exited.Load() }
