@@ -365,7 +365,7 @@ func (n *Node) maybeBootstrap(ctx context.Context, members []Member) {
 	n.members.SetInitialized()
 }
 
-// Direct implements gateway.Director: serve here (with local) if this node
+// Direct implements runtime.Director: serve here (with local) if this node
 // serves the object's partition, otherwise forward to the leader in one
 // hop. While leadership is changing (a hand-over takes a few round trips,
 // an election after a crash about a second) the request waits up to
@@ -614,10 +614,7 @@ func notServed(w http.ResponseWriter, msg string) {
 }
 
 func unavailable(w http.ResponseWriter, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Retry-After", "1")
-	w.WriteHeader(http.StatusServiceUnavailable)
-	json.NewEncoder(w).Encode(map[string]string{"code": "unavailable", "message": msg})
+	runtime.WriteError(w, http.StatusServiceUnavailable, "unavailable", msg)
 }
 
 // Location is where an object lives right now.

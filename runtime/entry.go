@@ -75,6 +75,9 @@ type event struct {
 	replaceDone func(error)
 	// evRestore: the batches that replace the object's state.
 	restore []*storage.Batch
+	// evHTTP of a call: the objects waiting on the calls that led to it,
+	// outermost first.
+	chain []ID
 }
 
 // entry is everything a node holds for one object: its mailbox, its sockets,
@@ -100,6 +103,14 @@ type entry struct {
 	metaSaved bool
 	outbox    *[]outItem // the current event's outputs
 
+	// chain is the current event's call chain (event.chain). calling
+	// counts the calls the actor waits on; reentrant holds the events of
+	// its chain's calls that arrived meanwhile, announced on reentry.
+	chain     []ID
+	calling   int // guarded by mu
+	reentrant []event
+	reentry   chan struct{}
+
 	gate gate
 	// stale asks the actor to drop its instance before the next event,
 	// because another node may have changed the object's storage.
@@ -115,6 +126,7 @@ func newEntry(rt *Runtime, class string, ctor Constructor, id ID, name string) *
 		name:    name,
 		mailbox: make(chan event, rt.opts.MailboxSize),
 		byTag:   map[string][]*WebSocket{},
+		reentry: make(chan struct{}, 1),
 	}
 	e.state = &State{entry: e, storage: newStorage(storage.ObjectID(id), rt.opts.Store)}
 	return e
@@ -249,6 +261,7 @@ func (e *entry) handle(ev event) {
 	}
 	var out []outItem
 	e.outbox = &out
+	e.chain = ev.chain
 	st := e.state.storage
 	st.begin()
 	ctx := context.WithValue(rt.ctx, stateKey, e.state)
@@ -302,6 +315,15 @@ func (e *entry) handle(ev event) {
 			close(doneCh)
 		}})
 	}
+	e.commit(w, out)
+	rt.metrics.events.WithLabelValues(ev.kind.String()).Inc()
+	rt.metrics.eventSeconds.Observe(time.Since(start).Seconds())
+}
+
+// commit submits w, the writes of (part of) an event, and holds out, its
+// outputs, until they and every earlier batch are durable.
+func (e *entry) commit(w *writeSet, out []outItem) {
+	rt, st := e.rt, e.state.storage
 	var batch *storage.Batch
 	if !w.empty() {
 		batch = &storage.Batch{Object: storage.ObjectID(e.id), Ops: w.ops, Written: rt.opts.Now()}
@@ -317,26 +339,25 @@ func (e *entry) handle(ev event) {
 		st.pushPending(w)
 	}
 	e.gate.after(batch, out)
-	if batch != nil {
-		submitted := time.Now()
-		finish := func(err error) {
-			rt.metrics.commitSeconds.Observe(time.Since(submitted).Seconds())
-			st.popPending()
-			if batch.Alarm.Set {
-				rt.alarms.poke()
-			}
-			e.gate.committed(err, e)
-		}
-		if e.gate.broken() {
-			// An earlier batch failed while this event ran, which may
-			// have read its writes: this one is never submitted.
-			finish(errAfterFailure)
-		} else {
-			rt.opts.Store.Commit(batch, finish)
-		}
+	if batch == nil {
+		return
 	}
-	rt.metrics.events.WithLabelValues(ev.kind.String()).Inc()
-	rt.metrics.eventSeconds.Observe(time.Since(start).Seconds())
+	submitted := time.Now()
+	finish := func(err error) {
+		rt.metrics.commitSeconds.Observe(time.Since(submitted).Seconds())
+		st.popPending()
+		if batch.Alarm.Set {
+			rt.alarms.poke()
+		}
+		e.gate.committed(err, e)
+	}
+	if e.gate.broken() {
+		// An earlier batch failed while this event ran, which may have
+		// read its writes: this one is never submitted.
+		finish(errAfterFailure)
+		return
+	}
+	rt.opts.Store.Commit(batch, finish)
 }
 
 // replace swaps the object's whole state for what batches write (its
@@ -462,7 +483,7 @@ func (e *entry) failureOutputs(ev event, cause any) []outItem {
 		if status == http.StatusServiceUnavailable {
 			ev.resp.Header().Set("Retry-After", "1")
 		}
-		writeRuntimeError(ev.resp, status, code, msg)
+		WriteError(ev.resp, status, code, msg)
 	case evWSMessage, evWSError:
 		return []outItem{{ws: ev.ws, frame: outFrame{data: fmt.Appendf(nil, `{"type":"error","code":%q,"message":%q}`, code, msg)}}}
 	}

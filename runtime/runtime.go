@@ -67,6 +67,9 @@ type Options struct {
 	// request's body; a slower one is answered 408 request_timeout without
 	// reaching the object. Default 10s.
 	RequestBodyTimeout time.Duration
+	// Director routes requests and calls to an object's owner (a cluster
+	// node). nil: every object is served on this node.
+	Director Director
 	// Now is the clock for alarms. Default time.Now.
 	Now func() time.Time
 	// AlarmRetries is how many times a failing alarm is retried (with
@@ -441,6 +444,9 @@ type Namespace struct {
 	rt    *Runtime
 	class string
 	ctor  Constructor
+	// caller is the object whose calls the namespace's stubs make (see
+	// State.Namespace); nil outside objects.
+	caller *entry
 }
 
 // Class is the namespace's class name.
@@ -477,11 +483,14 @@ const socketReadBuffer = 1024
 // method, and so may a client.
 const HeaderNotServed = "X-Holocron-Not-Served"
 
-// Stub addresses one object. Its methods may be called from any goroutine.
+// Stub addresses one object. Its methods may be called from any goroutine,
+// except that a stub from State.Namespace calls from its object's events.
 type Stub struct {
 	ns   *Namespace
 	id   ID
 	name string
+	// mu orders the stub's calls: one at a time, in the order made.
+	mu sync.Mutex
 }
 
 // ID is the object's ID.
@@ -495,7 +504,11 @@ func (s *Stub) ID() ID { return s.id }
 // (RequestBodyTimeout), outside the object's event: a client that sends
 // half a body holds its own request, never the object, whose other
 // clients go on being served.
-func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.serve(w, r, nil) }
+
+// serve is ServeHTTP for a request that is a call of chain (nil: from a
+// client).
+func (s *Stub) serve(w http.ResponseWriter, r *http.Request, chain []ID) {
 	rt := s.ns.rt
 	if _, ok := ReadBody(w, r, rt.opts.MaxRequestBody, rt.opts.RequestBodyTimeout); !ok {
 		return
@@ -505,14 +518,18 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, ErrClosed) {
 			w.Header().Set(HeaderNotServed, "1")
 		}
-		writeRuntimeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+		WriteError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
 		return
 	}
-	ev := event{kind: evHTTP, req: r, resp: newGatedResponse(), done: make(chan struct{})}
-	err = e.deliver(r.Context(), ev)
+	ev := event{kind: evHTTP, req: r, resp: newGatedResponse(), done: make(chan struct{}), chain: chain}
+	if chain != nil {
+		err = e.deliverCall(r.Context(), ev)
+	} else {
+		err = e.deliver(r.Context(), ev)
+	}
 	e.release()
 	if err != nil {
-		writeRuntimeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+		WriteError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
 		return
 	}
 	select {
@@ -536,7 +553,7 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(resp.failed, storage.ErrNotWritten) {
 			w.Header().Set(HeaderNotServed, "1")
 		}
-		writeRuntimeError(w, http.StatusServiceUnavailable, "unavailable", resp.failed.Error())
+		WriteError(w, http.StatusServiceUnavailable, "unavailable", resp.failed.Error())
 		return
 	}
 	if resp.socket != nil {
@@ -565,7 +582,7 @@ func ReadBody(w http.ResponseWriter, r *http.Request, max int64, timeout time.Du
 		return []byte{}, true
 	}
 	if r.ContentLength > max {
-		writeRuntimeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("request body over %d bytes", max))
+		WriteError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("request body over %d bytes", max))
 		return nil, false
 	}
 	rc := http.NewResponseController(w)
@@ -589,7 +606,7 @@ func ReadBody(w http.ResponseWriter, r *http.Request, max int64, timeout time.Du
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
 	if err != nil && abort != nil && abort.Err() != nil {
 		w.Header().Set("Connection", "close")
-		writeRuntimeError(w, http.StatusServiceUnavailable, "unavailable", "the server is shutting down; send the request again")
+		WriteError(w, http.StatusServiceUnavailable, "unavailable", "the server is shutting down; send the request again")
 		return nil, false
 	}
 	if err != nil {
@@ -603,13 +620,13 @@ func ReadBody(w http.ResponseWriter, r *http.Request, max int64, timeout time.Du
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
-		writeRuntimeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("request body over %d bytes", max))
+		WriteError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("request body over %d bytes", max))
 		return nil, false
 	case isTimeout(err):
-		writeRuntimeError(w, http.StatusRequestTimeout, "request_timeout", fmt.Sprintf("request body not sent within %s", timeout))
+		WriteError(w, http.StatusRequestTimeout, "request_timeout", fmt.Sprintf("request body not sent within %s", timeout))
 		return nil, false
 	case err != nil:
-		writeRuntimeError(w, http.StatusBadRequest, "bad_request", "request body broke off: "+err.Error())
+		WriteError(w, http.StatusBadRequest, "bad_request", "request body broke off: "+err.Error())
 		return nil, false
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
@@ -659,8 +676,17 @@ func (rt *Runtime) maybeDrop(e *entry) {
 	rt.metrics.objectsActive.Dec()
 }
 
-func writeRuntimeError(w http.ResponseWriter, status int, code, msg string) {
+// HeaderRuntimeError marks an answer the runtime (or the cluster's
+// routing) wrote, not the object: its value is the error's code. Fetch
+// reports such answers as a *CallError.
+const HeaderRuntimeError = "X-Holocron-Runtime-Error"
+
+// WriteError writes the runtime's error answer: status, the protocol's
+// error body {"code","message"}, HeaderRuntimeError, and Retry-After on a
+// 503.
+func WriteError(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set(HeaderRuntimeError, code)
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}

@@ -15,7 +15,6 @@ import (
 	"github.com/holocron-run/holocron/cluster"
 	"github.com/holocron-run/holocron/objects/protocol"
 	"github.com/holocron-run/holocron/runtime"
-	"github.com/holocron-run/holocron/runtime/gateway"
 	"github.com/holocron-run/holocron/storage"
 )
 
@@ -43,9 +42,6 @@ type objectPage struct {
 type objectsAdmin struct {
 	*adminAPI
 	store *storage.PebbleStore
-	// dir forwards object-addressed requests to the object's owner (nil on
-	// a single node).
-	dir gateway.Director
 }
 
 func pageParams(q url.Values) (class string, after *storage.ObjectID, limit int, err error) {
@@ -195,12 +191,8 @@ func (a *objectsAdmin) objectIDByName(w http.ResponseWriter, r *http.Request) (r
 func (a *objectsAdmin) onOwner(resolve func(http.ResponseWriter, *http.Request) (runtime.ID, bool), h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, ok := resolve(w, r)
-		switch {
-		case !ok:
-		case a.dir != nil:
-			a.dir.Direct(w, r, id, h)
-		default:
-			h(w, r)
+		if ok {
+			a.rt.Direct(w, r, id, h)
 		}
 	})
 }

@@ -106,7 +106,7 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	var (
 		objStore storage.Store = store
 		node     *cluster.Node
-		director gateway.Director
+		director runtime.Director
 		peer     *peerListener
 	)
 	if cfg.clustered() {
@@ -172,6 +172,7 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 		Logger:      log,
 		Metrics:     reg,
 		IdleTimeout: cfg.IdleTimeout,
+		Director:    director,
 
 		MaxSocketsPerIP:        cfg.MaxSocketsIP,
 		MaxSocketsPerPrincipal: cfg.MaxSocketsUser,
@@ -227,9 +228,6 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	}
 	mux.Handle("POST /admin/backup", admin.protect(serveBackup(store, cfg.DataDir, log)))
 	objAdmin := &objectsAdmin{adminAPI: admin, store: store}
-	if director != nil {
-		objAdmin.dir = director
-	}
 	mux.Handle("GET /admin/objects", admin.protect(http.HandlerFunc(objAdmin.serveList)))
 	objAdmin.routes(mux)
 	mux.Handle("GET /admin/overview", admin.protect(http.HandlerFunc(admin.serveOverview)))
@@ -243,7 +241,7 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	for _, p := range web.Paths {
 		mux.Handle("GET "+p, webApp)
 	}
-	objects := authenticate([]byte(cfg.AuthSecret), gateway.New(rt, routes, director))
+	objects := authenticate([]byte(cfg.AuthSecret), gateway.New(rt, routes))
 	mux.Handle("/", cfg.origins.guard(objects))
 
 	// Headers are bounded in size and time here; bodies by the runtime
@@ -286,6 +284,8 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 		pmux.Handle("POST "+cluster.RaftPath, node.RaftHandler())
 		pmux.Handle("POST "+cluster.HoldPath, node.HoldHandler())
 		pmux.Handle("GET "+cluster.PingPath, cluster.PingHandler())
+		// Calls between objects: only peers may claim to be an object.
+		pmux.Handle(runtime.CallPath, rt.CallHandler())
 		objAdmin.routes(pmux)
 		pmux.Handle("/", objects)
 		peerSrv = peer.link.Server(runtime.AbortBodyReads(bodies, refuseWhenFailed(pmux, &failure)), log)

@@ -23,26 +23,17 @@ type Route struct {
 	Name   string
 }
 
-// Director decides where an object's request is served. In a cluster,
-// Direct serves r with local when this node owns the object, forwards it to
-// the owner otherwise, or answers it unavailable; while the object is
-// moving it may try more than one of these (see runtime.HeaderNotServed).
-type Director interface {
-	Direct(w http.ResponseWriter, r *http.Request, id runtime.ID, local http.Handler)
-}
-
 // Gateway is an http.Handler over a runtime.
 type Gateway struct {
 	rt     *runtime.Runtime
 	routes []Route
-	dir    Director
 }
 
 // New returns a gateway with routes plus the generic route
-// /objects/{class}/{name}/… that reaches any registered class. With a nil
-// Director every object is served locally (a single node).
-func New(rt *runtime.Runtime, routes []Route, dir Director) *Gateway {
-	return &Gateway{rt: rt, routes: routes, dir: dir}
+// /objects/{class}/{name}/… that reaches any registered class. Requests
+// go where the runtime's Director sends them (on a single node: here).
+func New(rt *runtime.Runtime, routes []Route) *Gateway {
+	return &Gateway{rt: rt, routes: routes}
 }
 
 // Target is the object a request addresses and the path it sees.
@@ -132,9 +123,5 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r2.URL.RawPath = ""
 		stub.ServeHTTP(w, r2)
 	})
-	if g.dir != nil {
-		g.dir.Direct(w, r, stub.ID(), local)
-		return
-	}
-	local(w, r)
+	g.rt.Direct(w, r, stub.ID(), local)
 }

@@ -134,7 +134,7 @@ func (s *Server) open() {
 	if s.opts.Clock != nil {
 		s.opts.Clock.attach(rt)
 	}
-	s.http = httptest.NewServer(gateway.New(rt, s.opts.Routes, nil))
+	s.http = httptest.NewServer(gateway.New(rt, s.opts.Routes))
 	s.URL = s.http.URL
 	s.closed = false
 }

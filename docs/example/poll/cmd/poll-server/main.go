@@ -66,7 +66,7 @@ func run(ctx context.Context, httpAddr, dataDir string, idle time.Duration) erro
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, `{"status":"ok"}`)
 	})
-	mux.Handle("/", gateway.New(rt, routes, nil))
+	mux.Handle("/", gateway.New(rt, routes))
 	// endregion
 
 	ln, err := net.Listen("tcp", httpAddr)
