@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"runtime/debug"
 	"slices"
@@ -710,6 +711,17 @@ func (s *State) Name() string {
 
 // Storage is the object's durable storage.
 func (s *State) Storage() *Storage { return s.storage }
+
+// Logger is the runtime's logger with the object's class, ID and name, for
+// an object's own log lines (so an operator can find every line of one
+// object, on whichever node it ran).
+func (s *State) Logger() *slog.Logger {
+	e := s.entry
+	e.mu.Lock()
+	name := e.name
+	e.mu.Unlock()
+	return e.rt.log.With("class", e.class, "object", e.id.String(), "name", name)
+}
 
 // Now is the runtime's clock; use it for times that alarms compare against.
 func (s *State) Now() time.Time { return s.entry.rt.opts.Now() }

@@ -12,7 +12,6 @@ package chatlobby
 import (
 	"context"
 	"errors"
-	"log/slog"
 
 	"github.com/holocron-run/holocron/objects/protocol"
 	"github.com/holocron-run/holocron/runtime"
@@ -147,7 +146,7 @@ func (l *Lobby) OnMessage(ctx context.Context, ws *runtime.WebSocket, msg runtim
 		l.store.dropCache()
 		var perr *protocol.Error
 		if !errors.As(err, &perr) {
-			slog.Error("chatlobby: request failed", "object", l.state.ID().String(), "type", f.Type, "err", err)
+			l.state.Logger().Error("chatlobby: request failed", "type", f.Type, "err", err)
 			perr = protocol.Errorf(protocol.CodeInternal, "internal error")
 		}
 		l.fail(ws, f.Type, req.roomID, f.RequestID, perr)
@@ -201,7 +200,7 @@ func (l *Lobby) OnClose(ctx context.Context, ws *runtime.WebSocket, code int, re
 		l.store.dropCache()
 		// Presence is live, so it is right anyway; only the leave messages
 		// of this socket are lost.
-		slog.Error("chatlobby: leaving rooms of closed socket", "object", l.state.ID().String(), "err", err)
+		l.state.Logger().Error("chatlobby: leaving rooms of closed socket", "err", err)
 		return
 	}
 	for _, fn := range effects {

@@ -3,7 +3,6 @@ package chatlobby
 import (
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -81,7 +80,7 @@ func (l *Lobby) serve(w http.ResponseWriter, handle func() (int, any, error)) {
 		l.store.dropCache()
 		var perr *protocol.Error
 		if !errors.As(err, &perr) {
-			slog.Error("chatlobby: HTTP request failed", "object", l.state.ID().String(), "err", err)
+			l.state.Logger().Error("chatlobby: HTTP request failed", "err", err)
 			perr = protocol.Errorf(protocol.CodeInternal, "internal error")
 		}
 		protocol.WriteHTTPError(w, httpStatus(perr.Code), perr)

@@ -73,11 +73,13 @@ type season struct {
 //	rank/<key(score)>/<player>  "" — ordered best first (see rankKey)
 //	season                      the current season
 //	archive/<season number>     the final top of an ended season
+//	game/<game key>             "" — a game's results were recorded
 const (
 	prefixScore   = "score/"
 	prefixRank    = "rank/"
 	keySeason     = "season"
 	prefixArchive = "archive/"
+	prefixGame    = "game/"
 )
 
 // rankKey orders scores best first: the float's bits made order-preserving,
@@ -95,7 +97,8 @@ func rankKey(score float64, playerID string) string {
 }
 
 // ServeHTTP: POST /scores, GET /top?n=, GET /rank/{playerId}, POST /season
-// {durationSeconds}, GET /seasons/{n}, GET /websocket.
+// {durationSeconds}, GET /seasons/{n}, GET /websocket, and POST
+// /game-results from other objects (see postResults).
 func (b *Board) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := strings.TrimSuffix(r.URL.Path, "/")
 	switch {
@@ -112,6 +115,8 @@ func (b *Board) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		principal, _ := runtime.PrincipalFrom(r.Context())
 		e, err := b.submit(f, principal)
 		b.reply(w, http.StatusOK, e, err)
+	case path == GameResultsPath && r.Method == http.MethodPost:
+		b.postResults(w, r)
 	case path == "/top" && r.Method == http.MethodGet:
 		n, err := b.topN(r.URL.Query().Get("n"))
 		if err != nil {
@@ -205,6 +210,12 @@ func (b *Board) submit(f *protocol.Frame, principal runtime.Principal) (*Entry, 
 	if perr != nil {
 		return nil, perr
 	}
+	return b.record(playerID, name, score)
+}
+
+// record keeps score as the player's best if it beats it, in one
+// transaction, and tells the live sockets when the top changed.
+func (b *Board) record(playerID, name string, score float64) (*Entry, error) {
 	var out *Entry
 	err := b.state.Storage().Transaction(func(tx *runtime.Storage) error {
 		if err := b.ensureSeason(tx); err != nil {
@@ -249,6 +260,82 @@ func (b *Board) submit(f *protocol.Frame, principal runtime.Principal) (*Entry, 
 		b.broadcast(map[string]any{"type": "leaderboard_updated", "entry": out, "top": top})
 	}
 	return out, nil
+}
+
+// GameResultsPath is where an object posts a finished game's scores
+// (GameResults), as a call: each player's score counts as a submission,
+// and a game's results are recorded once whatever number of times they
+// are posted, so a poster retries until it hears an answer.
+const GameResultsPath = "/game-results"
+
+// GameResults is the body of a POST to GameResultsPath.
+type GameResults struct {
+	// Game names the game uniquely among every poster's games; it is the
+	// key that makes a repeated post count once.
+	Game   string       `json:"game"`
+	Scores []GameResult `json:"scores"`
+}
+
+// GameResult is one player's final score of a game.
+type GameResult struct {
+	PlayerID   string  `json:"playerId"`
+	PlayerName string  `json:"playerName"`
+	Score      float64 `json:"score"`
+}
+
+// GameResultsAnswer answers a post: Recorded is false when the game's
+// results had been recorded before.
+type GameResultsAnswer struct {
+	Game     string  `json:"game"`
+	Recorded bool    `json:"recorded"`
+	Entries  []Entry `json:"entries"`
+}
+
+// MaxGameResults bounds the scores of one posted game.
+const MaxGameResults = 1000
+
+// postResults records a game's scores, once per game: only objects may post
+// (runtime.CallerFrom), never clients.
+func (b *Board) postResults(w http.ResponseWriter, r *http.Request) {
+	if _, ok := runtime.CallerFrom(r.Context()); !ok {
+		protocol.WriteHTTPError(w, http.StatusForbidden, protocol.Errorf(protocol.CodeForbidden, "game results are posted by objects, not clients"))
+		return
+	}
+	var in GameResults
+	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+		protocol.WriteHTTPError(w, http.StatusBadRequest, protocol.Errorf(protocol.CodeInvalidJSON, "game results: %v", err))
+		return
+	}
+	if in.Game == "" || len(in.Game) > 512 || len(in.Scores) > MaxGameResults {
+		protocol.WriteHTTPError(w, http.StatusBadRequest, protocol.Errorf(protocol.CodeInvalidField, "game must be 1..512 bytes and scores at most %d", MaxGameResults))
+		return
+	}
+	st := b.state.Storage()
+	_, seen, err := st.Get(prefixGame + in.Game)
+	if err != nil {
+		panic(err)
+	}
+	out := GameResultsAnswer{Game: in.Game, Recorded: !seen, Entries: []Entry{}}
+	if !seen {
+		for _, s := range in.Scores {
+			if n := protocol.RuneCount(s.PlayerID); n < 1 || n > 64 || math.IsNaN(s.Score) || math.IsInf(s.Score, 0) ||
+				protocol.RuneCount(s.PlayerName) < 1 || protocol.RuneCount(s.PlayerName) > protocol.MaxNameRunes {
+				protocol.WriteHTTPError(w, http.StatusBadRequest, protocol.Errorf(protocol.CodeInvalidField, "a score of game %s is malformed", in.Game))
+				return
+			}
+		}
+		for _, s := range in.Scores {
+			e, err := b.record(s.PlayerID, s.PlayerName, s.Score)
+			if err != nil {
+				panic(err)
+			}
+			out.Entries = append(out.Entries, *e)
+		}
+		if err := st.Put(prefixGame+in.Game, nil); err != nil {
+			panic(err)
+		}
+	}
+	protocol.WriteJSON(w, http.StatusOK, out)
 }
 
 // ensureSeason starts the first season (with SeasonLength, its alarm).

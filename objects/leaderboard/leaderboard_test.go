@@ -1,6 +1,9 @@
 package leaderboard_test
 
 import (
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -165,5 +168,68 @@ func TestSeasonEndsByAlarm(t *testing.T) {
 	submit(t, s, "s", "cat", 1)
 	if code, f := s.Do("GET", "/api/leaderboards/s/top", nil); code != 200 || f["season"] != 2.0 {
 		t.Fatalf("season 2: %d %v", code, f)
+	}
+}
+
+// poster posts the game results in its request's body to the board named
+// by the query, as an object would (a call), and answers the board's
+// answer.
+type poster struct{ state *runtime.State }
+
+func (p *poster) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	req, _ := http.NewRequest(http.MethodPost, leaderboard.GameResultsPath, r.Body)
+	resp, err := p.state.Namespace(leaderboard.ClassName).GetByName(r.URL.Query().Get("board")).Fetch(r.Context(), req)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	w.WriteHeader(resp.StatusCode)
+	io.Copy(w, resp.Body)
+}
+
+// A game's results count once however often they are posted (a poster
+// retries when it did not hear the answer): the second post is answered
+// "not recorded" and changes nothing, not even for the live sockets.
+func TestGameResultsAreRecordedOnce(t *testing.T) {
+	clock := runtimetest.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	s := runtimetest.Start(t, runtimetest.Options{
+		Clock: clock,
+		Register: func(r *runtime.Registry) {
+			r.Register(leaderboard.ClassName, leaderboard.New(leaderboard.Options{}))
+			r.Register("Poster", func(st *runtime.State) (runtime.Object, error) { return &poster{state: st}, nil })
+		},
+		Routes: []gateway.Route{{Prefix: "/api/leaderboards/", Class: leaderboard.ClassName}},
+	})
+	live := s.Dial("/api/leaderboards/b/websocket")
+	live.Send(map[string]any{"type": "ping"})
+	live.Expect("pong")
+	game := map[string]any{"game": "rm/g1/1", "scores": []map[string]any{
+		{"playerId": "ann", "playerName": "Ann", "score": 10},
+		{"playerId": "bob", "playerName": "Bob", "score": 20},
+	}}
+	for i, wantRecorded := range []bool{true, false, false} {
+		code, f := s.Do("POST", "/objects/Poster/p?board=b", game)
+		if code != 200 || f["recorded"] != wantRecorded {
+			t.Fatalf("post %d: %d %v, want recorded=%v", i+1, code, f, wantRecorded)
+		}
+	}
+	for range 2 {
+		live.Expect("leaderboard_updated")
+	}
+	live.Send(map[string]any{"type": "ping"})
+	live.Expect("pong") // nothing before it: the repeats changed nothing
+	// A score submitted later beats the game's only if higher.
+	submit(t, s, "b", "ann", 5)
+	if got := topIDs(t, s, "b"); strings.Join(got, ",") != "bob,ann" {
+		t.Fatalf("top %v, want bob, ann", got)
+	}
+	for _, bad := range []map[string]any{
+		{"game": "", "scores": []map[string]any{}},
+		{"game": "x", "scores": []map[string]any{{"playerId": "", "playerName": "A", "score": 1}}},
+	} {
+		if code, f := s.Do("POST", "/objects/Poster/p?board=b", bad); code != 400 {
+			t.Errorf("malformed results %v: %d %v, want 400", bad, code, f)
+		}
 	}
 }

@@ -103,6 +103,9 @@ type GameSettings struct {
 	Duration        int    `json:"duration"` // seconds from startedAt to endsAt
 	MaxRounds       int    `json:"maxRounds"`
 	AllowSpectators bool   `json:"allowSpectators"`
+	// Leaderboard, when set, names the Leaderboard object that a finished
+	// game's final scores are posted to (exactly once; see postResults).
+	Leaderboard string `json:"leaderboard,omitempty"`
 }
 
 // DefaultSettings are what a room gets for every setting not given.

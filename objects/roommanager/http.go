@@ -3,7 +3,6 @@ package roommanager
 import (
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"math"
 	"net/http"
 	"slices"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/holocron-run/holocron/objects/protocol"
 	"github.com/holocron-run/holocron/runtime"
+	"github.com/holocron-run/holocron/runtime/gateway"
 )
 
 // ServeHTTP routes the object's paths, relative to /api/room-manager (a
@@ -66,8 +66,8 @@ func (m *Manager) acceptWebSocket(w http.ResponseWriter, r *http.Request) {
 }
 
 // internalError answers 500 for a storage failure.
-func internalError(w http.ResponseWriter, err error) {
-	slog.Default().Error("roommanager: request failed", "err", err)
+func (m *Manager) internalError(w http.ResponseWriter, err error) {
+	m.state.Logger().Error("roommanager: request failed", "err", err)
 	protocol.WriteHTTPError(w, http.StatusInternalServerError, protocol.Errorf(protocol.CodeInternal, "internal error"))
 }
 
@@ -114,7 +114,7 @@ func (m *Manager) createRoom(w http.ResponseWriter, r *http.Request) {
 	case errors.As(err, &pe):
 		protocol.WriteHTTPError(w, http.StatusConflict, pe)
 	case err != nil:
-		internalError(w, err)
+		m.internalError(w, err)
 	default:
 		protocol.WriteJSON(w, http.StatusCreated, rec.room(nil))
 	}
@@ -231,6 +231,11 @@ func mergeSettings(s *GameSettings, raw json.RawMessage) *protocol.Error {
 			return protocol.Errorf(protocol.CodeInvalidField, "settings.allowSpectators must be a boolean")
 		}
 	}
+	if v, ok := given("leaderboard"); ok {
+		if json.Unmarshal(v, &s.Leaderboard) != nil || !gateway.ValidName(s.Leaderboard) {
+			return protocol.Errorf(protocol.CodeInvalidField, "settings.leaderboard must name a leaderboard: 1..%d bytes of printable UTF-8", gateway.MaxNameBytes)
+		}
+	}
 	return nil
 }
 
@@ -238,7 +243,7 @@ func mergeSettings(s *GameSettings, raw json.RawMessage) *protocol.Error {
 func (m *Manager) listRooms(w http.ResponseWriter) {
 	all, err := m.rooms.all()
 	if err != nil {
-		internalError(w, err)
+		m.internalError(w, err)
 		return
 	}
 	out := RoomList{Rooms: make([]GameRoom, 0, len(all))}
@@ -256,7 +261,7 @@ func (m *Manager) getRoom(w http.ResponseWriter, id string) {
 	}
 	rec, err := m.rooms.get(id)
 	if err != nil {
-		internalError(w, err)
+		m.internalError(w, err)
 		return
 	}
 	if rec == nil {
@@ -265,7 +270,7 @@ func (m *Manager) getRoom(w http.ResponseWriter, id string) {
 	}
 	gs, err := m.gameState(rec)
 	if err != nil {
-		internalError(w, err)
+		m.internalError(w, err)
 		return
 	}
 	protocol.WriteJSON(w, http.StatusOK, RoomResponse{Room: rec.room(m.connected(rec)), GameState: gs})

@@ -18,14 +18,17 @@
 package roommanager
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
+	"io"
+	"net/http"
 	"strings"
 	"time"
 
+	"github.com/holocron-run/holocron/objects/leaderboard"
 	"github.com/holocron-run/holocron/objects/protocol"
 	"github.com/holocron-run/holocron/runtime"
 )
@@ -248,7 +251,7 @@ func (m *Manager) OnMessage(ctx context.Context, ws *runtime.WebSocket, msg runt
 	if err != nil {
 		var pe *protocol.Error
 		if !errors.As(err, &pe) {
-			slog.Default().Error("roommanager: request failed", "type", req.typ, "room", req.roomID, "err", err)
+			m.state.Logger().Error("roommanager: request failed", "type", req.typ, "room", req.roomID, "err", err)
 			pe = &protocol.Error{Code: protocol.CodeInternal, Message: "internal error"}
 		}
 		m.fail(req, pe)
@@ -316,11 +319,7 @@ func (m *Manager) OnAlarm(ctx context.Context) error {
 			}
 			ended = append(ended, frame)
 		}
-		next, ok, err := m.rooms.nextClock()
-		if err != nil || !ok {
-			return err
-		}
-		return m.state.Storage().SetAlarm(next)
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("roommanager: game clock: %w", err)
@@ -328,7 +327,116 @@ func (m *Manager) OnAlarm(ctx context.Context) error {
 	for _, f := range ended {
 		m.toRoom(f.RoomID, f, nil, "")
 	}
-	return nil
+	retry, err := m.postResults(ctx)
+	if err != nil {
+		return fmt.Errorf("roommanager: post results: %w", err)
+	}
+	next, ok, err := m.rooms.nextClock()
+	if err != nil {
+		return fmt.Errorf("roommanager: game clock: %w", err)
+	}
+	if !retry.IsZero() && (!ok || retry.Before(next)) {
+		next, ok = retry, true
+	}
+	if !ok {
+		return nil
+	}
+	return m.state.Storage().SetAlarm(next)
+}
+
+// Posting final scores: how long one post may take (the manager handles
+// nothing else meanwhile), how many one alarm sends, and the longest wait
+// between a failed post's retries.
+const (
+	postTimeout  = 5 * time.Second
+	postsPerRun  = 16
+	postMaxDelay = time.Minute
+)
+
+// postResults posts the pending final scores that are due to their
+// leaderboards, each as a call, and returns when the next of those left
+// is due (zero: none left). A post whose answer is lost (the board's owner
+// died, the call timed out) is sent again later: the board records each
+// game once (leaderboard.GameResults), so the scores count exactly once.
+// A post the board refuses as malformed is dropped, and logged.
+func (m *Manager) postResults(ctx context.Context) (time.Time, error) {
+	st := m.state.Storage()
+	posts, keys, err := m.rooms.posts()
+	if err != nil {
+		return time.Time{}, err
+	}
+	now, sent := m.now(), 0
+	var next time.Time
+	later := func(t time.Time) {
+		if next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
+	for _, key := range keys {
+		p := posts[key]
+		if p.NextTry.After(now) {
+			later(p.NextTry)
+			continue
+		}
+		if sent == postsPerRun {
+			later(now) // the rest in the next run, soon
+			continue
+		}
+		sent++
+		done, err := m.post(ctx, p)
+		if done {
+			if err != nil {
+				m.state.Logger().Warn("final scores refused by their leaderboard; dropped", "board", p.Board, "game", p.Game, "err", err)
+			}
+			if err := st.Delete(key); err != nil {
+				return time.Time{}, err
+			}
+			continue
+		}
+		p.Attempts++
+		p.LastErr = err.Error()
+		p.NextTry = m.now().Add(min(time.Second<<min(p.Attempts-1, 10), postMaxDelay))
+		m.state.Logger().Info("final scores not posted yet; will retry", "board", p.Board, "game", p.Game, "attempts", p.Attempts, "retry_at", p.NextTry, "err", err)
+		if err := putJSON(st, key, p); err != nil {
+			return time.Time{}, err
+		}
+		later(p.NextTry)
+	}
+	return next, nil
+}
+
+// post sends p to its leaderboard. done: the board answered (err is its
+// refusal, if any); otherwise err says why the post must be tried again.
+func (m *Manager) post(ctx context.Context, p pendingPost) (done bool, err error) {
+	in := leaderboard.GameResults{Game: p.Game, Scores: make([]leaderboard.GameResult, len(p.Scores))}
+	for i, s := range p.Scores {
+		in.Scores[i] = leaderboard.GameResult{PlayerID: s.PlayerID, PlayerName: s.PlayerName, Score: s.FinalScore}
+	}
+	body, err := json.Marshal(in)
+	if err != nil {
+		return true, err
+	}
+	req, err := http.NewRequest(http.MethodPost, leaderboard.GameResultsPath, bytes.NewReader(body))
+	if err != nil {
+		return true, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	ctx, cancel := context.WithTimeout(ctx, postTimeout)
+	defer cancel()
+	resp, err := m.state.Namespace(leaderboard.ClassName).GetByName(p.Board).Fetch(ctx, req)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	switch {
+	case resp.StatusCode == http.StatusOK:
+		return true, nil
+	case resp.StatusCode >= 400 && resp.StatusCode < 500:
+		return true, fmt.Errorf("leaderboard answered %d: %s", resp.StatusCode, msg)
+	default:
+		return false, fmt.Errorf("leaderboard answered %d: %s", resp.StatusCode, msg)
+	}
 }
 
 // finish ends rec's game: every player finished, the clock stopped, the
@@ -339,6 +447,15 @@ func (m *Manager) finish(rec *roomRecord, reason string, now time.Time, scores [
 	}
 	if err := m.rooms.putFinal(rec.ID, scores); err != nil {
 		return nil, err
+	}
+	if board := rec.Settings.Leaderboard; board != "" {
+		p := pendingPost{Board: board, Game: fmt.Sprintf("%s/%s/%d", m.state.ID(), rec.ID, rec.Seq), Scores: scores, NextTry: now}
+		if err := putJSON(m.state.Storage(), postKey(rec), p); err != nil {
+			return nil, err
+		}
+		if err := m.rooms.alarmNoLaterThan(now); err != nil {
+			return nil, err
+		}
 	}
 	rec.Status = StatusFinished
 	rec.EndedAt = now

@@ -23,6 +23,7 @@ import (
 //	action/<id>/<seq, 20 digits>      GameAction; the newest KeptActions per room
 //	clock/<endsAt ms, 20 digits>/<id> empty; one per playing room, the game clock index
 //	meta/roomSeq                      last room creation number
+//	post/<id>/<seq, 20 digits>        pendingPost: final scores not yet on their leaderboard
 //
 // Actions and final scores have keys of their own because a value is
 // limited to 128 KiB: a room record with 100 players stays well below it,
@@ -33,7 +34,10 @@ const (
 	actionPrefix = "action/"
 	clockPrefix  = "clock/"
 	roomSeqKey   = "meta/roomSeq"
+	postPrefix   = "post/"
 )
+
+func postKey(rec *roomRecord) string { return fmt.Sprintf("%s%s/%020d", postPrefix, rec.ID, rec.Seq) }
 
 func roomKey(id string) string  { return roomPrefix + id }
 func finalKey(id string) string { return finalPrefix + id }
@@ -260,14 +264,7 @@ func (s rooms) startClock(rec *roomRecord) error {
 	if err := s.st.Put(clockKey(rec.EndsAt, rec.ID), nil); err != nil {
 		return err
 	}
-	at, ok, err := s.st.GetAlarm()
-	if err != nil {
-		return err
-	}
-	if ok && !at.After(rec.EndsAt) {
-		return nil
-	}
-	return s.st.SetAlarm(rec.EndsAt)
+	return s.alarmNoLaterThan(rec.EndsAt)
 }
 
 func (s rooms) stopClock(rec *roomRecord) error {
@@ -295,6 +292,52 @@ func (s rooms) nextClock() (time.Time, bool, error) {
 	}
 	at, _, err := parseClockKey(kvs[0].Key)
 	return at, err == nil, err
+}
+
+// pendingPost is a finished game's final scores on their way to the
+// leaderboard of its settings. It is written with the game's end, so no
+// crash loses it, and deleted once the leaderboard answered; the post is
+// retried (by the alarm) until then, and the leaderboard records a game
+// once however often it is posted.
+type pendingPost struct {
+	Board    string       `json:"board"`
+	Game     string       `json:"game"`
+	Scores   []FinalScore `json:"scores"`
+	Attempts int          `json:"attempts"`
+	NextTry  time.Time    `json:"nextTry"`
+	LastErr  string       `json:"lastErr,omitempty"`
+}
+
+// posts returns the pending posts, oldest room first.
+func (s rooms) posts() (map[string]pendingPost, []string, error) {
+	kvs, err := s.st.List(runtime.ListOptions{Prefix: postPrefix})
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make(map[string]pendingPost, len(kvs))
+	keys := make([]string, 0, len(kvs))
+	for _, kv := range kvs {
+		var p pendingPost
+		if err := json.Unmarshal(kv.Value, &p); err != nil {
+			return nil, nil, fmt.Errorf("pending post %s: %w", kv.Key, err)
+		}
+		out[kv.Key] = p
+		keys = append(keys, kv.Key)
+	}
+	return out, keys, nil
+}
+
+// alarmNoLaterThan moves the object's alarm to t if it is set later (or
+// not set).
+func (s rooms) alarmNoLaterThan(t time.Time) error {
+	at, ok, err := s.st.GetAlarm()
+	if err != nil {
+		return err
+	}
+	if ok && !at.After(t) {
+		return nil
+	}
+	return s.st.SetAlarm(t)
 }
 
 // putJSON stores v as JSON without HTML escaping, which would inflate
