@@ -74,12 +74,14 @@ type season struct {
 //	season                      the current season
 //	archive/<season number>     the final top of an ended season
 //	game/<game key>             "" — a game's results were recorded
+//	games                       how many games' results were recorded
 const (
 	prefixScore   = "score/"
 	prefixRank    = "rank/"
 	keySeason     = "season"
 	prefixArchive = "archive/"
 	prefixGame    = "game/"
+	keyGames      = "games"
 )
 
 // rankKey orders scores best first: the float's bits made order-preserving,
@@ -97,8 +99,9 @@ func rankKey(score float64, playerID string) string {
 }
 
 // ServeHTTP: POST /scores, GET /top?n=, GET /rank/{playerId}, POST /season
-// {durationSeconds}, GET /seasons/{n}, GET /websocket, and POST
-// /game-results from other objects (see postResults).
+// {durationSeconds}, GET /seasons/{n}, GET /websocket, POST /game-results
+// from other objects (see postResults) and GET /games (how many games were
+// recorded).
 func (b *Board) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := strings.TrimSuffix(r.URL.Path, "/")
 	switch {
@@ -117,6 +120,9 @@ func (b *Board) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		b.reply(w, http.StatusOK, e, err)
 	case path == GameResultsPath && r.Method == http.MethodPost:
 		b.postResults(w, r)
+	case path == "/games" && r.Method == http.MethodGet:
+		n, _, err := runtime.GetJSON[int](b.state.Storage(), keyGames)
+		b.reply(w, http.StatusOK, map[string]int{"recorded": n}, err)
 	case path == "/top" && r.Method == http.MethodGet:
 		n, err := b.topN(r.URL.Query().Get("n"))
 		if err != nil {
@@ -332,6 +338,13 @@ func (b *Board) postResults(w http.ResponseWriter, r *http.Request) {
 			out.Entries = append(out.Entries, *e)
 		}
 		if err := st.Put(prefixGame+in.Game, nil); err != nil {
+			panic(err)
+		}
+		n, _, err := runtime.GetJSON[int](st, keyGames)
+		if err == nil {
+			err = runtime.PutJSON(st, keyGames, n+1)
+		}
+		if err != nil {
 			panic(err)
 		}
 	}

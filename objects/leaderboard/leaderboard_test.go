@@ -219,6 +219,9 @@ func TestGameResultsAreRecordedOnce(t *testing.T) {
 	}
 	live.Send(map[string]any{"type": "ping"})
 	live.Expect("pong") // nothing before it: the repeats changed nothing
+	if code, f := s.Do("GET", "/api/leaderboards/b/games", nil); code != 200 || f["recorded"] != 1.0 {
+		t.Fatalf("games recorded: %d %v, want 1", code, f)
+	}
 	// A score submitted later beats the game's only if higher.
 	submit(t, s, "b", "ann", 5)
 	if got := topIDs(t, s, "b"); strings.Join(got, ",") != "bob,ann" {

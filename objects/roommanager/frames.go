@@ -80,7 +80,9 @@ var (
 )
 
 // GameRoom is a room as clients see it. EndsAt and EndReason are additions
-// to PROTOCOL.md's shape, set once the game started / ended.
+// to PROTOCOL.md's shape, set once the game started / ended; so is
+// LeaderboardPosted, true once the finished game's final scores are on the
+// leaderboard its settings name.
 type GameRoom struct {
 	ID             string       `json:"id"`
 	Name           string       `json:"name"`
@@ -95,6 +97,8 @@ type GameRoom struct {
 	EndedAt        string       `json:"endedAt,omitempty"`
 	EndReason      string       `json:"endReason,omitempty"`
 	Settings       GameSettings `json:"settings"`
+	// LeaderboardPosted: see the type's comment.
+	LeaderboardPosted bool `json:"leaderboardPosted,omitempty"`
 }
 
 // GameSettings are fixed when the room is created.

@@ -63,6 +63,11 @@ func TestFinishedGamePostsToItsLeaderboard(t *testing.T) {
 		t.Fatalf("top after the game: %v", entries)
 	}
 
+	waitRoom(t, s, "g1", "leaderboardPosted", func(room, _ runtimetest.Frame) bool { return room["leaderboardPosted"] == true })
+	if code, f := s.Do("GET", "/api/leaderboards/weekly/games", nil); code != 200 || f["recorded"] != 1.0 {
+		t.Fatalf("games recorded: %d %v, want 1", code, f)
+	}
+
 	// A client cannot post game results: only objects can.
 	code, f := s.Do("POST", "/api/leaderboards/weekly/game-results", fields{"game": "forged", "scores": []fields{{"playerId": "eve", "playerName": "Eve", "score": 1e9}}})
 	if code != 403 || f.Str("code") != "forbidden" {

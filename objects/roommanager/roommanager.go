@@ -391,6 +391,11 @@ func (m *Manager) postResults(ctx context.Context) (time.Time, error) {
 			if err := st.Delete(key); err != nil {
 				return time.Time{}, err
 			}
+			if err == nil {
+				if err := m.posted(p); err != nil {
+					return time.Time{}, err
+				}
+			}
 			continue
 		}
 		p.Attempts++
@@ -403,6 +408,17 @@ func (m *Manager) postResults(ctx context.Context) (time.Time, error) {
 		later(p.NextTry)
 	}
 	return next, nil
+}
+
+// posted records on p's room, if it is still the room of p's game, that
+// its final scores are on their leaderboard.
+func (m *Manager) posted(p pendingPost) error {
+	rec, err := m.rooms.get(p.RoomID)
+	if err != nil || rec == nil || rec.Seq != p.RoomSeq {
+		return err
+	}
+	rec.LeaderboardPosted = true
+	return m.rooms.put(rec)
 }
 
 // post sends p to its leaderboard. done: the board answered (err is its
@@ -449,7 +465,7 @@ func (m *Manager) finish(rec *roomRecord, reason string, now time.Time, scores [
 		return nil, err
 	}
 	if board := rec.Settings.Leaderboard; board != "" {
-		p := pendingPost{Board: board, Game: fmt.Sprintf("%s/%s/%d", m.state.ID(), rec.ID, rec.Seq), Scores: scores, NextTry: now}
+		p := pendingPost{RoomID: rec.ID, RoomSeq: rec.Seq, Board: board, Game: fmt.Sprintf("%s/%s/%d", m.state.ID(), rec.ID, rec.Seq), Scores: scores, NextTry: now}
 		if err := putJSON(m.state.Storage(), postKey(rec), p); err != nil {
 			return nil, err
 		}

@@ -90,6 +90,8 @@ type roomRecord struct {
 	ActionSeq   int64          `json:"actionSeq"` // seq of the last action
 	Players     []playerRecord `json:"players"`   // in join order
 	LastUpdate  time.Time      `json:"lastUpdate"`
+	// LeaderboardPosted: the final scores are on settings.leaderboard.
+	LeaderboardPosted bool `json:"leaderboardPosted,omitempty"`
 }
 
 type playerRecord struct {
@@ -121,19 +123,20 @@ func (r *roomRecord) room(connected []string) GameRoom {
 		connected = []string{}
 	}
 	return GameRoom{
-		ID:             r.ID,
-		Name:           r.Name,
-		GameType:       r.GameType,
-		MaxPlayers:     r.MaxPlayers,
-		CurrentPlayers: ids,
-		Connected:      connected,
-		Status:         r.Status,
-		CreatedAt:      timestamp(r.CreatedAt),
-		StartedAt:      timestamp(r.StartedAt),
-		EndsAt:         timestamp(r.EndsAt),
-		EndedAt:        timestamp(r.EndedAt),
-		EndReason:      r.EndReason,
-		Settings:       r.Settings,
+		ID:                r.ID,
+		Name:              r.Name,
+		GameType:          r.GameType,
+		MaxPlayers:        r.MaxPlayers,
+		CurrentPlayers:    ids,
+		Connected:         connected,
+		Status:            r.Status,
+		CreatedAt:         timestamp(r.CreatedAt),
+		StartedAt:         timestamp(r.StartedAt),
+		EndsAt:            timestamp(r.EndsAt),
+		EndedAt:           timestamp(r.EndedAt),
+		EndReason:         r.EndReason,
+		LeaderboardPosted: r.LeaderboardPosted,
+		Settings:          r.Settings,
 	}
 }
 
@@ -300,6 +303,8 @@ func (s rooms) nextClock() (time.Time, bool, error) {
 // retried (by the alarm) until then, and the leaderboard records a game
 // once however often it is posted.
 type pendingPost struct {
+	RoomID   string       `json:"roomId"`
+	RoomSeq  int64        `json:"roomSeq"`
 	Board    string       `json:"board"`
 	Game     string       `json:"game"`
 	Scores   []FinalScore `json:"scores"`
