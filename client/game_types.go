@@ -23,6 +23,9 @@ type GameRoom struct {
 	EndedAt        time.Time    `json:"endedAt"`
 	EndReason      string       `json:"endReason"`
 	Settings       GameSettings `json:"settings"`
+	// LeaderboardPosted: the finished game's final scores are on
+	// Settings.Leaderboard.
+	LeaderboardPosted bool `json:"leaderboardPosted"`
 }
 
 // Game room statuses: a room is created waiting, plays once, and stays
@@ -50,6 +53,9 @@ type GameSettings struct {
 	Duration        int    `json:"duration"` // seconds from start to the clock's end
 	MaxRounds       int    `json:"maxRounds"`
 	AllowSpectators bool   `json:"allowSpectators"`
+	// Leaderboard names the Leaderboard the final scores are posted to
+	// ("": none).
+	Leaderboard string `json:"leaderboard"`
 }
 
 // SettingsPatch is the partial settings of NewGameRoom: zero fields keep
@@ -59,6 +65,7 @@ type SettingsPatch struct {
 	Duration        int    `json:"duration,omitempty"`
 	MaxRounds       int    `json:"maxRounds,omitempty"`
 	AllowSpectators *bool  `json:"allowSpectators,omitempty"`
+	Leaderboard     string `json:"leaderboard,omitempty"`
 }
 
 // NewGameRoom is the body of GameClient.CreateRoom.

@@ -157,6 +157,11 @@ func (s *Stub) Fetch(ctx context.Context, req *http.Request) (*http.Response, er
 		ctx, cancel = context.WithTimeout(ctx, DefaultCallTimeout)
 		defer cancel()
 	}
+	// The call is a request of its own: the caller's request context
+	// (its client, the peer that forwarded it, the principal) does not go
+	// with it; only its deadline and cancellation do.
+	ctx, cancel := detached(ctx)
+	defer cancel()
 	out, err := s.request(ctx, req)
 	if err != nil {
 		return nil, err
@@ -177,6 +182,19 @@ func (s *Stub) Fetch(ctx context.Context, req *http.Request) (*http.Response, er
 	}
 	defer caller.state.storage.begin()
 	return caller.awaitCall(func() (*http.Response, error) { return s.send(ctx, out) })
+}
+
+// detached is a context with ctx's deadline and cancellation but none of
+// its values.
+func detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	out, cancel := context.WithCancelCause(context.Background())
+	stop := context.AfterFunc(ctx, func() { cancel(context.Cause(ctx)) })
+	if dl, ok := ctx.Deadline(); ok {
+		var cancelDeadline context.CancelFunc
+		out, cancelDeadline = context.WithDeadline(out, dl)
+		return out, func() { stop(); cancelDeadline(); cancel(context.Canceled) }
+	}
+	return out, func() { stop(); cancel(context.Canceled) }
 }
 
 // request is req addressed to the callee on CallPath, with the caller's

@@ -1,16 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
+	holocron "github.com/holocron-run/holocron/node"
 	"net/http"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
 
 	"github.com/holocron-run/holocron/cluster"
@@ -18,83 +16,11 @@ import (
 	"github.com/holocron-run/holocron/runtime/runtimetest"
 )
 
-func TestVerifyToken(t *testing.T) {
-	secret := []byte("s3cret")
-	now := time.Now()
-	good, _ := issueToken(secret, "p1", "Alice", time.Hour, now)
-	otherKey, _ := issueToken([]byte("other"), "p1", "Alice", time.Hour, now)
-	expired, _ := issueToken(secret, "p1", "Alice", time.Minute, now.Add(-time.Hour))
-	noSubject, _ := issueToken(secret, "", "Alice", time.Hour, now)
-	noExpiry, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "p1"}).SignedString(secret)
-	hs512, _ := jwt.NewWithClaims(jwt.SigningMethodHS512, jwt.MapClaims{"sub": "p1", "exp": now.Add(time.Hour).Unix()}).SignedString(secret)
-	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{"sub": "p1", "exp": now.Add(time.Hour).Unix()}).SignedString(jwt.UnsafeAllowNoneSignatureType)
-	tests := []struct {
-		name    string
-		token   string
-		wantErr error // nil: valid; errTokenExpired; or errAny
-	}{
-		{"valid", good, nil},
-		{"other secret", otherKey, errAny},
-		{"expired", expired, errTokenExpired},
-		{"no subject", noSubject, errAny},
-		{"no expiry", noExpiry, errAny},
-		{"other algorithm", hs512, errAny},
-		{"alg none", none, errAny},
-		{"garbage", "not.a.jwt", errAny},
-		{"empty", "", errAny},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			p, err := verifyToken(secret, tc.token)
-			switch {
-			case tc.wantErr == nil && err != nil:
-				t.Fatalf("verifyToken: %v, want valid", err)
-			case tc.wantErr == nil && (p.ID != "p1" || p.Name != "Alice" || p.Expires.IsZero()):
-				t.Fatalf("principal = %+v, want p1/Alice with an expiry", p)
-			case tc.wantErr == errTokenExpired && !errors.Is(err, errTokenExpired):
-				t.Fatalf("verifyToken: %v, want expired", err)
-			case tc.wantErr == errAny && (err == nil || errors.Is(err, errTokenExpired)):
-				t.Fatalf("verifyToken: %v, want invalid", err)
-			}
-		})
-	}
-}
-
-var errAny = errors.New("any error")
-
-func TestTokenCommand(t *testing.T) {
-	var out, errOut bytes.Buffer
-	if code := run([]string{"token", "-auth-secret", "k", "-player", "p9", "-name", "Zed", "-ttl", "1h"}, &out, &errOut, func(string) string { return "" }); code != 0 {
-		t.Fatalf("exit %d: %s", code, errOut.String())
-	}
-	p, err := verifyToken([]byte("k"), strings.TrimSpace(out.String()))
-	if err != nil || p.ID != "p9" || p.Name != "Zed" || time.Until(p.Expires) < 59*time.Minute {
-		t.Fatalf("printed token: %+v %v", p, err)
-	}
-	// The secret may come from the environment, as for serve.
-	out.Reset()
-	env := func(k string) string {
-		if k == "HOLOCRON_AUTH_SECRET" {
-			return "k"
-		}
-		return ""
-	}
-	if code := run([]string{"token", "-player", "p1"}, &out, &errOut, env); code != 0 {
-		t.Fatalf("exit %d with env secret: %s", code, errOut.String())
-	}
-	for _, args := range [][]string{{"token", "-player", "p1"}, {"token", "-auth-secret", "k"}, {"token", "-auth-secret", "k", "-player", "p", "-ttl", "-1s"}} {
-		errOut.Reset()
-		if code := run(args, &out, &errOut, func(string) string { return "" }); code != 2 || errOut.Len() == 0 {
-			t.Errorf("%v: exit %d (%q), want 2 with a message", args, code, errOut.String())
-		}
-	}
-}
-
 func TestAuthenticatedServer(t *testing.T) {
 	secret := []byte("test-secret")
 	n := startNode(t, t.TempDir(), "-auth-secret", string(secret), "-max-rooms", "3")
 	tok := func(player, name string, ttl time.Duration) string {
-		s, err := issueToken(secret, player, name, ttl, time.Now())
+		s, err := holocron.IssueToken(secret, player, name, ttl, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -104,8 +30,8 @@ func TestAuthenticatedServer(t *testing.T) {
 	bearer := func(token string) http.Header { return http.Header{"Authorization": {"Bearer " + token}} }
 
 	// Refusals before anything reaches an object.
-	expired, _ := issueToken(secret, "p1", "Alice", time.Minute, time.Now().Add(-time.Hour))
-	forged, _ := issueToken([]byte("guess"), "p1", "Alice", time.Hour, time.Now())
+	expired, _ := holocron.IssueToken(secret, "p1", "Alice", time.Minute, time.Now().Add(-time.Hour))
+	forged, _ := holocron.IssueToken([]byte("guess"), "p1", "Alice", time.Hour, time.Now())
 	for _, tc := range []struct {
 		name, path string
 		header     http.Header
@@ -231,7 +157,7 @@ func TestSocketsPerPlayerLimit(t *testing.T) {
 	secret := []byte("per-player-secret")
 	n := startNode(t, t.TempDir(), "-auth-secret", string(secret), "-max-sockets-per-player", strconv.Itoa(limit))
 	as := func(player string) http.Header {
-		tok, err := issueToken(secret, player, "Player "+player, time.Hour, time.Now())
+		tok, err := holocron.IssueToken(secret, player, "Player "+player, time.Hour, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}

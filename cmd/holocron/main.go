@@ -1,33 +1,25 @@
 // Command holocron is one node of a Holocron cluster: a self-hosted Durable
 // Objects runtime. `holocron serve` with no flags runs a single node with its
 // data in ./data and HTTP on :8080.
+//
+// It is package node (the node as a library, imported as holocron) with the shipped object
+// types: ChatLobby, RoomManager and Leaderboard, and the web app.
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
-	"time"
+
+	holocron "github.com/holocron-run/holocron/node"
+	"github.com/holocron-run/holocron/objects/chatlobby"
+	"github.com/holocron-run/holocron/objects/leaderboard"
+	"github.com/holocron-run/holocron/objects/roommanager"
+	"github.com/holocron-run/holocron/runtime"
+	"github.com/holocron-run/holocron/runtime/gateway"
+	"github.com/holocron-run/holocron/web"
 )
-
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
-
-const usage = `usage: holocron <command> [flags]
-
-commands:
-  serve     run a node (see holocron serve -h)
-  token     print a signed player token (see holocron token -h)
-  cert      create the cluster's CA, node and client certificates (see holocron cert -h)
-  backup    save a consistent snapshot of a running node (-from URL -out FILE)
-  restore   load a backup into an empty data directory (-in FILE -data DIR)
-  version   print the version
-`
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
@@ -36,105 +28,40 @@ func main() {
 // run is main without the process: it returns the exit code, so tests can
 // drive it in-process too.
 func run(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
-	}
-	switch args[0] {
-	case "serve":
-		cfg, err := parseServeFlags(args[1:], getenv)
-		if errors.Is(err, errHelp) {
-			fmt.Fprint(stdout, serveUsage())
-			return 0
-		}
-		if err != nil {
-			fmt.Fprintf(stderr, "holocron serve: %v\n", err)
-			return 2
-		}
-		if cfg.PrintConfig {
-			if err := printConfig(stdout, cfg); err != nil {
-				fmt.Fprintf(stderr, "holocron serve: %v\n", err)
-				return 1
-			}
-			return 0
-		}
-		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-		defer stop()
-		if err := serve(ctx, cfg, stderr); err != nil {
-			fmt.Fprintf(stderr, "holocron serve: %v\n", err)
-			var ue usageError
-			if errors.As(err, &ue) {
-				return 2
-			}
-			return 1
-		}
-		return 0
-	case "token":
-		return tokenCommand(args[1:], stdout, stderr, getenv)
-	case "cert":
-		return certCommand(args[1:], stdout, stderr)
-	case "backup":
-		return backupCommand(args[1:], stdout, stderr, getenv)
-	case "restore":
-		return restoreCommand(args[1:], stdout, stderr, getenv)
-	case "version", "-version", "--version":
-		fmt.Fprintf(stdout, "holocron %s\n", version)
-		return 0
-	case "help", "-h", "-help", "--help":
-		fmt.Fprint(stdout, usage)
-		return 0
-	default:
-		fmt.Fprintf(stderr, "holocron: unknown command %q\n%s", args[0], usage)
-		return 2
-	}
+	return holocron.Main(args, stdout, stderr, getenv, shipped())
 }
 
-// usageError marks an error caused by the operator's input (a bad flag, an
-// unusable data directory): exit code 2 rather than 1.
-type usageError struct{ err error }
-
-func (u usageError) Error() string { return u.err.Error() }
-func (u usageError) Unwrap() error { return u.err }
-
-// tokenCommand prints a player token signed with the server's auth secret,
-// for tests, bots and operators handing out access.
-func tokenCommand(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	fs := flag.NewFlagSet("token", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	authSecret := secret{name: "auth-secret"}
-	authSecret.declare(fs, getenv(envName("auth-secret")), "the servers' -auth-secret (env "+envName("auth-secret")+")")
-	player := fs.String("player", "", "playerId the token fixes (required)")
-	name := fs.String("name", "", "player name (default: the playerId)")
-	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token is valid")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+// shipped are the shipped object types, their flags and public routes.
+func shipped() holocron.Types {
+	var historyLimit, maxRooms int
+	return holocron.Types{
+		Flags: func(fs *flag.FlagSet) {
+			fs.IntVar(&historyLimit, "history-limit", 1000, "chat messages kept per room")
+			fs.IntVar(&maxRooms, "max-rooms", 10000, "chat rooms one lobby may hold, and game rooms the room manager may hold")
+		},
+		Register: func(r *runtime.Registry) error {
+			switch {
+			case historyLimit < 1:
+				return errors.New("-history-limit must be at least 1")
+			case maxRooms < 1:
+				return errors.New("-max-rooms must be at least 1")
+			}
+			// The per-socket rate limit runs in the runtime's socket
+			// reader, before the objects' mailboxes (a flooder must not
+			// delay a room's other clients), so the objects' own
+			// limiters are off.
+			r.Register(chatlobby.ClassName, chatlobby.New(chatlobby.Options{HistoryLimit: historyLimit, RateLimit: -1, MaxRooms: maxRooms}))
+			r.Register(roommanager.ClassName, roommanager.New(roommanager.Options{RateLimit: -1, MaxRooms: maxRooms}))
+			r.Register(leaderboard.ClassName, leaderboard.New(leaderboard.Options{}))
+			return nil
+		},
+		Routes: []gateway.Route{
+			{Prefix: "/api/lobby", Class: chatlobby.ClassName, Name: "main"},
+			{Prefix: "/api/lobbies/", Class: chatlobby.ClassName},
+			{Prefix: "/api/room-manager", Class: roommanager.ClassName, Name: "main"},
+			{Prefix: "/api/leaderboards/", Class: leaderboard.ClassName},
+		},
+		Web:      web.Handler(),
+		WebPaths: web.Paths,
 	}
-	key, err := authSecret.resolve()
-	switch {
-	case err != nil:
-		fmt.Fprintln(stderr, "holocron token:", err)
-		return 2
-	case key == "":
-		fmt.Fprintln(stderr, "holocron token: -auth-secret, -auth-secret-file (or "+envName("auth-secret")+") is required")
-		return 2
-	case *player == "":
-		fmt.Fprintln(stderr, "holocron token: -player is required")
-		return 2
-	case *ttl <= 0:
-		fmt.Fprintln(stderr, "holocron token: -ttl must be positive")
-		return 2
-	}
-	if *name == "" {
-		*name = *player
-	}
-	tok, err := issueToken([]byte(key), *player, *name, *ttl, time.Now())
-	if err != nil {
-		fmt.Fprintf(stderr, "holocron token: %v\n", err)
-		return 1
-	}
-	fmt.Fprintln(stdout, tok)
-	return 0
 }

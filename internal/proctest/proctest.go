@@ -31,20 +31,27 @@ import (
 // temporary directory and returns the binary's path and a cleanup func.
 // Call it from TestMain. With race set the binary has the race detector.
 func Build(moduleRoot string, race bool) (string, func(), error) {
+	return BuildCommand(moduleRoot, "./cmd/holocron", race)
+}
+
+// BuildCommand is Build for the command pkg (a path relative to dir): a
+// node of an author's own types (package node) takes holocron's command
+// line, so Start and StartCluster run it as they run holocron.
+func BuildCommand(dir, pkg string, race bool) (string, func(), error) {
 	tmp, err := os.MkdirTemp("", "holocron-bin-")
 	if err != nil {
 		return "", nil, err
 	}
-	bin := filepath.Join(tmp, "holocron")
+	bin := filepath.Join(tmp, filepath.Base(pkg))
 	args := []string{"build", "-o", bin}
 	if race {
 		args = append(args, "-race")
 	}
-	cmd := exec.Command("go", append(args, "./cmd/holocron")...)
-	cmd.Dir = moduleRoot
+	cmd := exec.Command("go", append(args, pkg)...)
+	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {
 		os.RemoveAll(tmp)
-		return "", nil, fmt.Errorf("build holocron: %v\n%s", err, out)
+		return "", nil, fmt.Errorf("build %s: %v\n%s", pkg, err, out)
 	}
 	return bin, func() { os.RemoveAll(tmp) }, nil
 }

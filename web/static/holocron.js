@@ -79,6 +79,7 @@ const FAILURE_TYPES = new Set(["error", "join_failed", "start_game_failed"]);
  * @property {number} duration          seconds
  * @property {number} maxRounds
  * @property {boolean} allowSpectators
+ * @property {string} [leaderboard]     the Leaderboard the final scores go to
  *
  * @typedef {Object} GameRoom
  * @property {string} id
@@ -94,6 +95,7 @@ const FAILURE_TYPES = new Set(["error", "join_failed", "start_game_failed"]);
  * @property {string} [endedAt]
  * @property {"clock"|"rounds"|"ended"|"abandoned"} [endReason]
  * @property {GameSettings} settings
+ * @property {boolean} [leaderboardPosted] the final scores are on settings.leaderboard
  *
  * @typedef {Object} PlayerState
  * @property {string} playerId

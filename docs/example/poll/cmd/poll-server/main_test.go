@@ -64,7 +64,7 @@ type server struct {
 func startServer(t *testing.T, binary, addr, dataDir string) *server {
 	t.Helper()
 	s := &server{t: t, addr: addr, exited: make(chan struct{})}
-	s.cmd = exec.Command(binary, "-http", addr, "-data", dataDir)
+	s.cmd = exec.Command(binary, "serve", "-http", addr, "-data", dataDir)
 	s.cmd.Stdout, s.cmd.Stderr = &s.logs, &s.logs
 	if err := s.cmd.Start(); err != nil {
 		t.Fatalf("start poll-server: %v", err)
@@ -238,7 +238,71 @@ func TestPollsSurviveKill9(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
 		t.Fatalf("socket ended with %v, want close 1001", err)
 	}
-	if !strings.Contains(s.logs.String(), "poll-server stopped") {
+	if !strings.Contains(s.logs.String(), `"msg":"stopped"`) {
 		t.Fatalf("no clean stop in the log:\n%s", s.logs.String())
+	}
+}
+
+// TestPollsOnAThreeNodeCluster runs the example as an operator would run
+// it on three machines: the README's cluster commands (certificates from
+// the binary's own cert commands, mutual TLS, encrypted gossip), votes
+// through every node, a kill -9 of the node that owns the poll, and
+// nothing lost; the poll's closing alarm fires on its new owner.
+func TestPollsOnAThreeNodeCluster(t *testing.T) {
+	binary := build(t)
+	c := proctest.StartCluster(t, binary, 3)
+	ask := func(n *proctest.Proc, method, path string, body any) (int, runtimetest.Frame) {
+		t.Helper()
+		s := &server{t: t, addr: n.Addr}
+		return s.do(method, path, body)
+	}
+	if code, f := ask(c.Nodes[0], "PUT", "/polls/lunch", map[string]any{"question": "Lunch?", "options": []string{"pizza", "sushi"}, "durationSeconds": 8}); code != http.StatusCreated {
+		t.Fatalf("create lunch: %d %v", code, f)
+	}
+	for i, n := range c.Nodes {
+		voter, option := fmt.Sprint("v", i), []string{"pizza", "sushi", "pizza"}[i]
+		if code, f := ask(n, "POST", "/polls/lunch/votes", map[string]any{"voter": voter, "option": option}); code != http.StatusOK {
+			t.Fatalf("vote of %s through %s: %d %v", voter, n.Addr, code, f)
+		}
+	}
+	owner := c.LeaderOf("Poll", "lunch")
+	c.Nodes[owner].Kill9()
+	var survivor *proctest.Proc
+	for _, n := range c.Live() {
+		survivor = n
+	}
+	// Every acknowledged vote is on the new owner; it takes new ones.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, f := ask(survivor, "GET", "/polls/lunch", nil)
+		if code == http.StatusOK {
+			if votesOf(f) != "pizza=2 sushi=1" {
+				t.Fatalf("after kill -9 of the owner: %v, want every acknowledged vote (pizza=2 sushi=1)", f)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("poll not served within 30s of its owner's kill -9: %d %v", code, f)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code, f := ask(survivor, "POST", "/polls/lunch/votes", map[string]any{"voter": "v9", "option": "sushi"}); code != http.StatusOK || votesOf(f) != "pizza=2 sushi=2" {
+		t.Fatalf("a vote after the failover: %d %v", code, f)
+	}
+	if c.LeaderOf("Poll", "lunch") == owner {
+		t.Fatal("the killed node still leads the poll")
+	}
+	// The closing alarm is in the poll's replicated storage: the new owner
+	// fires it.
+	deadline = time.Now().Add(60 * time.Second)
+	for {
+		code, f := ask(survivor, "GET", "/polls/lunch", nil)
+		if code == http.StatusOK && f["closed"] == true {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("poll not closed by its alarm on the new owner: %d %v", code, f)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

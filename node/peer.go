@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"bytes"
@@ -27,7 +27,7 @@ type peerListener struct {
 
 // listenPeer loads the cluster's secrets (or, with -insecure, says loudly
 // that there are none) and opens the peer listener.
-func listenPeer(cfg serveConfig, log *slog.Logger) (*peerListener, error) {
+func listenPeer(cfg Config, log *slog.Logger) (*peerListener, error) {
 	p := &peerListener{keyFile: cfg.GossipKeyFile}
 	if cfg.Insecure {
 		log.Warn("INSECURE CLUSTER: -insecure runs the peer link and gossip without TLS or keys; anyone who reaches the peer or gossip port can join, read every object and forge Raft messages. Use it for tests on one machine only.",

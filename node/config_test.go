@@ -1,7 +1,8 @@
-package main
+package node
 
 import (
 	"bytes"
+	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,13 @@ import (
 
 	"go.yaml.in/yaml/v3"
 )
+
+// historyFlag is a type's own flag (Types.Flags), as the shipped chat
+// declares -history-limit: it gets the same environment twin and config
+// file key as serve's own flags.
+func historyFlag(limit *int) func(*flag.FlagSet) {
+	return func(fs *flag.FlagSet) { fs.IntVar(limit, "history-limit", 1000, "chat messages kept per room") }
+}
 
 func TestConfigPrecedence(t *testing.T) {
 	dir := t.TempDir()
@@ -33,12 +41,13 @@ func TestConfigPrecedence(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := parseServeFlags(tc.args, env(tc.env))
+			var history int
+			cfg, err := ParseConfig(tc.args, env(tc.env), historyFlag(&history))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if cfg.HTTPAddr != tc.wantHTTP || cfg.HistoryLimit != tc.wantHistory || cfg.Join != tc.wantJoin {
-				t.Fatalf("http %q history %d join %q; want %q %d %q", cfg.HTTPAddr, cfg.HistoryLimit, cfg.Join, tc.wantHTTP, tc.wantHistory, tc.wantJoin)
+			if cfg.HTTPAddr != tc.wantHTTP || history != tc.wantHistory || cfg.Join != tc.wantJoin {
+				t.Fatalf("http %q history %d join %q; want %q %d %q", cfg.HTTPAddr, history, cfg.Join, tc.wantHTTP, tc.wantHistory, tc.wantJoin)
 			}
 		})
 	}
@@ -54,11 +63,12 @@ func TestConfigFileErrors(t *testing.T) {
 	} {
 		file := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".yaml")
 		os.WriteFile(file, []byte(content), 0o644)
-		if _, err := parseServeFlags([]string{"-config", file}, func(string) string { return "" }); err == nil {
+		var history int
+		if _, err := ParseConfig([]string{"-config", file}, func(string) string { return "" }, historyFlag(&history)); err == nil {
 			t.Errorf("%s: no error", name)
 		}
 	}
-	if _, err := parseServeFlags([]string{"-config", filepath.Join(dir, "missing.yaml")}, func(string) string { return "" }); err == nil {
+	if _, err := ParseConfig([]string{"-config", filepath.Join(dir, "missing.yaml")}, func(string) string { return "" }, nil); err == nil {
 		t.Error("missing file: no error")
 	}
 }
@@ -68,7 +78,9 @@ func TestPrintConfig(t *testing.T) {
 	env := func(k string) string {
 		return map[string]string{"HOLOCRON_AUTH_SECRET": "hush", "HOLOCRON_HISTORY_LIMIT": "12"}[k]
 	}
-	if code := run([]string{"serve", "-print-config", "-join", "x:1", "-insecure"}, &out, &errOut, env); code != 0 {
+	var history int
+	types := Types{Flags: historyFlag(&history)}
+	if code := Main([]string{"serve", "-print-config", "-join", "x:1", "-insecure"}, &out, &errOut, env, types); code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
 	var printed map[string]string
@@ -85,8 +97,9 @@ func TestPrintConfig(t *testing.T) {
 	raw, _ := yaml.Marshal(printed)
 	file := filepath.Join(t.TempDir(), "round.yaml")
 	os.WriteFile(file, raw, 0o644)
-	cfg, err := parseServeFlags([]string{"-config", file}, func(string) string { return "" })
-	if err != nil || cfg.HistoryLimit != 12 || cfg.Join != "x:1" {
+	history = 0
+	cfg, err := ParseConfig([]string{"-config", file}, func(string) string { return "" }, historyFlag(&history))
+	if err != nil || history != 12 || cfg.Join != "x:1" {
 		t.Fatalf("printed config does not load back: %+v %v", cfg, err)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"errors"
@@ -16,8 +16,10 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// serveConfig is everything `holocron serve` can be told.
-type serveConfig struct {
+// Config is everything `holocron serve` can be told (but the types' own
+// flags, Types.Flags). Make one with ParseConfig, which sets the defaults
+// and checks the combination; a zero Config is not valid.
+type Config struct {
 	PrintConfig bool
 	// Effective is every flag's value in force, for -print-config.
 	Effective map[string]string
@@ -27,7 +29,6 @@ type serveConfig struct {
 	LogLevel        slog.Level
 	IdleTimeout     time.Duration
 	ShutdownTimeout time.Duration
-	HistoryLimit    int
 	AdminToken      string
 	AuthSecret      string
 	AllowedOrigins  string
@@ -40,7 +41,6 @@ type serveConfig struct {
 	RateBurst              int
 	MaxSocketsIP           int
 	MaxSocketsUser         int
-	MaxRooms               int
 	GCHeadroomMiB          int
 	// GOGCSet: the operator set GOGC, which then stands.
 	GOGCSet bool
@@ -66,10 +66,10 @@ type serveConfig struct {
 
 // clustered reports whether the node runs as a cluster member rather than
 // the embedded single node.
-func (c serveConfig) clustered() bool { return c.Bind != "" || c.Join != "" || c.Bootstrap }
+func (c Config) clustered() bool { return c.Bind != "" || c.Join != "" || c.Bootstrap }
 
 // joinList splits the -join flag.
-func (c serveConfig) joinList() []string {
+func (c Config) joinList() []string {
 	var out []string
 	for _, a := range strings.Split(c.Join, ",") {
 		if a = strings.TrimSpace(a); a != "" {
@@ -83,7 +83,7 @@ var errHelp = errors.New("help requested")
 
 // serveFlags declares the serve flags on fs, each with an environment twin
 // HOLOCRON_<NAME> (dashes become underscores) that sets its default.
-func serveFlags(fs *flag.FlagSet, cfg *serveConfig) {
+func serveFlags(fs *flag.FlagSet, cfg *Config) {
 	fs.String("config", "", "YAML file with any of these flags as keys (flag names without the dash); the environment and flags override it")
 	fs.BoolVar(&cfg.PrintConfig, "print-config", false, "print the configuration in force (file, environment and flags merged) as YAML and exit")
 	fs.StringVar(&cfg.HTTPAddr, "http", ":8080", "HTTP listen address (clients, API, metrics)")
@@ -91,7 +91,6 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) {
 	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 30*time.Second, "evict an object instance after this long without events (its sockets stay open)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a graceful shutdown may take")
-	fs.IntVar(&cfg.HistoryLimit, "history-limit", 1000, "chat messages kept per room")
 	cfg.adminToken = secret{name: "admin-token"}
 	cfg.adminToken.declare(fs, "", "bearer token required by /admin/* and /debug/pprof (empty: those answer loopback only, for development)")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate (chain) for HTTPS and WSS on the client port, with -tls-key; reloaded on change and SIGHUP (empty: plain HTTP)")
@@ -103,7 +102,6 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) {
 	fs.IntVar(&cfg.RateBurst, "rate-burst", 200, "frames one socket may send at once")
 	fs.IntVar(&cfg.MaxSocketsIP, "max-sockets-per-ip", 0, "sockets one client address may hold on this node; beyond, close 4008 (0: no limit)")
 	fs.IntVar(&cfg.MaxSocketsUser, "max-sockets-per-player", 0, "sockets one authenticated player may hold on this node; beyond, close 4008 (0: no limit)")
-	fs.IntVar(&cfg.MaxRooms, "max-rooms", 10000, "chat rooms one lobby may hold, and game rooms the room manager may hold")
 	fs.IntVar(&cfg.GCHeadroomMiB, "gc-headroom", 64, "MiB the heap may grow beyond the live heap between collections while that is more than Go's default; a node quiet for 3s after a burst also returns its free memory to the OS (0: neither; ignored when GOGC is set)")
 	fs.StringVar(&cfg.NodeName, "node-name", "", "cluster: this node's unique, stable name (default: host name)")
 	fs.StringVar(&cfg.Bind, "bind", "", "cluster: gossip address host:port, UDP and TCP (default :7946 when clustered)")
@@ -127,10 +125,16 @@ func envName(flagName string) string {
 	return "HOLOCRON_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-func parseServeFlags(args []string, getenv func(string) string) (cfg serveConfig, err error) {
+// ParseConfig reads serve's flags from args, the environment (getenv) and
+// the config file they name, in that precedence, with typeFlags (the
+// types' own, Types.Flags; nil: none) declared beside them.
+func ParseConfig(args []string, getenv func(string) string, typeFlags func(*flag.FlagSet)) (cfg Config, err error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	serveFlags(fs, &cfg)
+	if typeFlags != nil {
+		typeFlags(fs)
+	}
 	// Precedence, lowest first: defaults, the config file, the environment,
 	// the command line.
 	if path := configPath(args, getenv); path != "" {
@@ -183,10 +187,8 @@ func parseServeFlags(args []string, getenv func(string) string) (cfg serveConfig
 		return cfg, errors.New("-idle-timeout must be positive")
 	case cfg.ShutdownTimeout <= 0:
 		return cfg, errors.New("-shutdown-timeout must be positive")
-	case cfg.HistoryLimit < 1:
-		return cfg, errors.New("-history-limit must be at least 1")
-	case cfg.RateBurst < 1 || cfg.MaxRooms < 1 || cfg.MaxSocketsIP < 0 || cfg.MaxSocketsUser < 0:
-		return cfg, errors.New("-rate-burst and -max-rooms must be at least 1, socket limits not negative")
+	case cfg.RateBurst < 1 || cfg.MaxSocketsIP < 0 || cfg.MaxSocketsUser < 0:
+		return cfg, errors.New("-rate-burst must be at least 1, socket limits not negative")
 	case cfg.MaxSocketsUser > 0 && cfg.AuthSecret == "":
 		// Without tokens there is no player to count: the limit would do
 		// nothing, silently.
@@ -246,7 +248,7 @@ func parseServeFlags(args []string, getenv func(string) string) (cfg serveConfig
 // advertisedAddr derives the address others should use for a listener at
 // addr: addr's host if it names one, else the advertised or bound gossip
 // host, else the host name.
-func advertisedAddr(cfg serveConfig, addr string) string {
+func advertisedAddr(cfg Config, addr string) string {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return addr
@@ -266,12 +268,15 @@ func advertisedAddr(cfg serveConfig, addr string) string {
 	return net.JoinHostPort(host, port)
 }
 
-func serveUsage() string {
+func serveUsage(typeFlags func(*flag.FlagSet)) string {
 	var b strings.Builder
 	b.WriteString("usage: holocron serve [flags]\n\nflags (each also read from the environment variable shown):\n")
-	var cfg serveConfig
+	var cfg Config
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	serveFlags(fs, &cfg)
+	if typeFlags != nil {
+		typeFlags(fs)
+	}
 	fs.VisitAll(func(f *flag.Flag) {
 		fmt.Fprintf(&b, "  -%s (env %s, default %q)\n      %s\n", f.Name, envName(f.Name), f.DefValue, f.Usage)
 	})
@@ -351,7 +356,7 @@ func effectiveConfig(fs *flag.FlagSet) map[string]string {
 }
 
 // printConfig writes the effective configuration as YAML, in flag order.
-func printConfig(w io.Writer, cfg serveConfig) error {
+func printConfig(w io.Writer, cfg Config) error {
 	node := &yaml.Node{Kind: yaml.MappingNode}
 	for _, k := range slices.Sorted(maps.Keys(cfg.Effective)) {
 		node.Content = append(node.Content,

@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"errors"
@@ -21,8 +21,10 @@ type playerClaims struct {
 	jwt.RegisteredClaims
 }
 
-// issueToken signs a player token.
-func issueToken(secret []byte, playerID, name string, ttl time.Duration, now time.Time) (string, error) {
+// IssueToken signs a player token (HS256 with secret, the nodes' -auth-secret)
+// fixing playerID and name for ttl from now: what `holocron token` prints,
+// for a service of the operator's own that hands out access.
+func IssueToken(secret []byte, playerID, name string, ttl time.Duration, now time.Time) (string, error) {
 	claims := playerClaims{
 		Name: name,
 		RegisteredClaims: jwt.RegisteredClaims{

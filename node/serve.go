@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"context"
@@ -22,26 +22,20 @@ import (
 	"github.com/holocron-run/holocron/cluster"
 	"github.com/holocron-run/holocron/internal/certs"
 	"github.com/holocron-run/holocron/internal/gctune"
-	"github.com/holocron-run/holocron/objects/chatlobby"
-	"github.com/holocron-run/holocron/objects/leaderboard"
 	"github.com/holocron-run/holocron/objects/protocol"
-	"github.com/holocron-run/holocron/objects/roommanager"
 	"github.com/holocron-run/holocron/runtime"
 	"github.com/holocron-run/holocron/runtime/gateway"
 	"github.com/holocron-run/holocron/storage"
-	"github.com/holocron-run/holocron/web"
 )
 
-// routes are the public URL prefixes of the shipped object types.
-var routes = []gateway.Route{
-	{Prefix: "/api/lobby", Class: chatlobby.ClassName, Name: "main"},
-	{Prefix: "/api/lobbies/", Class: chatlobby.ClassName},
-	{Prefix: "/api/room-manager", Class: roommanager.ClassName, Name: "main"},
-	{Prefix: "/api/leaderboards/", Class: leaderboard.ClassName},
-}
-
-// serve runs one node until ctx is cancelled, then shuts down gracefully.
-func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
+// Run runs one node of types (cfg from ParseConfig), logging JSON lines to
+// logOut, until ctx is cancelled; then it shuts down gracefully, in this
+// order: /readyz answers draining, the cluster hands its partitions over,
+// the sockets are closed (1001), each object's queued events run and
+// their writes become durable, the listeners close, the store closes.
+// An error from the operator's input (a flag, an unusable data
+// directory) matches IsUsageError.
+func Run(ctx context.Context, cfg Config, types Types, logOut io.Writer) error {
 	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	// SIGHUP reloads the cluster's secrets, and never stops the node: it is
 	// caught from the start, before the node answers /readyz.
@@ -160,12 +154,11 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	}
 
 	classes := runtime.NewRegistry()
-	// The per-socket rate limit runs in the runtime's socket reader, before
-	// the objects' mailboxes (a flooder must not delay a room's other
-	// clients), so the objects' own limiters are off.
-	classes.Register(chatlobby.ClassName, chatlobby.New(chatlobby.Options{HistoryLimit: cfg.HistoryLimit, RateLimit: -1, MaxRooms: cfg.MaxRooms}))
-	classes.Register(roommanager.ClassName, roommanager.New(roommanager.Options{RateLimit: -1, MaxRooms: cfg.MaxRooms}))
-	classes.Register(leaderboard.ClassName, leaderboard.New(leaderboard.Options{}))
+	if types.Register != nil {
+		if err := types.Register(classes); err != nil {
+			return usageError{err}
+		}
+	}
 	rt, err := runtime.New(runtime.Options{
 		Store:       objStore,
 		Registry:    classes,
@@ -237,11 +230,12 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	mux.Handle("GET /debug/pprof/profile", admin.protect(http.HandlerFunc(pprof.Profile)))
 	mux.Handle("GET /debug/pprof/trace", admin.protect(http.HandlerFunc(pprof.Trace)))
 	mux.Handle("GET /debug/pprof/symbol", admin.protect(http.HandlerFunc(pprof.Symbol)))
-	webApp := web.Handler()
-	for _, p := range web.Paths {
-		mux.Handle("GET "+p, webApp)
+	if types.Web != nil {
+		for _, p := range types.WebPaths {
+			mux.Handle("GET "+p, types.Web)
+		}
 	}
-	objects := authenticate([]byte(cfg.AuthSecret), gateway.New(rt, routes))
+	objects := authenticate([]byte(cfg.AuthSecret), gateway.New(rt, types.Routes))
 	mux.Handle("/", cfg.origins.guard(objects))
 
 	// Headers are bounded in size and time here; bodies by the runtime
@@ -323,7 +317,7 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	if cfg.AdminToken != "" {
 		adminAuth = "admin token required"
 	}
-	log.Info("holocron serving", "version", version, "http", ln.Addr().String(), "data", cfg.DataDir,
+	log.Info("holocron serving", "version", Version, "http", ln.Addr().String(), "data", cfg.DataDir,
 		"mode", mode, "auth", auth, "admin", adminAuth)
 
 	select {
