@@ -1,0 +1,149 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/holocron-run/holocron/storage"
+)
+
+// gate is the output gate: outputs wait until every batch submitted before
+// them is durable.
+type gate struct {
+	mu sync.Mutex
+	// release is held while outputs are handed to sockets, taken after mu
+	// and before mu is let go: so outputs of a later batch (or of an event
+	// with no writes) never overtake those of an earlier one that another
+	// goroutine is still releasing.
+	release  sync.Mutex
+	cond     *sync.Cond
+	inflight []*[]outItem // per submitted batch, the outputs waiting on it
+	failed   bool
+	// moved is set when the failure was a lost ownership, not a storage
+	// fault: sockets then close with 1012 "moved" and clients reconnect.
+	moved bool
+}
+
+func (g *gate) idle() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.inflight) == 0
+}
+
+func (g *gate) broken() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.failed
+}
+
+func (g *gate) clearBroken() {
+	g.mu.Lock()
+	g.failed = false
+	g.moved = false
+	g.mu.Unlock()
+}
+
+func (g *gate) waitIdle() {
+	g.mu.Lock()
+	if g.cond == nil {
+		g.cond = sync.NewCond(&g.mu)
+	}
+	for len(g.inflight) > 0 {
+		g.cond.Wait()
+	}
+	g.mu.Unlock()
+	// The last batch's outputs may still be on their way to the sockets.
+	g.release.Lock()
+	g.release.Unlock()
+}
+
+// after holds out until batch (if any) and every earlier batch are durable.
+// With nothing in flight and no batch, out is released at once.
+func (g *gate) after(batch *storage.Batch, out []outItem) {
+	g.mu.Lock()
+	if batch != nil {
+		held := out
+		g.inflight = append(g.inflight, &held)
+		g.mu.Unlock()
+		return
+	}
+	if n := len(g.inflight); n > 0 {
+		last := g.inflight[n-1]
+		*last = append(*last, out...)
+		g.mu.Unlock()
+		return
+	}
+	failed := g.failed
+	g.release.Lock()
+	g.mu.Unlock()
+	// Nothing of this event was written, whatever became of earlier ones.
+	releaseOutputs(out, failed, storage.ErrNotWritten)
+	g.release.Unlock()
+}
+
+// committed is called by the store, in submission order, for each batch.
+func (g *gate) committed(err error, e *entry) {
+	g.mu.Lock()
+	out := g.inflight[0]
+	g.inflight[0] = nil
+	g.inflight = g.inflight[1:]
+	if err != nil && !g.failed {
+		g.failed = true
+		g.moved = errors.Is(err, storage.ErrNotOwner)
+		if g.moved {
+			e.rt.log.Info("object moved; outputs dropped", "class", e.class, "object", e.id.String())
+		} else {
+			e.rt.log.Error("commit failed; outputs dropped", "class", e.class, "object", e.id.String(), "err", err)
+		}
+	}
+	failed, moved := g.failed, g.moved
+	if g.cond != nil {
+		g.cond.Broadcast()
+	}
+	g.release.Lock()
+	defer g.release.Unlock()
+	g.mu.Unlock()
+	releaseOutputs(*out, failed, err)
+	if failed {
+		// What the sockets saw may now be ahead of durable state: make the
+		// clients reconnect and resync.
+		e.mu.Lock()
+		socks := append([]*WebSocket(nil), e.sockets...)
+		e.mu.Unlock()
+		code, reason := CloseInternalError, "storage failure"
+		if moved {
+			code, reason = CloseServiceRestart, "moved"
+		}
+		for _, ws := range socks {
+			ws.enqueue(outFrame{close: true, code: code, reason: reason})
+		}
+	}
+}
+
+// releaseOutputs hands out to the sockets, or, when the object's storage
+// failed, tells the outputs' waiters so with cause: their batch's own error
+// (nil when it was written but an earlier batch failed).
+func releaseOutputs(out []outItem, failed bool, cause error) {
+	var err error
+	switch {
+	case failed && cause != nil:
+		err = fmt.Errorf("%w: %w", errCommitFailed, cause)
+	case failed:
+		err = errCommitFailed
+	}
+	for _, it := range out {
+		switch {
+		case it.done != nil:
+			it.done(err)
+		case !failed:
+			it.ws.enqueue(it.frame)
+		}
+	}
+}
+
+var errCommitFailed = fmt.Errorf("object storage commit failed")
+
+// errAfterFailure answers a batch computed while an earlier batch of the
+// same object failed: it was not submitted.
+var errAfterFailure = fmt.Errorf("an earlier batch of the object failed: %w", storage.ErrNotWritten)
