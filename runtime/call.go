@@ -257,8 +257,11 @@ func (s *Stub) request(ctx context.Context, req *http.Request) (*http.Request, e
 func (s *Stub) send(ctx context.Context, out *http.Request) (*http.Response, error) {
 	rec := newGatedResponse()
 	s.ns.rt.CallHandler().ServeHTTP(rec, out)
-	if err := ctx.Err(); err != nil {
-		return nil, &CallError{Class: s.ns.class, ID: s.id, Code: "request_timeout", Message: "the call's context ended before the callee answered", Err: err}
+	if ctx.Err() != nil {
+		// The cause: the caller's deadline (context.DeadlineExceeded) or
+		// its cancellation, whichever of the caller's context and the
+		// detached one noticed first.
+		return nil, &CallError{Class: s.ns.class, ID: s.id, Code: "request_timeout", Message: "the call's context ended before the callee answered", Err: context.Cause(ctx)}
 	}
 	if rec.status == 0 {
 		rec.status = http.StatusOK
