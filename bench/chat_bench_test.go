@@ -23,7 +23,7 @@ func startLobby(b *testing.B) *runtimetest.Server {
 	b.Helper()
 	s := runtimetest.Start(b, runtimetest.Options{
 		Register: func(r *runtime.Registry) {
-			r.Register(chatlobby.ClassName, chatlobby.New(chatlobby.Options{RateLimit: -1}))
+			r.Register(chatlobby.ClassName, chatlobby.New(chatlobby.Options{}))
 		},
 		Routes: []gateway.Route{{Prefix: "/api/lobby", Class: chatlobby.ClassName, Name: "main"}},
 	})

@@ -33,7 +33,7 @@ func BenchmarkQuietSocketUnderFlood(b *testing.B) {
 				Runtime: runtime.Options{SocketRate: 100, SocketBurst: 200,
 					RateLimitedReply: protocol.ErrorFrameJSON(protocol.Errorf(protocol.CodeRateLimited, "too many frames; slow down"))},
 				Register: func(r *runtime.Registry) {
-					r.Register(chatlobby.ClassName, chatlobby.New(chatlobby.Options{RateLimit: -1}))
+					r.Register(chatlobby.ClassName, chatlobby.New(chatlobby.Options{}))
 				},
 				Routes: []gateway.Route{{Prefix: "/api/lobby", Class: chatlobby.ClassName, Name: "main"}},
 			})

@@ -171,7 +171,7 @@ func Run(ctx context.Context, cfg Config, types Types, logOut io.Writer) error {
 		MaxSocketsPerPrincipal: cfg.MaxSocketsUser,
 		SocketRate:             cfg.RateLimit,
 		SocketBurst:            cfg.RateBurst,
-		RateLimitedReply:       protocol.ErrorFrameJSON(protocol.Errorf(protocol.CodeRateLimited, "too many frames; slow down")),
+		RateLimitedReply:       protocol.RateLimitedFrame(),
 	})
 	if err != nil {
 		return fmt.Errorf("start runtime: %w", err)

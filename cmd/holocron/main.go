@@ -46,12 +46,8 @@ func shipped() holocron.Types {
 			case maxRooms < 1:
 				return errors.New("-max-rooms must be at least 1")
 			}
-			// The per-socket rate limit runs in the runtime's socket
-			// reader, before the objects' mailboxes (a flooder must not
-			// delay a room's other clients), so the objects' own
-			// limiters are off.
-			r.Register(chatlobby.ClassName, chatlobby.New(chatlobby.Options{HistoryLimit: historyLimit, RateLimit: -1, MaxRooms: maxRooms}))
-			r.Register(roommanager.ClassName, roommanager.New(roommanager.Options{RateLimit: -1, MaxRooms: maxRooms}))
+			r.Register(chatlobby.ClassName, chatlobby.New(chatlobby.Options{HistoryLimit: historyLimit, MaxRooms: maxRooms}))
+			r.Register(roommanager.ClassName, roommanager.New(roommanager.Options{MaxRooms: maxRooms}))
 			r.Register(leaderboard.ClassName, leaderboard.New(leaderboard.Options{}))
 			return nil
 		},

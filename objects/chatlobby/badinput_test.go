@@ -9,6 +9,8 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/holocron-run/holocron/objects/chatlobby"
+	"github.com/holocron-run/holocron/objects/protocol"
+	"github.com/holocron-run/holocron/runtime"
 	"github.com/holocron-run/holocron/runtime/runtimetest"
 )
 
@@ -309,9 +311,10 @@ func TestTooLargeMessageKeepsSocketOpen(t *testing.T) {
 }
 
 // TestRateLimitDropsExcessFrames: beyond the burst, frames get rate_limited
-// and are not handled.
+// and are not handled. The limit is the runtime's (before the lobby's
+// mailbox), with the protocol's reply, as holocron serve runs it.
 func TestRateLimitDropsExcessFrames(t *testing.T) {
-	e := start(t, chatlobby.Options{RateLimit: 0.001, RateBurst: 4})
+	e := startWith(t, chatlobby.Options{}, runtime.Options{SocketRate: 0.001, SocketBurst: 4, RateLimitedReply: protocol.RateLimitedFrame()}, "")
 	e.createRoom("r", nil)
 	c := e.dial()
 	c.Send(joinFrame("r", "alice")) // 1

@@ -30,12 +30,6 @@ type Options struct {
 	// only participantCount (sending the list on every join of a large room
 	// is quadratic). Default 200.
 	ParticipantListLimit int
-	// RateLimit is how many frames per second one socket may send, sustained;
-	// a frame beyond it gets rate_limited and is dropped. Default 100;
-	// negative means no limit.
-	RateLimit float64
-	// RateBurst is how many frames a socket may send at once. Default 200.
-	RateBurst int
 	// MaxRooms bounds the rooms of one lobby; creating one more answers
 	// limit_exceeded (HTTP 429). Default 10000.
 	MaxRooms int
@@ -48,14 +42,8 @@ func (o *Options) setDefaults() {
 	if o.ParticipantListLimit <= 0 {
 		o.ParticipantListLimit = 200
 	}
-	if o.RateLimit == 0 {
-		o.RateLimit = 100
-	}
 	if o.MaxRooms <= 0 {
 		o.MaxRooms = 10000
-	}
-	if o.RateBurst <= 0 {
-		o.RateBurst = 200
 	}
 }
 
@@ -110,10 +98,6 @@ func (r *request) reply(v any) {
 // OnMessage handles one client frame.
 func (l *Lobby) OnMessage(ctx context.Context, ws *runtime.WebSocket, msg runtime.Message) {
 	sock := l.socket(ws)
-	if !sock.bucket.Allow(l.state.Now(), l.opts.RateLimit, l.opts.RateBurst) {
-		l.fail(ws, "", "", "", protocol.Errorf(protocol.CodeRateLimited, "too many frames; slow down"))
-		return
-	}
 	f, perr := protocol.DecodeFrame(msg.Data, msg.Binary)
 	if perr != nil {
 		typ := ""
@@ -164,11 +148,6 @@ func (l *Lobby) fail(ws *runtime.WebSocket, requestType, roomID, requestID strin
 
 // OnError reports a message the runtime refused before OnMessage.
 func (l *Lobby) OnError(ctx context.Context, ws *runtime.WebSocket, err error) {
-	sock := l.socket(ws)
-	if !sock.bucket.Allow(l.state.Now(), l.opts.RateLimit, l.opts.RateBurst) {
-		l.fail(ws, "", "", "", protocol.Errorf(protocol.CodeRateLimited, "too many frames; slow down"))
-		return
-	}
 	if errors.Is(err, runtime.ErrMessageTooLarge) {
 		l.fail(ws, "", "", "", &protocol.Error{Code: protocol.CodeTooLarge, Message: protocol.MessageTooLarge})
 		return

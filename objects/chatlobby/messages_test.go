@@ -375,7 +375,7 @@ func TestJoinWithSinceIncludesOwnJoin(t *testing.T) {
 // 1 MiB and says hasMore, so it never swamps a socket; paging on with
 // before reaches the rest.
 func TestHistoryPageIsBoundedInBytes(t *testing.T) {
-	e := start(t, chatlobby.Options{RateLimit: -1})
+	e := start(t, chatlobby.Options{})
 	e.createRoom("r", nil)
 	c := e.dial()
 	join(t, c, "r", "alice")

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"slices"
 
-	"github.com/holocron-run/holocron/objects/protocol"
 	"github.com/holocron-run/holocron/runtime"
 )
 
@@ -61,11 +60,9 @@ func (s session) withoutRoom(roomID string) session {
 }
 
 // socketState is the in-memory side of a socket: its session, decoded once
-// per instance, and its rate limiter, which may start afresh after
-// hibernation (an idle socket has a full bucket anyway).
+// per instance. (Its rate limit is the runtime's, Options.SocketRate.)
 type socketState struct {
 	session session
-	bucket  protocol.RateBucket
 }
 
 // roomTag tags the sockets joined to a room, so GetWebSockets and Broadcast
@@ -78,7 +75,7 @@ func (l *Lobby) socket(ws *runtime.WebSocket) *socketState {
 	if st, ok := l.sockets[ws]; ok {
 		return st
 	}
-	st := &socketState{bucket: protocol.NewRateBucket(l.opts.RateBurst, l.state.Now())}
+	st := &socketState{}
 	if _, err := ws.Attachment(&st.session); err != nil {
 		// Only this package writes attachments; an unreadable one is a bug,
 		// but the socket is better treated as new than wedged.

@@ -121,6 +121,13 @@ func ErrorFrameJSON(err *Error) []byte {
 	return b
 }
 
+// RateLimitedFrame is the frame a socket over its rate gets for each frame
+// dropped (runtime.Options.RateLimitedReply): rate_limited, with no
+// requestType, requestId or roomId (the frame is not even decoded).
+func RateLimitedFrame() []byte {
+	return ErrorFrameJSON(Errorf(CodeRateLimited, "too many frames; slow down"))
+}
+
 // Frame is a decoded client frame: its type, request id and raw fields.
 type Frame struct {
 	Type      string

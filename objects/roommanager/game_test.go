@@ -7,6 +7,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/holocron-run/holocron/objects/protocol"
 	"github.com/holocron-run/holocron/objects/roommanager"
 	"github.com/holocron-run/holocron/runtime"
 	"github.com/holocron-run/holocron/runtime/runtimetest"
@@ -490,10 +491,11 @@ func TestSocketMayJoinAtMost100Rooms(t *testing.T) {
 }
 
 // TestRateLimitedFramesAreDropped: beyond the burst a socket's frames get
-// rate_limited and do nothing; other sockets are not affected.
+// rate_limited and do nothing; other sockets are not affected. The limit is
+// the runtime's, with the protocol's reply, as holocron serve runs it.
 func TestRateLimitedFramesAreDropped(t *testing.T) {
 	t.Parallel()
-	s := startWith(t, runtime.Options{}, roommanager.Options{RateLimit: 0.001, RateBurst: 3})
+	s := startWith(t, runtime.Options{SocketRate: 0.001, SocketBurst: 3, RateLimitedReply: protocol.RateLimitedFrame()}, roommanager.Options{})
 	createRoom(t, s, fields{"roomId": "rl", "name": "Rate", "gameType": "social"})
 	c := dial(s)
 	c.Send(fields{"type": "ping"})

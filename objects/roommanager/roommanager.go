@@ -39,12 +39,6 @@ const ClassName = "RoomManager"
 // Options configure RoomManager objects. Zero fields take the documented
 // defaults.
 type Options struct {
-	// RateLimit is how many frames per second one socket may send,
-	// sustained; a frame beyond it gets rate_limited and is dropped.
-	// Default 100; negative means no limit.
-	RateLimit float64
-	// RateBurst is how many frames a socket may send at once. Default 200.
-	RateBurst int
 	// MaxRooms bounds the game rooms of one RoomManager (rooms are kept
 	// once created): creating one more answers limit_exceeded (HTTP 429),
 	// so a client cannot fill the object's storage. Default 10000.
@@ -54,12 +48,6 @@ type Options struct {
 func (o *Options) setDefaults() {
 	if o.MaxRooms <= 0 {
 		o.MaxRooms = 10000
-	}
-	if o.RateLimit == 0 {
-		o.RateLimit = 100
-	}
-	if o.RateBurst <= 0 {
-		o.RateBurst = 200
 	}
 }
 
@@ -71,10 +59,6 @@ type Manager struct {
 	state *runtime.State
 	rooms rooms
 	opts  Options
-	// buckets are the sockets' rate limiters. They are the only in-memory
-	// state, and losing them to hibernation only refills them (an idle
-	// socket has a full bucket anyway).
-	buckets map[*runtime.WebSocket]*protocol.RateBucket
 }
 
 // New returns the constructor of RoomManager objects, for
@@ -83,10 +67,9 @@ func New(opts Options) runtime.Constructor {
 	opts.setDefaults()
 	return func(s *runtime.State) (runtime.Object, error) {
 		return &Manager{
-			state:   s,
-			rooms:   rooms{st: s.Storage()},
-			opts:    opts,
-			buckets: map[*runtime.WebSocket]*protocol.RateBucket{},
+			state: s,
+			rooms: rooms{st: s.Storage()},
+			opts:  opts,
 		}, nil
 	}
 }
@@ -214,9 +197,6 @@ func encode(frame any) []byte {
 // failure, and handlers touch sockets and send frames only once every
 // fallible step is behind them.
 func (m *Manager) OnMessage(ctx context.Context, ws *runtime.WebSocket, msg runtime.Message) {
-	if !m.allow(ws) {
-		return
-	}
 	frame, perr := protocol.DecodeFrame(msg.Data, msg.Binary)
 	req := &request{ws: ws, who: identityOf(ws)}
 	if frame != nil {
@@ -261,15 +241,10 @@ func (m *Manager) OnMessage(ctx context.Context, ws *runtime.WebSocket, msg runt
 // OnClose only forgets the socket's rate limiter: membership is durable,
 // and presence (connected) is read from the open sockets, which no longer
 // include ws.
-func (m *Manager) OnClose(ctx context.Context, ws *runtime.WebSocket, code int, reason string) {
-	delete(m.buckets, ws)
-}
+func (m *Manager) OnClose(ctx context.Context, ws *runtime.WebSocket, code int, reason string) {}
 
 // OnError answers a message the runtime refused before OnMessage.
 func (m *Manager) OnError(ctx context.Context, ws *runtime.WebSocket, err error) {
-	if !m.allow(ws) {
-		return
-	}
 	pe := &protocol.Error{Code: protocol.CodeInternal, Message: "internal error"}
 	if errors.Is(err, runtime.ErrMessageTooLarge) {
 		pe = &protocol.Error{Code: protocol.CodeTooLarge, Message: protocol.MessageTooLarge}
@@ -485,21 +460,4 @@ func (m *Manager) finish(rec *roomRecord, reason string, now time.Time, scores [
 		Reason:      reason,
 		FinalScores: scores,
 	}, nil
-}
-
-// allow charges one frame to ws's rate limiter; a frame over the limit gets
-// rate_limited (with no requestType or requestId: it is not even decoded)
-// and is dropped.
-func (m *Manager) allow(ws *runtime.WebSocket) bool {
-	b, ok := m.buckets[ws]
-	if !ok {
-		nb := protocol.NewRateBucket(m.opts.RateBurst, m.state.Now())
-		b = &nb
-		m.buckets[ws] = b
-	}
-	if b.Allow(m.state.Now(), m.opts.RateLimit, m.opts.RateBurst) {
-		return true
-	}
-	m.fail(&request{ws: ws}, protocol.Errorf(protocol.CodeRateLimited, "too many frames; slow down"))
-	return false
 }
