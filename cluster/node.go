@@ -546,10 +546,6 @@ func (n *Node) route(p int, forwarded bool) (serve bool, candidates []string, wh
 	return false, candidates, ""
 }
 
-// errNotServed is what forward's proxy reports when the next hop turned the
-// request away without serving it.
-var errNotServed = errors.New("next hop does not serve the partition")
-
 // forward proxies r to the first candidate; when a candidate cannot be
 // dialled (it just died, and gossip has not noticed) the next is tried,
 // which is safe because nothing of the request has been sent. It reports
@@ -575,12 +571,12 @@ func (n *Node) forward(w http.ResponseWriter, r *http.Request, p int, candidates
 		ModifyResponse: func(resp *http.Response) error {
 			if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get(runtime.HeaderNotServed) != "" {
 				resp.Body.Close()
-				return errNotServed
+				return fmt.Errorf("next hop does not serve partition %d: %w", p, runtime.ErrNotServed)
 			}
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			if errors.Is(err, errNotServed) {
+			if errors.Is(err, runtime.ErrNotServed) {
 				retry = true
 				return
 			}

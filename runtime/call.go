@@ -12,8 +12,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/holocron-run/holocron/storage"
 )
 
 // Object-to-object calls. An object reaches another through a stub from
@@ -37,8 +35,7 @@ import (
 //     waits in Fetch only by its own chain's calls.
 //   - A call that no object ran (the callee's partition was moving and no
 //     owner could be reached within the cluster's leader wait) fails with
-//     a *CallError that matches storage.ErrNotWritten: it is safe to send
-//     again. A call whose outcome is unknown (the owner died after the
+//     a *CallError that matches ErrNotServed: it is safe to send again. A call whose outcome is unknown (the owner died after the
 //     request reached it, the deadline passed) fails with a *CallError
 //     that does not: a caller that sends it again must make it idempotent,
 //     for instance with an Idempotency-Key the callee records.
@@ -125,9 +122,15 @@ func (e *CallError) Error() string {
 	return fmt.Sprintf("call %s %s: %s (%s): %s", e.Class, e.ID, e.Code, outcome, e.Message)
 }
 
-// Is makes a call nothing ran match storage.ErrNotWritten, the runtime's
-// one value for "safe to send again".
-func (e *CallError) Is(target error) bool { return e.NotServed && target == storage.ErrNotWritten }
+// Is makes a call nothing ran match ErrNotServed.
+func (e *CallError) Is(target error) bool { return e.NotServed && target == ErrNotServed }
+
+// ErrNotServed is the runtime's one value for "not served: no object
+// handled it, so it is safe to send again, whatever it was" (on the wire,
+// HeaderNotServed). A request turned away while its object's partition
+// moves, or a call that could reach no owner, is not served; one whose
+// object may have run it is not, whatever else went wrong.
+var ErrNotServed = errors.New("not served: no object handled it; safe to send again")
 
 func (e *CallError) Unwrap() error { return e.Err }
 

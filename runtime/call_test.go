@@ -76,7 +76,7 @@ func (c *caller) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				if errors.As(err, &ce) {
 					res.Code = ce.Code
 				}
-				res.NotServed = errors.Is(err, storage.ErrNotWritten)
+				res.NotServed = errors.Is(err, runtime.ErrNotServed)
 				res.Deadline = errors.Is(err, context.DeadlineExceeded)
 				break
 			}

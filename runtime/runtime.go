@@ -480,7 +480,7 @@ const socketReadBuffer = 1024
 // HeaderNotServed marks a 503 answer to a request that left no trace in any
 // object's durable state (the object was moving, or the runtime closing): a
 // node that forwarded it may send it to the object's new owner, whatever its
-// method, and so may a client.
+// method, and so may a client. It is ErrNotServed on the wire.
 const HeaderNotServed = "X-Holocron-Not-Served"
 
 // Stub addresses one object. Its methods may be called from any goroutine,

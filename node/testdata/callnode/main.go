@@ -28,7 +28,6 @@ import (
 
 	"github.com/holocron-run/holocron/node"
 	"github.com/holocron-run/holocron/runtime"
-	"github.com/holocron-run/holocron/storage"
 )
 
 func main() {
@@ -86,7 +85,7 @@ func (c *caller) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				if errors.As(err, &ce) {
 					res.Code = ce.Code
 				}
-				res.NotServed = errors.Is(err, storage.ErrNotWritten)
+				res.NotServed = errors.Is(err, runtime.ErrNotServed)
 				break
 			}
 			b, _ := io.ReadAll(resp.Body)
