@@ -34,13 +34,14 @@ func TestMain(m *testing.M) {
 // callAnswer is what the test Caller answers.
 type callAnswer struct {
 	Answers   []json.RawMessage `json:"answers"`
+	Micros    []int64           `json:"micros"`
 	Err       string            `json:"err"`
 	Code      string            `json:"code"`
 	NotServed bool              `json:"notServed"`
 }
 
 // ask sends a request to node n and decodes its JSON answer into out.
-func ask(t *testing.T, n *proctest.Proc, method, path string, out any) int {
+func ask(t testing.TB, n *proctest.Proc, method, path string, out any) int {
 	t.Helper()
 	req, err := http.NewRequest(method, n.URL(path), bytes.NewReader(nil))
 	if err != nil {
@@ -235,4 +236,10 @@ func TestCallsSurviveKill9(t *testing.T) {
 		t.Fatalf("the call failed without a code: %+v", res)
 	}
 	t.Logf("the callee's node died holding the call: caller saw %+v; the callee's log has it %d time(s)", res, ran)
+}
+
+// askB is ask's POST for benchmarks.
+func askB(b *testing.B, n *proctest.Proc, path string, out any) int {
+	b.Helper()
+	return ask(b, n, "POST", path, out)
 }

@@ -99,7 +99,10 @@ type entry struct {
 	state     *State
 	instance  Object
 	metaSaved bool
-	outbox    *[]outItem // the current event's outputs
+	// quotaPlaced: the object exists, or its class's quota gave it a
+	// place (see placed).
+	quotaPlaced bool
+	outbox      *[]outItem // the current event's outputs
 
 	// chain is the current event's call chain (event.chain). calling
 	// counts the calls the actor waits on; reentrant holds the events of
@@ -287,6 +290,13 @@ func (e *entry) handle(ev event) {
 		out = e.failureOutputs(ev, cause)
 	} else {
 		w = st.end()
+		if !w.empty() {
+			if err := e.placed(); err != nil {
+				// Not created: nothing of the event is written or sent.
+				w = newWriteSet()
+				out = e.refusedOutputs(ev, err)
+			}
+		}
 	}
 	if ev.kind == evAlarm {
 		ok := !panicked && alarm != alarmFailed
@@ -382,6 +392,13 @@ func (e *entry) replace(batches []*storage.Batch, code int, reason string, ev ev
 		e.rt.opts.Store.Commit(b, func(err error) { e.gate.committed(err, e) })
 	}
 	e.gate.waitIdle()
+	if ev.kind == evForget && e.rt.opts.Registry.limit(e.class) > 0 {
+		// A deleted object gives its place back.
+		if err := e.askQuota("/release"); err != nil {
+			e.rt.log.Warn("deleted object's quota place not released", "class", e.class, "object", e.id.String(), "err", err)
+		}
+	}
+	e.quotaPlaced = false
 	e.mu.Lock()
 	socks := append([]*WebSocket(nil), e.sockets...)
 	e.mu.Unlock()
@@ -475,6 +492,29 @@ func (e *entry) failureOutputs(ev event, cause any) []outItem {
 	if err, ok := cause.(error); ok && errors.Is(err, storage.ErrFailed) {
 		code, status, msg = "unavailable", http.StatusServiceUnavailable, "storage failed"
 	}
+	return errorOutputs(ev, status, code, msg)
+}
+
+// refusedOutputs answer an event whose writes would have created the
+// object, refused by its class's quota (err): 429 limit_exceeded when the
+// class is full; 503 unavailable, not served, when the quota could not be
+// asked (nothing was written: the client may send it again).
+func (e *entry) refusedOutputs(ev event, err error) []outItem {
+	if errors.Is(err, errOverQuota) {
+		e.rt.log.Info("object not created: its class is at its limit", "class", e.class, "object", e.id.String(), "limit", e.rt.opts.Registry.limit(e.class))
+		return errorOutputs(ev, http.StatusTooManyRequests, "limit_exceeded", fmt.Sprintf("no more objects of class %s may be created (limit %d)", e.class, e.rt.opts.Registry.limit(e.class)))
+	}
+	e.rt.log.Warn("object not created: its quota could not be asked", "class", e.class, "object", e.id.String(), "err", err)
+	if ev.kind == evHTTP {
+		ev.resp.reset()
+		ev.resp.Header().Set(HeaderNotServed, "1")
+	}
+	return errorOutputs(ev, http.StatusServiceUnavailable, "unavailable", "the object could not be created now; try again")
+}
+
+// errorOutputs answer ev with the runtime's error: an HTTP error body, or
+// an error frame on the socket of a message.
+func errorOutputs(ev event, status int, code, msg string) []outItem {
 	switch ev.kind {
 	case evHTTP:
 		ev.resp.reset()

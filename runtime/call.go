@@ -364,12 +364,19 @@ func (e *entry) commitBeforeCall() error {
 	case len(st.layers) > 1:
 		return errCallInTransaction
 	}
+	w := st.end()
+	if !w.empty() {
+		if err := e.placed(); err != nil {
+			st.begin()
+			return fmt.Errorf("the caller's writes before the call would create it: %w", err)
+		}
+	}
 	var out []outItem
 	if e.outbox != nil {
 		out = slices.Clone(*e.outbox)
 		*e.outbox = (*e.outbox)[:0]
 	}
-	e.commit(st.end(), out)
+	e.commit(w, out)
 	e.gate.waitIdle()
 	if e.gate.broken() {
 		st.begin()

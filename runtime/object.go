@@ -54,6 +54,7 @@ var ErrMessageTooLarge = errors.New("websocket message too large")
 // routes requests to the classes registered in it.
 type Registry struct {
 	classes map[string]Constructor
+	limits  map[string]int // see Limit
 }
 
 // NewRegistry returns an empty registry.

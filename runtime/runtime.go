@@ -189,6 +189,11 @@ func New(opts Options) (*Runtime, error) {
 		return nil, errors.New("runtime: Options.Store and Options.Registry are required")
 	}
 	opts.setDefaults()
+	if len(opts.Registry.limits) > 0 {
+		if _, ok := opts.Registry.classes[QuotaClass]; !ok {
+			opts.Registry.classes[QuotaClass] = newQuota(opts.Registry)
+		}
+	}
 	m, err := newMetrics(opts.Metrics)
 	if err != nil {
 		return nil, fmt.Errorf("runtime metrics: %w", err)

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -451,5 +452,51 @@ func TestClusterRotatesSecretsUnderLoad(t *testing.T) {
 		if _, ok := replaceMember(st, "n5"); ok {
 			t.Errorf("%s lists n5, which has only the removed gossip key", c.names[i])
 		}
+	}
+}
+
+// TestClusterBoundsTheObjectsClientsCreate: a client names new lobbies and
+// leaderboards on the public routes; -max-lobbies and -max-leaderboards
+// bound how many exist in the whole cluster, whichever node each was
+// created through: the write that would create one more is refused 429
+// limit_exceeded and stores nothing, while the ones that exist go on.
+func TestClusterBoundsTheObjectsClientsCreate(t *testing.T) {
+	c := startCluster(t, 3, "-max-lobbies", "3", "-max-leaderboards", "2")
+	createIn := func(n *node, lobby string) int {
+		t.Helper()
+		return n.do("POST", "/api/lobbies/"+lobby+"/rooms", map[string]any{"roomId": "r", "name": "R"}, nil)
+	}
+	// "main" (the default lobby) counts once it exists; two more fit.
+	for i, lobby := range []string{"main", "x1", "x2"} {
+		if code := createIn(c.nodes[i], lobby); code != http.StatusCreated {
+			t.Fatalf("lobby %s through %s: %d", lobby, c.names[i], code)
+		}
+	}
+	for i := range c.nodes {
+		var refused struct{ Code string }
+		if code := c.nodes[i].do("POST", "/api/lobbies/y"+strconv.Itoa(i)+"/rooms", map[string]any{"roomId": "r", "name": "R"}, &refused); code != http.StatusTooManyRequests || refused.Code != "limit_exceeded" {
+			t.Fatalf("a fourth lobby through %s: %d %q, want 429 limit_exceeded", c.names[i], code, refused.Code)
+		}
+	}
+	// The lobbies that exist take more rooms.
+	if code := c.nodes[2].do("POST", "/api/lobbies/x1/rooms", map[string]any{"roomId": "r2", "name": "R2"}, nil); code != http.StatusCreated {
+		t.Fatalf("a second room in an existing lobby: %d", code)
+	}
+	score := func(n *node, board string) int {
+		t.Helper()
+		return n.do("POST", "/api/leaderboards/"+board+"/scores", map[string]any{"playerId": "p", "playerName": "P", "score": 1}, nil)
+	}
+	for i, board := range []string{"b1", "b2"} {
+		if code := score(c.nodes[i], board); code != http.StatusOK {
+			t.Fatalf("board %s: %d", board, code)
+		}
+	}
+	if code := score(c.nodes[2], "b3"); code != http.StatusTooManyRequests {
+		t.Fatalf("a third board: %d, want 429", code)
+	}
+	// Nothing of the refused objects was stored.
+	var obj struct{ Keys []any }
+	if code := c.nodes[0].do("GET", "/admin/objects/ChatLobby/y0", nil, &obj); code != http.StatusNotFound {
+		t.Fatalf("the refused lobby y0 is in storage: %d %+v", code, obj)
 	}
 }

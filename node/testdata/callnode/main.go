@@ -6,12 +6,14 @@
 // counts one more intent (key "intent", a write the calls must not
 // overtake), calls Callee {callee} at /{path}?seq=i&intent=k N times, then
 // holds its event A ms longer, and answers what came back (or the call's
-// error). GET /intent answers the count. POST /inc counts (what a callee's
-// call back does).
+// error); with &timing=1 it answers each call's duration instead (µs,
+// "micros"). GET /intent answers the count. POST /inc counts (what a
+// callee's call back does).
 //
 // Callee, POST /log?seq=i&intent=k&hold_ms=H: appends "k/i" to its log,
 // holds its answer H ms, and answers the log with who called; GET /log
-// answers the log. /back calls the caller back (POST /inc).
+// answers the log. POST /count counts (a durable write, for the call
+// benchmark). /back calls the caller back (POST /inc).
 package main
 
 import (
@@ -45,6 +47,7 @@ type caller struct{ state *runtime.State }
 // result is what a caller answers.
 type result struct {
 	Answers   []json.RawMessage `json:"answers"`
+	Micros    []int64           `json:"micros,omitempty"`
 	Err       string            `json:"err,omitempty"`
 	Code      string            `json:"code,omitempty"`
 	NotServed bool              `json:"notServed"`
@@ -78,7 +81,13 @@ func (c *caller) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		for i := range max(times, 1) {
 			v := fmt.Sprintf("seq=%d&intent=%d&hold_ms=%s", i, intent, q.Get("hold_ms"))
 			req, _ := http.NewRequest(http.MethodPost, "/"+path+"?"+v, nil)
+			began := time.Now()
 			resp, err := stub.Fetch(ctx, req)
+			if q.Get("timing") != "" && err == nil {
+				res.Micros = append(res.Micros, time.Since(began).Microseconds())
+				resp.Body.Close()
+				continue
+			}
 			if err != nil {
 				res.Err = err.Error()
 				var ce *runtime.CallError
@@ -124,6 +133,10 @@ func (c *callee) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		json.NewEncoder(w).Encode(map[string]any{"log": log, "called": called, "callerClass": who.Class, "callerName": who.Name})
+	case "/count":
+		n, _, _ := runtime.GetJSON[int](st, "count")
+		runtime.PutJSON(st, "count", n+1)
+		fmt.Fprintf(w, `{"count":%d}`, n+1)
 	case "/back":
 		resp, err := c.state.Namespace(who.Class).GetByName(who.Name).Fetch(r.Context(), mustRequest("/inc"))
 		if err != nil {
