@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/holocron-run/holocron/objects/chatlobby"
-	"github.com/holocron-run/holocron/objects/protocol"
+	"github.com/holocron-run/holocron/protocol"
 	"github.com/holocron-run/holocron/runtime"
 	"github.com/holocron-run/holocron/runtime/gateway"
 	"github.com/holocron-run/holocron/runtime/runtimetest"

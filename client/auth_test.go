@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/holocron-run/holocron/objects/protocol"
+	"github.com/holocron-run/holocron/protocol"
 )
 
 const testSecret = "client-test-secret"

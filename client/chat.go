@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/holocron-run/holocron/objects/protocol"
+	"github.com/holocron-run/holocron/protocol"
 )
 
 // resumeLimit is the page size the client reads history with when it

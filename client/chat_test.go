@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/holocron-run/holocron/internal/proctest"
-	"github.com/holocron-run/holocron/objects/protocol"
+	"github.com/holocron-run/holocron/protocol"
 )
 
 // TestChatRequests drives every ChatLobby request and REST endpoint against

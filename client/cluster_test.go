@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/holocron-run/holocron/internal/proctest"
-	"github.com/holocron-run/holocron/objects/protocol"
+	"github.com/holocron-run/holocron/protocol"
 )
 
 // addrsFrom lists the cluster's node addresses starting at node first, for

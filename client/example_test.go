@@ -7,7 +7,7 @@ import (
 	"os"
 
 	"github.com/holocron-run/holocron/client"
-	"github.com/holocron-run/holocron/objects/protocol"
+	"github.com/holocron-run/holocron/protocol"
 )
 
 // A chat client that survives node failures: give it every node, read its

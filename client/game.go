@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/holocron-run/holocron/objects/protocol"
+	"github.com/holocron-run/holocron/protocol"
 )
 
 // gameBase is the RoomManager's REST and WebSocket prefix.

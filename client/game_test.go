@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/holocron-run/holocron/objects/protocol"
+	"github.com/holocron-run/holocron/protocol"
 )
 
 // TestGameRequests plays a whole game against one node through every

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/holocron-run/holocron/objects/protocol"
+	"github.com/holocron-run/holocron/protocol"
 )
 
 // TestRateLimitedRequestsAreRetried runs a node whose per-socket rate

@@ -20,6 +20,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/holocron-run/holocron/protocol"
+
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -610,7 +612,7 @@ func notServed(w http.ResponseWriter, msg string) {
 }
 
 func unavailable(w http.ResponseWriter, msg string) {
-	runtime.WriteError(w, http.StatusServiceUnavailable, "unavailable", msg)
+	runtime.WriteError(w, http.StatusServiceUnavailable, protocol.CodeUnavailable, msg)
 }
 
 // Location is where an object lives right now.

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/holocron-run/holocron/cluster"
-	"github.com/holocron-run/holocron/objects/protocol"
+	"github.com/holocron-run/holocron/protocol"
 	"github.com/holocron-run/holocron/runtime"
 )
 

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/holocron-run/holocron/cluster"
-	"github.com/holocron-run/holocron/objects/protocol"
+	"github.com/holocron-run/holocron/protocol"
 	"github.com/holocron-run/holocron/runtime"
 	"github.com/holocron-run/holocron/storage"
 )
@@ -298,6 +298,6 @@ func (a *objectsAdmin) serveMove(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	a.rt.Evict(func(x runtime.ID) bool { return x == id }, runtime.CloseServiceRestart, "moved")
+	a.rt.Evict(func(x runtime.ID) bool { return x == id }, protocol.CloseMoved, "moved")
 	protocol.WriteJSON(w, http.StatusOK, map[string]any{"id": id.String(), "from": a.nodeName, "leadershipMoved": moved})
 }

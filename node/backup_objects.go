@@ -18,7 +18,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/holocron-run/holocron/objects/protocol"
+	"github.com/holocron-run/holocron/protocol"
 	"github.com/holocron-run/holocron/runtime"
 	"github.com/holocron-run/holocron/storage"
 )

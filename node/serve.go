@@ -22,7 +22,7 @@ import (
 	"github.com/holocron-run/holocron/cluster"
 	"github.com/holocron-run/holocron/internal/certs"
 	"github.com/holocron-run/holocron/internal/gctune"
-	"github.com/holocron-run/holocron/objects/protocol"
+	"github.com/holocron-run/holocron/protocol"
 	"github.com/holocron-run/holocron/runtime"
 	"github.com/holocron-run/holocron/runtime/gateway"
 	"github.com/holocron-run/holocron/storage"
@@ -80,7 +80,7 @@ func Run(ctx context.Context, cfg Config, types Types, logOut io.Writer) error {
 		// object whose commit failed could close its own with 1011.
 		failure.Store(&err)
 		if rt := rtp.Load(); rt != nil {
-			rt.Evict(func(runtime.ID) bool { return true }, runtime.CloseServiceRestart, "node failed")
+			rt.Evict(func(runtime.ID) bool { return true }, protocol.CloseMoved, "node failed")
 		}
 		close(failed)
 	}
@@ -131,7 +131,7 @@ func Run(ctx context.Context, cfg Config, types Types, logOut io.Writer) error {
 				// Either way, no instance built under another leader may be
 				// reused: drop them; on a loss, clients reconnect elsewhere.
 				if rt := rtp.Load(); rt != nil {
-					rt.Evict(func(id runtime.ID) bool { return node.PartitionOf(id) == part }, runtime.CloseServiceRestart, "moved")
+					rt.Evict(func(id runtime.ID) bool { return node.PartitionOf(id) == part }, protocol.CloseMoved, "moved")
 				}
 			},
 		})
@@ -334,7 +334,7 @@ func Run(ctx context.Context, cfg Config, types Types, logOut io.Writer) error {
 		// Pebble after a failed write may block in Close: skip them all.
 		cause := *failure.Load()
 		log.Warn("fail-stop: storage failed; refusing all work, closing sockets 1012, exiting 1", "err", cause)
-		rt.Evict(func(runtime.ID) bool { return true }, runtime.CloseServiceRestart, "node failed")
+		rt.Evict(func(runtime.ID) bool { return true }, protocol.CloseMoved, "node failed")
 		// The runtime gives each peer 2s to answer a close frame.
 		for deadline := time.Now().Add(failStopGrace); rt.Stats().Sockets > 0 && time.Now().Before(deadline); {
 			time.Sleep(20 * time.Millisecond)

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/holocron-run/holocron/protocol"
+
 	"github.com/gorilla/websocket"
 
 	"github.com/holocron-run/holocron/storage"
@@ -248,10 +250,10 @@ func (e *entry) emit(it outItem) {
 func (e *entry) handle(ev event) {
 	switch ev.kind {
 	case evForget:
-		e.replace([]*storage.Batch{{Object: storage.ObjectID(e.id), Forget: true}}, CloseNormal, "object deleted", ev)
+		e.replace([]*storage.Batch{{Object: storage.ObjectID(e.id), Forget: true}}, protocol.CloseNormal, "object deleted", ev)
 		return
 	case evRestore:
-		e.replace(ev.restore, CloseServiceRestart, "object restored", ev)
+		e.replace(ev.restore, protocol.CloseMoved, "object restored", ev)
 		return
 	}
 	rt := e.rt
@@ -488,9 +490,9 @@ func (e *entry) safely(ev event, fn func()) (panicked bool, cause any) {
 // its state), unavailable instead, which tells a client to retry (on
 // another node: this one is going down).
 func (e *entry) failureOutputs(ev event, cause any) []outItem {
-	code, status, msg := "internal", http.StatusInternalServerError, "internal error"
+	code, status, msg := protocol.CodeInternal, http.StatusInternalServerError, "internal error"
 	if err, ok := cause.(error); ok && errors.Is(err, storage.ErrFailed) {
-		code, status, msg = "unavailable", http.StatusServiceUnavailable, "storage failed"
+		code, status, msg = protocol.CodeUnavailable, http.StatusServiceUnavailable, "storage failed"
 	}
 	return errorOutputs(ev, status, code, msg)
 }
@@ -502,14 +504,14 @@ func (e *entry) failureOutputs(ev event, cause any) []outItem {
 func (e *entry) refusedOutputs(ev event, err error) []outItem {
 	if errors.Is(err, errOverQuota) {
 		e.rt.log.Info("object not created: its class is at its limit", "class", e.class, "object", e.id.String(), "limit", e.rt.opts.Registry.limit(e.class))
-		return errorOutputs(ev, http.StatusTooManyRequests, "limit_exceeded", fmt.Sprintf("no more objects of class %s may be created (limit %d)", e.class, e.rt.opts.Registry.limit(e.class)))
+		return errorOutputs(ev, http.StatusTooManyRequests, protocol.CodeLimitExceeded, fmt.Sprintf("no more objects of class %s may be created (limit %d)", e.class, e.rt.opts.Registry.limit(e.class)))
 	}
 	e.rt.log.Warn("object not created: its quota could not be asked", "class", e.class, "object", e.id.String(), "err", err)
 	if ev.kind == evHTTP {
 		ev.resp.reset()
 		ev.resp.Header().Set(HeaderNotServed, "1")
 	}
-	return errorOutputs(ev, http.StatusServiceUnavailable, "unavailable", "the object could not be created now; try again")
+	return errorOutputs(ev, http.StatusServiceUnavailable, protocol.CodeUnavailable, "the object could not be created now; try again")
 }
 
 // errorOutputs answer ev with the runtime's error: an HTTP error body, or
@@ -523,7 +525,7 @@ func errorOutputs(ev event, status int, code, msg string) []outItem {
 		}
 		WriteError(ev.resp, status, code, msg)
 	case evWSMessage, evWSError:
-		return []outItem{{ws: ev.ws, frame: outFrame{data: fmt.Appendf(nil, `{"type":"error","code":%q,"message":%q}`, code, msg)}}}
+		return []outItem{{ws: ev.ws, frame: outFrame{data: protocol.ErrorFrameJSON(&protocol.Error{Code: code, Message: msg})}}}
 	}
 	return nil
 }

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/holocron-run/holocron/protocol"
 )
 
 // Object-to-object calls. An object reaches another through a stub from
@@ -153,7 +155,7 @@ func (s *State) Namespace(class string) *Namespace {
 // Storage.Transaction.
 func (s *Stub) Fetch(ctx context.Context, req *http.Request) (*http.Response, error) {
 	if s.ns.ctor == nil {
-		return nil, &CallError{Class: s.ns.class, ID: s.id, Code: "not_found", Message: "unknown object class", NotServed: true, Err: ErrUnknownClass}
+		return nil, &CallError{Class: s.ns.class, ID: s.id, Code: protocol.CodeNotFound, Message: "unknown object class", NotServed: true, Err: ErrUnknownClass}
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -177,9 +179,9 @@ func (s *Stub) Fetch(ctx context.Context, req *http.Request) (*http.Response, er
 		return s.send(ctx, out)
 	}
 	if err := caller.commitBeforeCall(); err != nil {
-		code := "unavailable"
+		code := protocol.CodeUnavailable
 		if errors.Is(err, errCallInTransaction) || errors.Is(err, ErrNoEvent) {
-			code = "call_outside_event"
+			code = protocol.CodeCallOutsideEvent
 		}
 		return nil, &CallError{Class: s.ns.class, ID: s.id, Code: code, Message: err.Error(), NotServed: true, Err: err}
 	}
@@ -211,7 +213,7 @@ func (s *Stub) request(ctx context.Context, req *http.Request) (*http.Request, e
 			return nil, fmt.Errorf("call %s %s: read the request body: %w", s.ns.class, s.id, err)
 		}
 		if int64(len(b)) > s.ns.rt.opts.MaxRequestBody {
-			return nil, &CallError{Class: s.ns.class, ID: s.id, Code: "too_large", Message: fmt.Sprintf("request body over %d bytes", s.ns.rt.opts.MaxRequestBody), NotServed: true}
+			return nil, &CallError{Class: s.ns.class, ID: s.id, Code: protocol.CodeTooLarge, Message: fmt.Sprintf("request body over %d bytes", s.ns.rt.opts.MaxRequestBody), NotServed: true}
 		}
 		body = b
 	}
@@ -264,7 +266,7 @@ func (s *Stub) send(ctx context.Context, out *http.Request) (*http.Response, err
 		// The cause: the caller's deadline (context.DeadlineExceeded) or
 		// its cancellation, whichever of the caller's context and the
 		// detached one noticed first.
-		return nil, &CallError{Class: s.ns.class, ID: s.id, Code: "request_timeout", Message: "the call's context ended before the callee answered", Err: context.Cause(ctx)}
+		return nil, &CallError{Class: s.ns.class, ID: s.id, Code: protocol.CodeRequestTimeout, Message: "the call's context ended before the callee answered", Err: context.Cause(ctx)}
 	}
 	if rec.status == 0 {
 		rec.status = http.StatusOK
@@ -303,13 +305,13 @@ func (rt *Runtime) CallHandler() http.Handler {
 		idText, path, _ := strings.Cut(rest, "/")
 		id, err := ParseID(idText)
 		if !ok || class == "" || err != nil {
-			WriteError(w, http.StatusNotFound, "not_found", "not a call path: "+r.URL.Path)
+			WriteError(w, http.StatusNotFound, protocol.CodeNotFound, "not a call path: "+r.URL.Path)
 			return
 		}
 		ns, err := rt.Namespace(class)
 		if err != nil {
 			w.Header().Set(HeaderNotServed, "1")
-			WriteError(w, http.StatusNotFound, "not_found", err.Error())
+			WriteError(w, http.StatusNotFound, protocol.CodeNotFound, err.Error())
 			return
 		}
 		name, _ := url.PathUnescape(r.Header.Get(headerCalleeName))
@@ -319,7 +321,7 @@ func (rt *Runtime) CallHandler() http.Handler {
 		if cls := r.Header.Get(headerCallerClass); cls != "" {
 			cid, err := ParseID(r.Header.Get(headerCallerID))
 			if err != nil {
-				WriteError(w, http.StatusBadRequest, "bad_request", "a call's caller ID is malformed")
+				WriteError(w, http.StatusBadRequest, protocol.CodeBadRequest, "a call's caller ID is malformed")
 				return
 			}
 			cname, _ := url.PathUnescape(r.Header.Get(headerCallerName))
@@ -330,7 +332,7 @@ func (rt *Runtime) CallHandler() http.Handler {
 			for _, part := range strings.Split(s, ",") {
 				cid, err := ParseID(part)
 				if err != nil {
-					WriteError(w, http.StatusBadRequest, "bad_request", "a call's chain is malformed")
+					WriteError(w, http.StatusBadRequest, protocol.CodeBadRequest, "a call's chain is malformed")
 					return
 				}
 				chain = append(chain, cid)
@@ -435,7 +437,7 @@ func (e *entry) handleNested(ev event) {
 		// The instance is about to be rebuilt: not in the middle of an
 		// event that still runs on it.
 		ev.resp.Header().Set(HeaderNotServed, "1")
-		WriteError(ev.resp, http.StatusServiceUnavailable, "unavailable", "the object is being reloaded; send the call again")
+		WriteError(ev.resp, http.StatusServiceUnavailable, protocol.CodeUnavailable, "the object is being reloaded; send the call again")
 		close(ev.done)
 		return
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/holocron-run/holocron/protocol"
+
 	"github.com/holocron-run/holocron/storage"
 )
 
@@ -111,9 +113,9 @@ func (g *gate) committed(err error, e *entry) {
 		e.mu.Lock()
 		socks := append([]*WebSocket(nil), e.sockets...)
 		e.mu.Unlock()
-		code, reason := CloseInternalError, "storage failure"
+		code, reason := protocol.CloseInternalError, "storage failure"
 		if moved {
-			code, reason = CloseServiceRestart, "moved"
+			code, reason = protocol.CloseMoved, "moved"
 		}
 		for _, ws := range socks {
 			ws.enqueue(outFrame{close: true, code: code, reason: reason})

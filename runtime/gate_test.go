@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/holocron-run/holocron/protocol"
+
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/gorilla/websocket"
@@ -173,8 +175,8 @@ func TestFailedCommitDropsOutputsAndRefusesLaterCommits(t *testing.T) {
 
 			disk.On()
 			c.Send(map[string]any{"type": "inc"})
-			if f, err := c.TryRead(); !websocket.IsCloseError(err, runtime.CloseInternalError) {
-				t.Fatalf("after the failed commit: frame %v, err %v; want no frame and a close with %d", f, err, runtime.CloseInternalError)
+			if f, err := c.TryRead(); !websocket.IsCloseError(err, protocol.CloseInternalError) {
+				t.Fatalf("after the failed commit: frame %v, err %v; want no frame and a close with %d", f, err, protocol.CloseInternalError)
 			}
 			if s.Store.Err() == nil {
 				t.Fatal("the store did not fail: the fault injected nothing")

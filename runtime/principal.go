@@ -14,17 +14,9 @@ type Principal struct {
 	ID   string
 	Name string
 	// Expires, when set, is when the credential lapses: the socket is then
-	// closed with 4001 (CloseAuthExpired).
+	// closed with 4001 (protocol.CloseAuthFailed).
 	Expires time.Time
 }
-
-// CloseAuthExpired closes a socket whose credential expired (PROTOCOL.md:
-// 4001, do not reconnect with the same token).
-const CloseAuthExpired = 4001
-
-// ClosePolicy closes a socket refused by a policy such as too many sockets
-// (PROTOCOL.md: 4008, reconnect later).
-const ClosePolicy = 4008
 
 type principalKey struct{}
 

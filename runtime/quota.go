@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/holocron-run/holocron/protocol"
+
 	"github.com/holocron-run/holocron/storage"
 )
 
@@ -93,7 +95,7 @@ func (e *entry) askQuota(path string) error {
 	}
 	resp, err := stub.send(ctx, out)
 	var ce *CallError
-	if errors.As(err, &ce) && ce.Code == "limit_exceeded" {
+	if errors.As(err, &ce) && ce.Code == protocol.CodeLimitExceeded {
 		return errOverQuota
 	}
 	if err != nil {
@@ -128,7 +130,7 @@ func newQuota(reg *Registry) Constructor {
 func (q *quota) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	caller, ok := CallerFrom(r.Context())
 	if !ok || caller.Class != q.state.Name() || r.Method != http.MethodPost {
-		WriteError(w, http.StatusForbidden, "forbidden", "a quota answers the runtime, for objects of its class")
+		WriteError(w, http.StatusForbidden, protocol.CodeForbidden, "a quota answers the runtime, for objects of its class")
 		return
 	}
 	st := q.state.Storage()
@@ -147,7 +149,7 @@ func (q *quota) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		if n >= q.limit() {
-			WriteError(w, http.StatusTooManyRequests, "limit_exceeded", "the class "+caller.Class+" has its "+strconv.Itoa(q.limit())+" objects")
+			WriteError(w, http.StatusTooManyRequests, protocol.CodeLimitExceeded, "the class "+caller.Class+" has its "+strconv.Itoa(q.limit())+" objects")
 			return
 		}
 		if err := st.Put(key, nil); err != nil {
@@ -167,7 +169,7 @@ func (q *quota) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			panic(err)
 		}
 	default:
-		WriteError(w, http.StatusNotFound, "not_found", "no such quota request")
+		WriteError(w, http.StatusNotFound, protocol.CodeNotFound, "no such quota request")
 		return
 	}
 	w.WriteHeader(http.StatusOK)

@@ -3,6 +3,8 @@ package runtime
 import (
 	"bytes"
 	"net/http"
+
+	"github.com/holocron-run/holocron/protocol"
 )
 
 // gatedResponse buffers an object's HTTP response until the gate opens.
@@ -36,7 +38,7 @@ func (g *gatedResponse) reset() {
 	g.status = 0
 	g.body.Reset()
 	if g.socket != nil {
-		go g.socket.terminate(CloseInternalError, "handler failed")
+		go g.socket.terminate(protocol.CloseInternalError, "handler failed")
 		g.socket = nil
 	}
 }

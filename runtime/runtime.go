@@ -23,6 +23,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/holocron-run/holocron/protocol"
+
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -284,7 +286,7 @@ func (rt *Runtime) Close(ctx context.Context) error {
 		socks := append([]*WebSocket(nil), e.sockets...)
 		e.mu.Unlock()
 		for _, ws := range socks {
-			ws.enqueue(outFrame{close: true, code: CloseGoingAway, reason: "server shutting down"})
+			ws.enqueue(outFrame{close: true, code: protocol.CloseGoingAway, reason: "server shutting down"})
 		}
 	}
 	// The scheduler may be reading the store, which the caller closes once
@@ -523,7 +525,7 @@ func (s *Stub) serve(w http.ResponseWriter, r *http.Request, chain []ID) {
 		if errors.Is(err, ErrClosed) {
 			w.Header().Set(HeaderNotServed, "1")
 		}
-		WriteError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+		WriteError(w, http.StatusServiceUnavailable, protocol.CodeUnavailable, err.Error())
 		return
 	}
 	ev := event{kind: evHTTP, req: r, resp: newGatedResponse(), done: make(chan struct{}), chain: chain}
@@ -534,7 +536,7 @@ func (s *Stub) serve(w http.ResponseWriter, r *http.Request, chain []ID) {
 	}
 	e.release()
 	if err != nil {
-		WriteError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+		WriteError(w, http.StatusServiceUnavailable, protocol.CodeUnavailable, err.Error())
 		return
 	}
 	select {
@@ -545,7 +547,7 @@ func (s *Stub) serve(w http.ResponseWriter, r *http.Request, chain []ID) {
 		go func() {
 			<-ev.done
 			if ev.resp.socket != nil {
-				ev.resp.socket.terminate(CloseAbnormal, "client gone before upgrade")
+				ev.resp.socket.terminate(protocol.CloseAbnormal, "client gone before upgrade")
 			}
 		}()
 		return
@@ -553,12 +555,12 @@ func (s *Stub) serve(w http.ResponseWriter, r *http.Request, chain []ID) {
 	resp := ev.resp
 	if resp.failed != nil {
 		if resp.socket != nil {
-			resp.socket.terminate(CloseInternalError, "commit failed")
+			resp.socket.terminate(protocol.CloseInternalError, "commit failed")
 		}
 		if errors.Is(resp.failed, storage.ErrNotWritten) {
 			w.Header().Set(HeaderNotServed, "1")
 		}
-		WriteError(w, http.StatusServiceUnavailable, "unavailable", resp.failed.Error())
+		WriteError(w, http.StatusServiceUnavailable, protocol.CodeUnavailable, resp.failed.Error())
 		return
 	}
 	if resp.socket != nil {
@@ -566,7 +568,7 @@ func (s *Stub) serve(w http.ResponseWriter, r *http.Request, chain []ID) {
 		conn, err := rt.upgrader.Upgrade(hj, r, nil)
 		if err != nil {
 			// Upgrade has already answered the client.
-			resp.socket.terminate(CloseAbnormal, "upgrade failed")
+			resp.socket.terminate(protocol.CloseAbnormal, "upgrade failed")
 			return
 		}
 		resp.socket.start(conn, hj.Conn, hj.Reader)
@@ -587,7 +589,7 @@ func ReadBody(w http.ResponseWriter, r *http.Request, max int64, timeout time.Du
 		return []byte{}, true
 	}
 	if r.ContentLength > max {
-		WriteError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("request body over %d bytes", max))
+		WriteError(w, http.StatusRequestEntityTooLarge, protocol.CodeTooLarge, fmt.Sprintf("request body over %d bytes", max))
 		return nil, false
 	}
 	rc := http.NewResponseController(w)
@@ -611,7 +613,7 @@ func ReadBody(w http.ResponseWriter, r *http.Request, max int64, timeout time.Du
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
 	if err != nil && abort != nil && abort.Err() != nil {
 		w.Header().Set("Connection", "close")
-		WriteError(w, http.StatusServiceUnavailable, "unavailable", "the server is shutting down; send the request again")
+		WriteError(w, http.StatusServiceUnavailable, protocol.CodeUnavailable, "the server is shutting down; send the request again")
 		return nil, false
 	}
 	if err != nil {
@@ -625,13 +627,13 @@ func ReadBody(w http.ResponseWriter, r *http.Request, max int64, timeout time.Du
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
-		WriteError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("request body over %d bytes", max))
+		WriteError(w, http.StatusRequestEntityTooLarge, protocol.CodeTooLarge, fmt.Sprintf("request body over %d bytes", max))
 		return nil, false
 	case isTimeout(err):
-		WriteError(w, http.StatusRequestTimeout, "request_timeout", fmt.Sprintf("request body not sent within %s", timeout))
+		WriteError(w, http.StatusRequestTimeout, protocol.CodeRequestTimeout, fmt.Sprintf("request body not sent within %s", timeout))
 		return nil, false
 	case err != nil:
-		WriteError(w, http.StatusBadRequest, "bad_request", "request body broke off: "+err.Error())
+		WriteError(w, http.StatusBadRequest, protocol.CodeBadRequest, "request body broke off: "+err.Error())
 		return nil, false
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
@@ -690,11 +692,9 @@ const HeaderRuntimeError = "X-Holocron-Runtime-Error"
 // error body {"code","message"}, HeaderRuntimeError, and Retry-After on a
 // 503.
 func WriteError(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set(HeaderRuntimeError, code)
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}
-	w.WriteHeader(status)
-	fmt.Fprintf(w, "{\"code\":%q,\"message\":%q}\n", code, msg)
+	protocol.WriteHTTPError(w, status, &protocol.Error{Code: code, Message: msg})
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/holocron-run/holocron/protocol"
+
 	"github.com/gorilla/websocket"
 
 	"github.com/holocron-run/holocron/runtime"
@@ -303,7 +305,7 @@ func TestForgetAndRestoreReplaceTheObjectsState(t *testing.T) {
 	if err := ns.Restore(ctx, saved); err != nil {
 		t.Fatalf("Restore: %v", err)
 	}
-	if _, err := ws.TryRead(); !websocket.IsCloseError(err, runtime.CloseServiceRestart) {
+	if _, err := ws.TryRead(); !websocket.IsCloseError(err, protocol.CloseMoved) {
 		t.Fatalf("socket after restore: %v, want close 1012", err)
 	}
 	if _, f := s.Do("GET", "/objects/Counter/a/", nil); f["n"] != float64(3) {
@@ -320,7 +322,7 @@ func TestForgetAndRestoreReplaceTheObjectsState(t *testing.T) {
 	if err := ns.Forget(ctx, id); err != nil {
 		t.Fatalf("Forget: %v", err)
 	}
-	if _, err := ws.TryRead(); !websocket.IsCloseError(err, runtime.CloseNormal) {
+	if _, err := ws.TryRead(); !websocket.IsCloseError(err, protocol.CloseNormal) {
 		t.Fatalf("socket after forget: %v, want close 1000", err)
 	}
 	if _, ok, err := s.Store.ExportObject(storage.ObjectID(id)); ok || err != nil {
@@ -389,7 +391,7 @@ func TestSlowConsumerIsClosedWith1013(t *testing.T) {
 		if err == nil {
 			continue
 		}
-		if !websocket.IsCloseError(err, runtime.CloseTryAgainLater) {
+		if !websocket.IsCloseError(err, protocol.CloseTryAgainLater) {
 			t.Fatalf("slow socket ended with %v, want close 1013", err)
 		}
 		break

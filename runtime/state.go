@@ -7,6 +7,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/holocron-run/holocron/protocol"
+
 	"github.com/gorilla/websocket"
 )
 
@@ -78,7 +80,7 @@ func (s *State) AcceptWebSocket(w http.ResponseWriter, r *http.Request, tags ...
 	if !e.rt.admit(ws) {
 		// Over a socket limit: the client gets the upgrade and at once a
 		// close it can read (browsers cannot see an HTTP refusal).
-		ws.queue = append(ws.queue, outFrame{close: true, code: ClosePolicy, reason: "too many sockets"})
+		ws.queue = append(ws.queue, outFrame{close: true, code: protocol.ClosePolicy, reason: "too many sockets"})
 		ws.closing = true
 		ws.wake <- struct{}{}
 	}

@@ -12,21 +12,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/holocron-run/holocron/protocol"
+
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
 
 	"github.com/holocron-run/holocron/internal/corkconn"
-)
-
-// Close codes the runtime itself uses. Objects may close with any valid code.
-const (
-	CloseNormal         = websocket.CloseNormalClosure   // 1000
-	CloseGoingAway      = websocket.CloseGoingAway       // 1001: node shutting down
-	CloseAbnormal       = websocket.CloseAbnormalClosure // 1006: no close frame
-	CloseTooBig         = websocket.CloseMessageTooBig   // 1009
-	CloseInternalError  = websocket.CloseInternalServerErr
-	CloseServiceRestart = websocket.CloseServiceRestart // 1012: object moved
-	CloseTryAgainLater  = websocket.CloseTryAgainLater  // 1013: overloaded
 )
 
 // MaxAttachmentSize bounds a socket's attachment, which lives in memory for
@@ -246,7 +237,7 @@ func (ws *WebSocket) ping() {
 	if ws.entry.rt.sinceStart()-time.Duration(ws.heard.Load()) > 2*interval {
 		// Silent for two intervals (an active reader's deadline says the
 		// same; a parked socket has no reader to notice).
-		ws.terminate(CloseAbnormal, "")
+		ws.terminate(protocol.CloseAbnormal, "")
 		return
 	}
 	ws.mu.Lock()
@@ -268,7 +259,7 @@ func (ws *WebSocket) start(conn *websocket.Conn, cork *corkconn.Conn, br *bufio.
 	ws.conn, ws.cork = conn, cork
 	if p := ws.principal; p != nil && !p.Expires.IsZero() {
 		ws.expiry = time.AfterFunc(time.Until(p.Expires), func() {
-			ws.enqueue(outFrame{close: true, code: CloseAuthExpired, reason: "token expired"})
+			ws.enqueue(outFrame{close: true, code: protocol.CloseAuthFailed, reason: "token expired"})
 		})
 	}
 	ws.pinger = time.AfterFunc(ws.entry.rt.opts.PingInterval, ws.ping)
@@ -422,13 +413,13 @@ func (r *socketReader) deadline() {
 
 // fail ends the socket after NextReader failed.
 func (r *socketReader) fail(err error) {
-	code, reason := CloseAbnormal, ""
+	code, reason := protocol.CloseAbnormal, ""
 	var ce *websocket.CloseError
 	if errors.As(err, &ce) {
 		code, reason = ce.Code, ce.Text
 	}
 	if errors.Is(err, websocket.ErrReadLimit) {
-		code, reason = CloseTooBig, "message too big"
+		code, reason = protocol.CloseTooBig, "message too big"
 	}
 	r.ws.terminate(code, reason)
 }
@@ -445,7 +436,7 @@ func (r *socketReader) handle(typ int, msg io.Reader) bool {
 		// mailbox, so a flooder does not delay the object's other
 		// clients; the client is told, cheaply, from a ready frame.
 		if _, err := io.Copy(io.Discard, msg); err != nil {
-			ws.terminate(CloseAbnormal, err.Error())
+			ws.terminate(protocol.CloseAbnormal, err.Error())
 			return false
 		}
 		rt.metrics.wsRateLimited.Inc()
@@ -465,9 +456,9 @@ func (r *socketReader) handle(typ int, msg io.Reader) bool {
 		}
 	}
 	if err != nil {
-		code := CloseAbnormal
+		code := protocol.CloseAbnormal
 		if errors.Is(err, websocket.ErrReadLimit) {
-			code = CloseTooBig
+			code = protocol.CloseTooBig
 		}
 		ws.terminate(code, err.Error())
 		return false
@@ -522,7 +513,7 @@ func (ws *WebSocket) writeLoop() {
 			// Too far behind: what is queued is dropped and the client
 			// told to come back later; nothing more is queued.
 			ws.overflow, ws.closing = false, true
-			batch = append(batch[:0], outFrame{close: true, code: CloseTryAgainLater, reason: "slow consumer"})
+			batch = append(batch[:0], outFrame{close: true, code: protocol.CloseTryAgainLater, reason: "slow consumer"})
 		}
 		ws.mu.Unlock()
 		if len(batch) > 1 {

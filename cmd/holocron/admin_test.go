@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/holocron-run/holocron/objects/protocol"
+	"github.com/holocron-run/holocron/protocol"
 )
 
 // TestAdminEndpointsNeedTheAdminToken: with -admin-token every operator

@@ -13,7 +13,8 @@ import (
 	"context"
 	"errors"
 
-	"github.com/holocron-run/holocron/objects/protocol"
+	"github.com/holocron-run/holocron/objects/frame"
+	"github.com/holocron-run/holocron/protocol"
 	"github.com/holocron-run/holocron/runtime"
 )
 
@@ -80,7 +81,7 @@ var (
 type request struct {
 	ws      *runtime.WebSocket
 	session *session // the socket's session before this request
-	frame   *protocol.Frame
+	frame   *frame.Frame
 	// roomID is the request's validated roomId, once known, for failure frames.
 	roomID  string
 	effects []func()
@@ -98,7 +99,7 @@ func (r *request) reply(v any) {
 // OnMessage handles one client frame.
 func (l *Lobby) OnMessage(ctx context.Context, ws *runtime.WebSocket, msg runtime.Message) {
 	sock := l.socket(ws)
-	f, perr := protocol.DecodeFrame(msg.Data, msg.Binary)
+	f, perr := frame.DecodeFrame(msg.Data, msg.Binary)
 	if perr != nil {
 		typ := ""
 		if f != nil && perr.Code != protocol.CodeUnknownType {

@@ -3,7 +3,7 @@ package chatlobby
 import (
 	"encoding/json"
 
-	"github.com/holocron-run/holocron/objects/protocol"
+	"github.com/holocron-run/holocron/protocol"
 )
 
 // Client frame types (PROTOCOL.md, ChatLobby table).

@@ -4,7 +4,8 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/holocron-run/holocron/objects/protocol"
+	"github.com/holocron-run/holocron/objects/frame"
+	"github.com/holocron-run/holocron/protocol"
 	"github.com/holocron-run/holocron/runtime"
 )
 
@@ -41,8 +42,8 @@ func (l *Lobby) joinRoom(r *request) error {
 		if perr != nil {
 			return perr
 		}
-		if n := protocol.RuneCount(name); n < 1 || n > protocol.MaxNameRunes {
-			return protocol.Errorf(protocol.CodeInvalidField, "playerName must be 1..%d characters", protocol.MaxNameRunes)
+		if n := frame.RuneCount(name); n < 1 || n > frame.MaxNameRunes {
+			return protocol.Errorf(protocol.CodeInvalidField, "playerName must be 1..%d characters", frame.MaxNameRunes)
 		}
 		sess.PlayerID, sess.PlayerName = playerID, name
 	}
@@ -78,7 +79,7 @@ func (l *Lobby) joinRoom(r *request) error {
 			SenderID:   playerID,
 			SenderName: sess.PlayerName,
 			Content:    sess.PlayerName + " joined the room",
-			Timestamp:  protocol.Timestamp(l.state.Now()),
+			Timestamp:  frame.Timestamp(l.state.Now()),
 			Type:       MessageJoin,
 		}); err != nil {
 			return err
@@ -175,7 +176,7 @@ func (l *Lobby) departed(ws *runtime.WebSocket, s *session, roomID string) (func
 		SenderID:   s.PlayerID,
 		SenderName: s.PlayerName,
 		Content:    s.PlayerName + " left the room",
-		Timestamp:  protocol.Timestamp(l.state.Now()),
+		Timestamp:  frame.Timestamp(l.state.Now()),
 		Type:       MessageLeave,
 	}); err != nil {
 		return nil, err
@@ -200,7 +201,7 @@ func (l *Lobby) sendMessage(r *request) error {
 	if perr != nil {
 		return perr
 	}
-	if n := protocol.RuneCount(content); n < 1 || n > maxContentRunes {
+	if n := frame.RuneCount(content); n < 1 || n > maxContentRunes {
 		return protocol.Errorf(protocol.CodeInvalidField, "content must be 1..%d characters", maxContentRunes)
 	}
 	if strings.TrimFunc(content, unicode.IsSpace) == "" {
@@ -211,7 +212,7 @@ func (l *Lobby) sendMessage(r *request) error {
 		return perr
 	}
 	if idempotent {
-		if n := protocol.RuneCount(clientMsgID); n < 1 || n > maxClientMsgIDRunes {
+		if n := frame.RuneCount(clientMsgID); n < 1 || n > maxClientMsgIDRunes {
 			return protocol.Errorf(protocol.CodeInvalidField, "clientMsgId must be 1..%d characters", maxClientMsgIDRunes)
 		}
 	}
@@ -242,7 +243,7 @@ func (l *Lobby) sendMessage(r *request) error {
 		SenderID:    playerID,
 		SenderName:  r.session.PlayerName,
 		Content:     content,
-		Timestamp:   protocol.Timestamp(l.state.Now()),
+		Timestamp:   frame.Timestamp(l.state.Now()),
 		Type:        MessageText,
 		ClientMsgID: clientMsgID,
 	})
@@ -303,7 +304,7 @@ func (l *Lobby) getHistory(r *request) error {
 }
 
 // selectionFromFrame reads get_history's limit, before and after.
-func selectionFromFrame(f *protocol.Frame) (selection, *protocol.Error) {
+func selectionFromFrame(f *frame.Frame) (selection, *protocol.Error) {
 	sel := selection{Limit: defaultHistoryLimit}
 	if n, ok, err := f.OptInt("limit", 1, maxHistoryLimit); err != nil {
 		return sel, err
@@ -324,7 +325,7 @@ func selectionFromFrame(f *protocol.Frame) (selection, *protocol.Error) {
 }
 
 // optPlayerID reads a playerId that a frame may carry without needing it.
-func optPlayerID(f *protocol.Frame) (string, bool, *protocol.Error) {
+func optPlayerID(f *frame.Frame) (string, bool, *protocol.Error) {
 	if !f.Has("playerId") {
 		return "", false, nil
 	}

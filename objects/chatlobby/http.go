@@ -7,7 +7,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/holocron-run/holocron/objects/protocol"
+	"github.com/holocron-run/holocron/objects/frame"
+	"github.com/holocron-run/holocron/protocol"
 	"github.com/holocron-run/holocron/runtime"
 )
 
@@ -123,7 +124,7 @@ func (l *Lobby) listRooms() (int, any, error) {
 // createRoom handles POST /rooms {roomId (or id), name, maxParticipants?,
 // isPrivate?, allowedPlayers?}.
 func (l *Lobby) createRoom(r *http.Request) (int, any, error) {
-	f, perr := protocol.DecodeHTTPBody(r)
+	f, perr := frame.DecodeHTTPBody(r)
 	if perr != nil {
 		return 0, nil, perr
 	}
@@ -135,7 +136,7 @@ func (l *Lobby) createRoom(r *http.Request) (int, any, error) {
 	if perr != nil {
 		return 0, nil, perr
 	}
-	if !protocol.ValidRoomID(roomID) {
+	if !frame.ValidRoomID(roomID) {
 		return 0, nil, protocol.Errorf(protocol.CodeInvalidField, "%s must match [A-Za-z0-9_-]{1,64}", idField)
 	}
 	if f.Has("roomId") && f.Has("id") {
@@ -147,8 +148,8 @@ func (l *Lobby) createRoom(r *http.Request) (int, any, error) {
 	if perr != nil {
 		return 0, nil, perr
 	}
-	if n := protocol.RuneCount(name); n < 1 || n > protocol.MaxNameRunes {
-		return 0, nil, protocol.Errorf(protocol.CodeInvalidField, "name must be 1..%d characters", protocol.MaxNameRunes)
+	if n := frame.RuneCount(name); n < 1 || n > frame.MaxNameRunes {
+		return 0, nil, protocol.Errorf(protocol.CodeInvalidField, "name must be 1..%d characters", frame.MaxNameRunes)
 	}
 	maxParticipants, given, perr := f.OptInt("maxParticipants", minMaxParticipants, maxMaxParticipants)
 	if perr != nil {
@@ -175,7 +176,7 @@ func (l *Lobby) createRoom(r *http.Request) (int, any, error) {
 	} else if n >= l.opts.MaxRooms {
 		return 0, nil, protocol.Errorf(protocol.CodeLimitExceeded, "the lobby holds its maximum of %d rooms", l.opts.MaxRooms)
 	}
-	now := protocol.Timestamp(l.state.Now())
+	now := frame.Timestamp(l.state.Now())
 	room := &roomRecord{
 		ID:              roomID,
 		Name:            name,
@@ -193,7 +194,7 @@ func (l *Lobby) createRoom(r *http.Request) (int, any, error) {
 
 // allowedPlayers reads the optional allowedPlayers list: distinct player
 // ids, at least one, on private rooms only.
-func allowedPlayers(f *protocol.Frame, private bool) ([]string, *protocol.Error) {
+func allowedPlayers(f *frame.Frame, private bool) ([]string, *protocol.Error) {
 	raw, ok := f.Raw("allowedPlayers")
 	if !ok {
 		return nil, nil
@@ -208,7 +209,7 @@ func allowedPlayers(f *protocol.Frame, private bool) ([]string, *protocol.Error)
 	seen := make(map[string]bool, len(list))
 	out := list[:0]
 	for _, p := range list {
-		if p == "" || protocol.RuneCount(p) > 64 {
+		if p == "" || frame.RuneCount(p) > 64 {
 			return nil, protocol.Errorf(protocol.CodeInvalidField, "allowedPlayers must hold player ids of 1..64 characters")
 		}
 		if !seen[p] {
@@ -259,7 +260,7 @@ func (l *Lobby) roomMessages(roomID string, r *http.Request) (int, any, error) {
 
 // httpRoom validates a room id from a path and loads the room.
 func (l *Lobby) httpRoom(roomID string) (*roomRecord, error) {
-	if !protocol.ValidRoomID(roomID) {
+	if !frame.ValidRoomID(roomID) {
 		return nil, protocol.Errorf(protocol.CodeInvalidField, "room id must match [A-Za-z0-9_-]{1,64}")
 	}
 	return l.mustRoom(roomID)

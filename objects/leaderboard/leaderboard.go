@@ -19,7 +19,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/holocron-run/holocron/objects/protocol"
+	"github.com/holocron-run/holocron/objects/frame"
+	"github.com/holocron-run/holocron/protocol"
 	"github.com/holocron-run/holocron/runtime"
 )
 
@@ -110,7 +111,7 @@ func (b *Board) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			protocol.WriteHTTPError(w, http.StatusUpgradeRequired, protocol.Errorf(protocol.CodeInvalidField, "%v", err))
 		}
 	case path == "/scores" && r.Method == http.MethodPost:
-		f, perr := protocol.DecodeHTTPBody(r)
+		f, perr := frame.DecodeHTTPBody(r)
 		if perr != nil {
 			protocol.WriteHTTPError(w, http.StatusBadRequest, perr)
 			return
@@ -135,7 +136,7 @@ func (b *Board) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e, err := b.rank(strings.TrimPrefix(path, "/rank/"))
 		b.reply(w, http.StatusOK, e, err)
 	case path == "/season" && r.Method == http.MethodPost:
-		f, perr := protocol.DecodeHTTPBody(r)
+		f, perr := frame.DecodeHTTPBody(r)
 		if perr != nil {
 			protocol.WriteHTTPError(w, http.StatusBadRequest, perr)
 			return
@@ -194,7 +195,7 @@ func (b *Board) topN(raw string) (int, error) {
 
 // submit records a score if it beats the player's best, in one transaction,
 // and tells the live sockets when the top changed.
-func (b *Board) submit(f *protocol.Frame, principal runtime.Principal) (*Entry, error) {
+func (b *Board) submit(f *frame.Frame, principal runtime.Principal) (*Entry, error) {
 	playerID, perr := f.PlayerID()
 	if perr != nil {
 		return nil, perr
@@ -209,8 +210,8 @@ func (b *Board) submit(f *protocol.Frame, principal runtime.Principal) (*Entry, 
 	if principal.Name != "" {
 		name = principal.Name
 	}
-	if n := protocol.RuneCount(name); n < 1 || n > protocol.MaxNameRunes {
-		return nil, protocol.Errorf(protocol.CodeInvalidField, "playerName must be 1..%d characters", protocol.MaxNameRunes)
+	if n := frame.RuneCount(name); n < 1 || n > frame.MaxNameRunes {
+		return nil, protocol.Errorf(protocol.CodeInvalidField, "playerName must be 1..%d characters", frame.MaxNameRunes)
 	}
 	score, perr := f.Number("score")
 	if perr != nil {
@@ -240,7 +241,7 @@ func (b *Board) record(playerID, name string, score float64) (*Entry, error) {
 				return err
 			}
 		}
-		e := Entry{PlayerID: playerID, PlayerName: name, Score: score, At: protocol.Timestamp(b.state.Now())}
+		e := Entry{PlayerID: playerID, PlayerName: name, Score: score, At: frame.Timestamp(b.state.Now())}
 		if err := runtime.PutJSON(tx, prefixScore+playerID, e); err != nil {
 			return err
 		}
@@ -324,8 +325,8 @@ func (b *Board) postResults(w http.ResponseWriter, r *http.Request) {
 	out := GameResultsAnswer{Game: in.Game, Recorded: !seen, Entries: []Entry{}}
 	if !seen {
 		for _, s := range in.Scores {
-			if n := protocol.RuneCount(s.PlayerID); n < 1 || n > 64 || math.IsNaN(s.Score) || math.IsInf(s.Score, 0) ||
-				protocol.RuneCount(s.PlayerName) < 1 || protocol.RuneCount(s.PlayerName) > protocol.MaxNameRunes {
+			if n := frame.RuneCount(s.PlayerID); n < 1 || n > 64 || math.IsNaN(s.Score) || math.IsInf(s.Score, 0) ||
+				frame.RuneCount(s.PlayerName) < 1 || frame.RuneCount(s.PlayerName) > frame.MaxNameRunes {
 				protocol.WriteHTTPError(w, http.StatusBadRequest, protocol.Errorf(protocol.CodeInvalidField, "a score of game %s is malformed", in.Game))
 				return
 			}
@@ -359,7 +360,7 @@ func (b *Board) ensureSeason(tx *runtime.Storage) error {
 	s := season{Number: 1}
 	if b.opts.SeasonLength > 0 {
 		end := b.state.Now().Add(b.opts.SeasonLength)
-		s.EndsAt = protocol.Timestamp(end)
+		s.EndsAt = frame.Timestamp(end)
 		if err := tx.SetAlarm(end); err != nil {
 			return err
 		}
@@ -379,7 +380,7 @@ func (b *Board) startSeason(d time.Duration) (*season, error) {
 			return err
 		}
 		end := b.state.Now().Add(d)
-		cur.EndsAt = protocol.Timestamp(end)
+		cur.EndsAt = frame.Timestamp(end)
 		s = cur
 		if err := tx.SetAlarm(end); err != nil {
 			return err
@@ -409,7 +410,7 @@ func (b *Board) OnAlarm(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	archived, err := json.Marshal(map[string]any{"season": cur.Number, "endedAt": protocol.Timestamp(b.state.Now()), "entries": final})
+	archived, err := json.Marshal(map[string]any{"season": cur.Number, "endedAt": frame.Timestamp(b.state.Now()), "entries": final})
 	if err != nil {
 		return err
 	}
@@ -430,7 +431,7 @@ func (b *Board) OnAlarm(ctx context.Context) error {
 	next := season{Number: cur.Number + 1}
 	if b.opts.SeasonLength > 0 {
 		end := b.state.Now().Add(b.opts.SeasonLength)
-		next.EndsAt = protocol.Timestamp(end)
+		next.EndsAt = frame.Timestamp(end)
 		if err := st.SetAlarm(end); err != nil {
 			return err
 		}
@@ -497,7 +498,7 @@ func (b *Board) broadcast(v any) {
 // OnMessage handles {"type":"submit_score",playerId,playerName,score},
 // {"type":"get_top",n?} and {"type":"ping"} from live sockets.
 func (b *Board) OnMessage(ctx context.Context, ws *runtime.WebSocket, msg runtime.Message) {
-	f, perr := protocol.DecodeFrame(msg.Data, msg.Binary)
+	f, perr := frame.DecodeFrame(msg.Data, msg.Binary)
 	if perr != nil {
 		b.sendError(ws, "", perr)
 		return

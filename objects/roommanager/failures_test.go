@@ -9,8 +9,9 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/holocron-run/holocron/objects/protocol"
+	"github.com/holocron-run/holocron/objects/frame"
 	"github.com/holocron-run/holocron/objects/roommanager"
+	"github.com/holocron-run/holocron/protocol"
 	"github.com/holocron-run/holocron/runtime"
 	"github.com/holocron-run/holocron/runtime/runtimetest"
 )
@@ -130,7 +131,7 @@ func (fx *fixture) run(t *testing.T, cases []failureCase) {
 				}
 				// A failure names the room once the handler validated it:
 				// not for frames refused before (unknown type).
-				if id, ok := msg["roomId"].(string); ok && protocol.ValidRoomID(id) && tc.code != protocol.CodeUnknownType {
+				if id, ok := msg["roomId"].(string); ok && frame.ValidRoomID(id) && tc.code != protocol.CodeUnknownType {
 					wantRoomID = id
 				}
 				c.Send(msg)
@@ -176,7 +177,7 @@ func TestMalformedFramesAreRejected(t *testing.T) {
 	t.Parallel()
 	fx := newFixture(t)
 	long := strings.Repeat("x", 65)
-	oversize := `{"type":"ping","pad":"` + strings.Repeat("x", protocol.MaxMessageBytes) + `"}`
+	oversize := `{"type":"ping","pad":"` + strings.Repeat("x", frame.MaxMessageBytes) + `"}`
 	fx.run(t, []failureCase{
 		{name: "invalid JSON is invalid_json", from: "alice", raw: `{"type":`, want: "error", code: "invalid_json"},
 		{name: "empty message is invalid_json", from: "alice", raw: ``, want: "error", code: "invalid_json"},
@@ -205,7 +206,7 @@ func TestFrameAtSizeLimitIsAccepted(t *testing.T) {
 	s := start(t, runtime.Options{})
 	c := dial(s)
 	head, tail := `{"type":"ping","requestId":"big","pad":"`, `"}`
-	msg := head + strings.Repeat("x", protocol.MaxMessageBytes-len(head)-len(tail)) + tail
+	msg := head + strings.Repeat("x", frame.MaxMessageBytes-len(head)-len(tail)) + tail
 	c.SendRaw(websocket.TextMessage, []byte(msg))
 	want(t, c.Expect("pong"), fields{"requestId": "big"})
 }

@@ -3,7 +3,7 @@ package roommanager
 import (
 	"encoding/json"
 
-	"github.com/holocron-run/holocron/objects/protocol"
+	"github.com/holocron-run/holocron/protocol"
 )
 
 // Client message types (PROTOCOL.md "RoomManager").

@@ -5,7 +5,8 @@ import (
 	"encoding/json"
 	"time"
 
-	"github.com/holocron-run/holocron/objects/protocol"
+	"github.com/holocron-run/holocron/objects/frame"
+	"github.com/holocron-run/holocron/protocol"
 	"github.com/holocron-run/holocron/runtime"
 )
 
@@ -13,7 +14,7 @@ import (
 type request struct {
 	ws        *runtime.WebSocket
 	who       identity // the socket's player; zero before its first join
-	frame     *protocol.Frame
+	frame     *frame.Frame
 	typ       string // frame type, when it has one
 	requestID string
 	roomID    string // once validated, for failure frames
@@ -108,8 +109,8 @@ func (m *Manager) joinRoom(req *request) error {
 		if name, perr = req.frame.String("playerName"); perr != nil {
 			return perr
 		}
-		if n := protocol.RuneCount(name); n < 1 || n > protocol.MaxNameRunes {
-			return protocol.Errorf(protocol.CodeInvalidField, "playerName must be 1..%d characters", protocol.MaxNameRunes)
+		if n := frame.RuneCount(name); n < 1 || n > frame.MaxNameRunes {
+			return protocol.Errorf(protocol.CodeInvalidField, "playerName must be 1..%d characters", frame.MaxNameRunes)
 		}
 	}
 	spectator, perr := req.frame.OptBool("spectator")
@@ -337,7 +338,7 @@ func (m *Manager) gameAction(req *request) error {
 	if perr != nil {
 		return perr
 	}
-	if n := protocol.RuneCount(action); n < 1 || n > MaxActionRunes {
+	if n := frame.RuneCount(action); n < 1 || n > MaxActionRunes {
 		return protocol.Errorf(protocol.CodeInvalidField, "action must be 1..%d characters", MaxActionRunes)
 	}
 	data := json.RawMessage("null")

@@ -8,7 +8,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/holocron-run/holocron/objects/protocol"
+	"github.com/holocron-run/holocron/objects/frame"
+	"github.com/holocron-run/holocron/protocol"
 	"github.com/holocron-run/holocron/runtime"
 	"github.com/holocron-run/holocron/runtime/gateway"
 )
@@ -73,7 +74,7 @@ func (m *Manager) internalError(w http.ResponseWriter, err error) {
 
 // createRoom is POST /rooms.
 func (m *Manager) createRoom(w http.ResponseWriter, r *http.Request) {
-	body, perr := protocol.DecodeHTTPBody(r)
+	body, perr := frame.DecodeHTTPBody(r)
 	if perr != nil {
 		status := http.StatusBadRequest
 		if perr.Code == protocol.CodeTooLarge {
@@ -121,7 +122,7 @@ func (m *Manager) createRoom(w http.ResponseWriter, r *http.Request) {
 }
 
 // parseRoom validates a create request into a new waiting room.
-func parseRoom(body *protocol.Frame) (*roomRecord, *protocol.Error) {
+func parseRoom(body *frame.Frame) (*roomRecord, *protocol.Error) {
 	id, perr := roomIDOf(body)
 	if perr != nil {
 		return nil, perr
@@ -130,8 +131,8 @@ func parseRoom(body *protocol.Frame) (*roomRecord, *protocol.Error) {
 	if perr != nil {
 		return nil, perr
 	}
-	if n := protocol.RuneCount(name); n < 1 || n > protocol.MaxNameRunes {
-		return nil, protocol.Errorf(protocol.CodeInvalidField, "name must be 1..%d characters", protocol.MaxNameRunes)
+	if n := frame.RuneCount(name); n < 1 || n > frame.MaxNameRunes {
+		return nil, protocol.Errorf(protocol.CodeInvalidField, "name must be 1..%d characters", frame.MaxNameRunes)
 	}
 	gameType, perr := body.String("gameType")
 	if perr != nil {
@@ -166,7 +167,7 @@ func parseRoom(body *protocol.Frame) (*roomRecord, *protocol.Error) {
 
 // roomIDOf returns the new room's id: roomId, or its alias id; given both,
 // they must agree.
-func roomIDOf(body *protocol.Frame) (string, *protocol.Error) {
+func roomIDOf(body *frame.Frame) (string, *protocol.Error) {
 	var id string
 	var given bool
 	for _, field := range []string{"roomId", "id"} {
@@ -176,7 +177,7 @@ func roomIDOf(body *protocol.Frame) (string, *protocol.Error) {
 			return "", perr
 		case !present:
 			continue
-		case !protocol.ValidRoomID(v):
+		case !frame.ValidRoomID(v):
 			return "", protocol.Errorf(protocol.CodeInvalidField, "%s must match [A-Za-z0-9_-]{1,64}", field)
 		case given && v != id:
 			return "", protocol.Errorf(protocol.CodeInvalidField, "roomId and id differ")
@@ -255,7 +256,7 @@ func (m *Manager) listRooms(w http.ResponseWriter) {
 
 // getRoom is GET /rooms/{id}.
 func (m *Manager) getRoom(w http.ResponseWriter, id string) {
-	if !protocol.ValidRoomID(id) {
+	if !frame.ValidRoomID(id) {
 		protocol.WriteHTTPError(w, http.StatusBadRequest, protocol.Errorf(protocol.CodeInvalidField, "room id must match [A-Za-z0-9_-]{1,64}"))
 		return
 	}

@@ -28,8 +28,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/holocron-run/holocron/objects/frame"
 	"github.com/holocron-run/holocron/objects/leaderboard"
-	"github.com/holocron-run/holocron/objects/protocol"
+	"github.com/holocron-run/holocron/protocol"
 	"github.com/holocron-run/holocron/runtime"
 )
 
@@ -197,7 +198,7 @@ func encode(frame any) []byte {
 // failure, and handlers touch sockets and send frames only once every
 // fallible step is behind them.
 func (m *Manager) OnMessage(ctx context.Context, ws *runtime.WebSocket, msg runtime.Message) {
-	frame, perr := protocol.DecodeFrame(msg.Data, msg.Binary)
+	frame, perr := frame.DecodeFrame(msg.Data, msg.Binary)
 	req := &request{ws: ws, who: identityOf(ws)}
 	if frame != nil {
 		req.frame, req.typ, req.requestID = frame, frame.Type, frame.RequestID

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/holocron-run/holocron/objects/protocol"
+	"github.com/holocron-run/holocron/objects/frame"
 	"github.com/holocron-run/holocron/runtime"
 )
 
@@ -169,7 +169,7 @@ func timestamp(t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
-	return protocol.Timestamp(t)
+	return frame.Timestamp(t)
 }
 
 // rooms is the typed view of one object's storage.

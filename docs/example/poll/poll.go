@@ -19,6 +19,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/holocron-run/holocron/protocol"
+
 	"github.com/holocron-run/holocron/runtime"
 )
 
@@ -334,7 +336,7 @@ func (p *Poll) accept(w http.ResponseWriter, r *http.Request) error {
 	}
 	// From here on the answer is the upgrade: report problems on the socket.
 	if err := ws.SetAttachment(session{Voter: voter}); err != nil {
-		ws.Close(runtime.CloseInternalError, "attachment")
+		ws.Close(protocol.CloseInternalError, "attachment")
 		return nil
 	}
 	s, _ := p.snapshot()

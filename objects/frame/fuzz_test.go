@@ -1,4 +1,4 @@
-package protocol_test
+package frame_test
 
 import (
 	"bytes"
@@ -6,7 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/holocron-run/holocron/objects/protocol"
+	"github.com/holocron-run/holocron/objects/frame"
+	"github.com/holocron-run/holocron/protocol"
 )
 
 // FuzzDecodeFrame checks DecodeFrame against an independent reading of the
@@ -52,17 +53,17 @@ func FuzzDecodeFrame(f *testing.F) {
 	f.Add([]byte{0x00, 0x01, 0x02}, true)
 
 	f.Fuzz(func(t *testing.T, data []byte, binary bool) {
-		frame, err := protocol.DecodeFrame(data, binary)
+		f, err := frame.DecodeFrame(data, binary)
 
 		trimmed := bytes.TrimLeft(data, " \t\r\n")
 		isObject := !binary && json.Valid(data) && len(trimmed) > 0 && trimmed[0] == '{'
 		if !isObject {
-			if err == nil || err.Code != protocol.CodeInvalidJSON || frame != nil {
-				t.Fatalf("DecodeFrame(%q, binary=%v) = %+v, %v; want nil, invalid_json", data, binary, frame, err)
+			if err == nil || err.Code != protocol.CodeInvalidJSON || f != nil {
+				t.Fatalf("DecodeFrame(%q, binary=%v) = %+v, %v; want nil, invalid_json", data, binary, f, err)
 			}
 			return
 		}
-		if frame == nil {
+		if f == nil {
 			t.Fatalf("DecodeFrame(%q) returned no frame for a JSON object (err %v)", data, err)
 		}
 
@@ -76,55 +77,55 @@ func FuzzDecodeFrame(f *testing.F) {
 		typ, typeIsString := members["type"].(string)
 		rid, ridPresent := members["requestId"]
 		ridString, ridIsString := rid.(string)
-		ridOK := !ridPresent || rid == nil || (ridIsString && protocol.RuneCount(ridString) <= protocol.MaxRequestIDRunes)
+		ridOK := !ridPresent || rid == nil || (ridIsString && frame.RuneCount(ridString) <= frame.MaxRequestIDRunes)
 
 		switch {
 		case !ridOK:
 			if err == nil || err.Code != protocol.CodeInvalidField {
 				t.Fatalf("DecodeFrame(%q) = %v; want invalid_field for requestId %v", data, err, rid)
 			}
-			if typeIsString && frame.Type != typ {
-				t.Fatalf("with a bad requestId Type = %q, want %q", frame.Type, typ)
+			if typeIsString && f.Type != typ {
+				t.Fatalf("with a bad requestId Type = %q, want %q", f.Type, typ)
 			}
 		case !typeIsString || typ == "":
-			if err == nil || err.Code != protocol.CodeUnknownType || frame.Type != "" {
-				t.Fatalf("DecodeFrame(%q) = %+v, %v; want unknown_type", data, frame, err)
+			if err == nil || err.Code != protocol.CodeUnknownType || f.Type != "" {
+				t.Fatalf("DecodeFrame(%q) = %+v, %v; want unknown_type", data, f, err)
 			}
 		default:
 			if err != nil {
 				t.Fatalf("DecodeFrame(%q) = %v; want success", data, err)
 			}
-			if frame.Type == "" || frame.Type != typ {
-				t.Fatalf("Type = %q, want %q", frame.Type, typ)
+			if f.Type == "" || f.Type != typ {
+				t.Fatalf("Type = %q, want %q", f.Type, typ)
 			}
 		}
-		if ridOK && ridIsString && frame.RequestID != ridString {
-			t.Fatalf("RequestID = %q, want %q", frame.RequestID, ridString)
+		if ridOK && ridIsString && f.RequestID != ridString {
+			t.Fatalf("RequestID = %q, want %q", f.RequestID, ridString)
 		}
-		if protocol.RuneCount(frame.RequestID) > protocol.MaxRequestIDRunes {
-			t.Fatalf("RequestID of %d code points accepted", protocol.RuneCount(frame.RequestID))
+		if frame.RuneCount(f.RequestID) > frame.MaxRequestIDRunes {
+			t.Fatalf("RequestID of %d code points accepted", frame.RuneCount(f.RequestID))
 		}
 
 		// The field helpers never panic and agree with Has and Raw on every
 		// member the frame has.
 		for name, v := range members {
-			raw, ok := frame.Raw(name)
-			if ok != (v != nil) || ok != frame.Has(name) {
-				t.Fatalf("Raw(%q) ok=%v, Has=%v for member %v", name, ok, frame.Has(name), v)
+			raw, ok := f.Raw(name)
+			if ok != (v != nil) || ok != f.Has(name) {
+				t.Fatalf("Raw(%q) ok=%v, Has=%v for member %v", name, ok, f.Has(name), v)
 			}
 			if ok && !json.Valid(raw) {
 				t.Fatalf("Raw(%q) = %q is not JSON", name, raw)
 			}
-			s, serr := frame.String(name)
+			s, serr := f.String(name)
 			if _, isString := v.(string); isString != (serr == nil) || (isString && s != v) {
 				t.Fatalf("String(%q) = %q, %v for member %#v", name, s, serr, v)
 			}
-			_, _, _ = frame.OptString(name)
-			_, _ = frame.OptBool(name)
-			_, _ = frame.Number(name)
-			_, _, _ = frame.OptInt(name, -1000, 1000)
+			_, _, _ = f.OptString(name)
+			_, _ = f.OptBool(name)
+			_, _ = f.Number(name)
+			_, _, _ = f.OptInt(name, -1000, 1000)
 		}
-		_, _ = frame.RoomID()
-		_, _ = frame.PlayerID()
+		_, _ = f.RoomID()
+		_, _ = f.PlayerID()
 	})
 }

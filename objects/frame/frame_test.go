@@ -1,4 +1,4 @@
-package protocol_test
+package frame_test
 
 import (
 	"encoding/json"
@@ -7,12 +7,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/holocron-run/holocron/objects/protocol"
+	"github.com/holocron-run/holocron/objects/frame"
+	"github.com/holocron-run/holocron/protocol"
 )
 
 func TestDecodeFrame(t *testing.T) {
-	id64 := strings.Repeat("é", protocol.MaxRequestIDRunes) // 64 code points, 128 bytes
-	id65 := strings.Repeat("x", protocol.MaxRequestIDRunes+1)
+	id64 := strings.Repeat("é", frame.MaxRequestIDRunes) // 64 code points, 128 bytes
+	id65 := strings.Repeat("x", frame.MaxRequestIDRunes+1)
 	tests := []struct {
 		name          string
 		data          string
@@ -71,7 +72,7 @@ func TestDecodeFrame(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f, err := protocol.DecodeFrame([]byte(tt.data), tt.binary)
+			f, err := frame.DecodeFrame([]byte(tt.data), tt.binary)
 			if tt.wantCode == "" {
 				if err != nil {
 					t.Fatalf("DecodeFrame(%q) error %v, want success", tt.data, err)
@@ -111,7 +112,7 @@ func TestDecodeFrameErrorMessagesAreTheSeedTexts(t *testing.T) {
 		{`{}`, false, protocol.CodeUnknownType, "Unknown message type"},
 	}
 	for _, tt := range tests {
-		_, err := protocol.DecodeFrame([]byte(tt.data), tt.binary)
+		_, err := frame.DecodeFrame([]byte(tt.data), tt.binary)
 		if err == nil || err.Code != tt.wantCode || err.Message != tt.wantMessage {
 			t.Errorf("DecodeFrame(%q, binary=%v) = %v; want %s %q", tt.data, tt.binary, err, tt.wantCode, tt.wantMessage)
 		}
@@ -134,7 +135,7 @@ func TestDecodeFrameRequestIDLimitIsInCodePointsNotBytes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := protocol.DecodeFrame([]byte(`{"type":"ping","requestId":"`+tt.id+`"}`), false)
+			_, err := frame.DecodeFrame([]byte(`{"type":"ping","requestId":"`+tt.id+`"}`), false)
 			if gotErr := err != nil; gotErr != tt.wantErr {
 				t.Errorf("error = %v, want error %v", err, tt.wantErr)
 			}
@@ -145,10 +146,10 @@ func TestDecodeFrameRequestIDLimitIsInCodePointsNotBytes(t *testing.T) {
 	}
 }
 
-// frame decodes a frame that must be valid.
-func frame(t *testing.T, data string) *protocol.Frame {
+// mustDecode decodes a frame that must be valid.
+func mustDecode(t *testing.T, data string) *frame.Frame {
 	t.Helper()
-	f, err := protocol.DecodeFrame([]byte(data), false)
+	f, err := frame.DecodeFrame([]byte(data), false)
 	if err != nil {
 		t.Fatalf("DecodeFrame(%s): %v", data, err)
 	}
@@ -182,7 +183,7 @@ func TestFrameString(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := frame(t, withFields(tt.fields))
+			f := mustDecode(t, withFields(tt.fields))
 			got, err := f.String("name")
 			if got != tt.want || errCode(err) != tt.wantCode {
 				t.Errorf("String = %q, %v; want %q, %q", got, err, tt.want, tt.wantCode)
@@ -219,7 +220,7 @@ func TestFrameOptString(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, present, err := frame(t, withFields(tt.fields)).OptString("s")
+			got, present, err := mustDecode(t, withFields(tt.fields)).OptString("s")
 			if got != tt.want || present != tt.wantPresent || errCode(err) != tt.wantCode {
 				t.Errorf("OptString = %q, %v, %v; want %q, %v, %q", got, present, err, tt.want, tt.wantPresent, tt.wantCode)
 			}
@@ -248,7 +249,7 @@ func TestValidRoomID(t *testing.T) {
 		{"emoji😀", false},
 	}
 	for _, tt := range tests {
-		if got := protocol.ValidRoomID(tt.id); got != tt.want {
+		if got := frame.ValidRoomID(tt.id); got != tt.want {
 			t.Errorf("ValidRoomID(%q) = %v, want %v", tt.id, got, tt.want)
 		}
 	}
@@ -273,7 +274,7 @@ func TestFrameRoomID(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := frame(t, withFields(tt.fields)).RoomID()
+			got, err := mustDecode(t, withFields(tt.fields)).RoomID()
 			if got != tt.want || errCode(err) != tt.wantCode {
 				t.Errorf("RoomID = %q, %v; want %q, %q", got, err, tt.want, tt.wantCode)
 			}
@@ -299,7 +300,7 @@ func TestFramePlayerID(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := frame(t, withFields(tt.fields)).PlayerID()
+			got, err := mustDecode(t, withFields(tt.fields)).PlayerID()
 			if got != tt.want || errCode(err) != tt.wantCode {
 				t.Errorf("PlayerID = %q, %v; want %q, %q", got, err, tt.want, tt.wantCode)
 			}
@@ -324,7 +325,7 @@ func TestFrameOptBool(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := frame(t, withFields(tt.fields)).OptBool("b")
+			got, err := mustDecode(t, withFields(tt.fields)).OptBool("b")
 			if got != tt.want || errCode(err) != tt.wantCode {
 				t.Errorf("OptBool = %v, %v; want %v, %q", got, err, tt.want, tt.wantCode)
 			}
@@ -361,7 +362,7 @@ func TestFrameNumber(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := frame(t, withFields(tt.fields)).Number("score")
+			got, err := mustDecode(t, withFields(tt.fields)).Number("score")
 			if got != tt.want || errCode(err) != tt.wantCode {
 				t.Errorf("Number = %v, %v; want %v, %q", got, err, tt.want, tt.wantCode)
 			}
@@ -401,7 +402,7 @@ func TestFrameOptInt(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, present, err := frame(t, withFields(tt.fields)).OptInt("n", tt.lo, tt.hi)
+			got, present, err := mustDecode(t, withFields(tt.fields)).OptInt("n", tt.lo, tt.hi)
 			if got != tt.want || present != tt.wantPresent || errCode(err) != tt.wantCode {
 				t.Errorf("OptInt(%d..%d) = %d, %v, %v; want %d, %v, %q", tt.lo, tt.hi, got, present, err, tt.want, tt.wantPresent, tt.wantCode)
 			}
@@ -413,7 +414,7 @@ func TestFrameOptInt(t *testing.T) {
 }
 
 func TestFrameHasAndRaw(t *testing.T) {
-	f := frame(t, `{"type":"ping","data":{"a":[1,2]},"nothing":null,"zero":0}`)
+	f := mustDecode(t, `{"type":"ping","data":{"a":[1,2]},"nothing":null,"zero":0}`)
 	tests := []struct {
 		name    string
 		field   string
@@ -453,7 +454,7 @@ func TestRuneCountCountsCodePoints(t *testing.T) {
 		{"\xff", 1}, // an invalid byte counts as one
 	}
 	for _, tt := range tests {
-		if got := protocol.RuneCount(tt.s); got != tt.want {
+		if got := frame.RuneCount(tt.s); got != tt.want {
 			t.Errorf("RuneCount(%q) = %d, want %d", tt.s, got, tt.want)
 		}
 	}
@@ -473,7 +474,7 @@ func TestTimestampIsUTCWithMilliseconds(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := protocol.Timestamp(tt.t)
+			got := frame.Timestamp(tt.t)
 			if got != tt.want {
 				t.Errorf("Timestamp = %q, want %q", got, tt.want)
 			}
