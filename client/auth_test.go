@@ -107,7 +107,7 @@ func TestAuthBadTokenFailsDial(t *testing.T) {
 				t.Fatal("DialChat succeeded")
 			}
 			var e *Error
-			if !errors.As(err, &e) || e.Code != CodeUnauthorized || e.Status != 401 {
+			if !errors.As(err, &e) || e.Code != protocol.CodeUnauthorized || e.Status != 401 {
 				t.Fatalf("DialChat error %v, want *Error unauthorized with HTTP 401", err)
 			}
 			if n := tap.dials(); n != 1 {
@@ -144,7 +144,7 @@ func TestAuthExpiryStopsClient(t *testing.T) {
 	for _, e := range evs {
 		switch e := e.(type) {
 		case *Error:
-			sawError = e.Code == CodeUnauthorized
+			sawError = e.Code == protocol.CodeUnauthorized
 		case *Disconnected:
 			if e.Retrying || e.Code != protocol.CloseAuthFailed {
 				t.Fatalf("Disconnected = %+v, want code 4001 and no retry", e)
@@ -157,10 +157,10 @@ func TestAuthExpiryStopsClient(t *testing.T) {
 	if !sawError || !sawFinal {
 		t.Fatalf("events %s: want an unauthorized *Error and a final Disconnected", describe(evs))
 	}
-	if !IsCode(c.Err(), CodeUnauthorized) {
+	if !IsCode(c.Err(), protocol.CodeUnauthorized) {
 		t.Fatalf("Err = %v, want unauthorized", c.Err())
 	}
-	if _, err := c.SendMessage(ctx, "brief", "still there?"); !IsCode(err, CodeUnauthorized) {
+	if _, err := c.SendMessage(ctx, "brief", "still there?"); !IsCode(err, protocol.CodeUnauthorized) {
 		t.Fatalf("SendMessage after 4001 = %v, want unauthorized", err)
 	}
 }

@@ -71,7 +71,7 @@ func DialChat(ctx context.Context, addrs []string, opts Options) (*ChatClient, e
 func (c *ChatClient) Events() <-chan Event { return c.core.events.out }
 
 // Err is nil while the client runs; afterwards it says why it stopped:
-// ErrClosed after Close, or the *Error that ended it (CodeUnauthorized).
+// ErrClosed after Close, or the *Error that ended it (protocol.CodeUnauthorized).
 func (c *ChatClient) Err() error { return c.core.stoppedErr() }
 
 // Addr is the address of the node the client is (or was last) connected to.

@@ -191,7 +191,7 @@ func (s *core) supervise(cn *wsConn) {
 		}
 		if code == protocol.CloseAuthFailed {
 			// Reconnecting with the same token would fail again.
-			e := &Error{Code: CodeUnauthorized, Message: cmp.Or(reason, "authentication failed or token expired")}
+			e := &Error{Code: protocol.CodeUnauthorized, Message: cmp.Or(reason, "authentication failed or token expired")}
 			s.log.Warn("holocron client: closed with 4001, not reconnecting", "addr", cn.addr, "reason", reason)
 			s.finish(e, e, &Disconnected{Addr: cn.addr, Code: code, Reason: reason, Err: e})
 			return
@@ -224,7 +224,7 @@ func (s *core) supervise(cn *wsConn) {
 			s.log.Warn("holocron client: not reconnecting", "err", err)
 			var e *Error
 			if !errors.As(err, &e) {
-				e = &Error{Code: CodeUnauthorized, Message: err.Error()}
+				e = &Error{Code: protocol.CodeUnauthorized, Message: err.Error()}
 			}
 			s.finish(err, e, &Disconnected{Addr: cn.addr, Err: err})
 			return

@@ -37,16 +37,6 @@ func (e *Error) Error() string {
 
 func (*Error) isEvent() {}
 
-// Codes the auth layer answers with (HTTP 401), in addition to PROTOCOL.md's
-// list in package protocol.
-const (
-	// CodeUnauthorized: no token, a bad token, or (for a 4001 close) a
-	// token the server stopped accepting.
-	CodeUnauthorized = "unauthorized"
-	// CodeTokenExpired: the token is well formed but expired; get a new one.
-	CodeTokenExpired = "token_expired"
-)
-
 // IsCode reports whether err is, or wraps, an *Error with the given code.
 func IsCode(err error, code string) bool {
 	var e *Error

@@ -94,7 +94,7 @@ func (a *adminAPI) protect(h http.Handler) http.Handler {
 			}
 			if subtle.ConstantTimeCompare([]byte(got), []byte(a.token)) != 1 {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="holocron-admin"`)
-				protocol.WriteHTTPError(w, http.StatusUnauthorized, protocol.Errorf("unauthorized", "admin token required"))
+				protocol.WriteHTTPError(w, http.StatusUnauthorized, protocol.Errorf(protocol.CodeUnauthorized, "admin token required"))
 				return
 			}
 		}

@@ -86,16 +86,16 @@ func authenticate(secret []byte, next http.Handler) http.Handler {
 			token = r.URL.Query().Get("token")
 		}
 		if token == "" {
-			refuse(w, "unauthorized", "a player token is required (Authorization: Bearer or ?token=)")
+			refuse(w, protocol.CodeUnauthorized, "a player token is required (Authorization: Bearer or ?token=)")
 			return
 		}
 		p, err := verifyToken(secret, token)
 		if errors.Is(err, errTokenExpired) {
-			refuse(w, "token_expired", "the player token has expired")
+			refuse(w, protocol.CodeTokenExpired, "the player token has expired")
 			return
 		}
 		if err != nil {
-			refuse(w, "unauthorized", err.Error())
+			refuse(w, protocol.CodeUnauthorized, err.Error())
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(runtime.WithPrincipal(r.Context(), p)))

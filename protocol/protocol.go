@@ -44,6 +44,11 @@ const (
 	// CodeCallOutsideEvent: an object called another where it may not
 	// (outside its event, inside Storage.Transaction).
 	CodeCallOutsideEvent = "call_outside_event"
+	// The auth layer's codes (HTTP 401). CodeUnauthorized: no token, a bad
+	// token, or (for a 4001 close) a token the server stopped accepting.
+	// CodeTokenExpired: the token is well formed but expired; get a new one.
+	CodeUnauthorized     = "unauthorized"
+	CodeTokenExpired     = "token_expired"
 	MessageInvalidFormat = "Invalid message format"
 	MessageUnknownType   = "Unknown message type"
 	MessageJoinFailed    = "Failed to join room"
