@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
 	"go.etcd.io/raft/v3/tracker"
@@ -62,7 +61,6 @@ type Envelope struct {
 type Engine struct {
 	cfg EngineConfig
 	log *slog.Logger
-	db  *pebble.DB
 
 	inbox chan []Envelope
 	props chan proposal
@@ -181,7 +179,6 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	e := &Engine{
 		cfg:     cfg,
 		log:     cfg.Logger.With("component", "raft"),
-		db:      cfg.Store.DB(),
 		inbox:   make(chan []Envelope, 1024),
 		props:   make(chan proposal, 8192),
 		ctl:     make(chan func(), 64),
@@ -196,7 +193,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	rand.Read(seed[:])
 	e.propEpoch = binary.BigEndian.Uint64(seed[:])
 	for p := range cfg.Partitions {
-		st, ok, err := loadRaftStorage(e.db, p)
+		st, ok, err := loadRaftStorage(e.cfg.Store, p)
 		if err != nil {
 			return nil, err
 		}
@@ -272,7 +269,7 @@ func (e *Engine) Bootstrap(ctx context.Context) error {
 			}
 		}
 		for p := range e.groups {
-			st := &raftStorage{db: e.db, part: p, hard: &pb.HardState{}, conf: &pb.ConfState{}}
+			st := &raftStorage{store: e.cfg.Store, part: p, hard: &pb.HardState{}, conf: &pb.ConfState{}}
 			if err := e.startGroup(p, st, []raft.Peer{{ID: e.cfg.RaftID}}); err != nil {
 				return err
 			}
@@ -528,7 +525,7 @@ func (e *Engine) step(envs []Envelope) {
 			default:
 				continue
 			}
-			st := &raftStorage{db: e.db, part: p, hard: &pb.HardState{}, conf: &pb.ConfState{}}
+			st := &raftStorage{store: e.cfg.Store, part: p, hard: &pb.HardState{}, conf: &pb.ConfState{}}
 			if err := e.startGroup(p, st, nil); err != nil {
 				e.log.Error("start group for incoming message", "partition", p, "err", err)
 				continue
@@ -640,15 +637,14 @@ func (e *Engine) processReady() error {
 		}
 	}
 	start := time.Now()
-	b := e.db.NewBatch()
+	b := e.cfg.Store.NewWriteBatch()
 	defer b.Close()
-	writer := e.cfg.Store.NewBatchWriter(b)
 	for _, w := range work {
-		if err := e.persist(b, writer, w); err != nil {
+		if err := e.persist(b, w); err != nil {
 			return fmt.Errorf("partition %d: %w", w.g.part, err)
 		}
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := b.Commit(true); err != nil {
 		return fmt.Errorf("commit raft batch: %w", err)
 	}
 	if m := e.cfg.metrics; m != nil {
@@ -734,9 +730,9 @@ func (e *Engine) buildSnapshot(p int, st *raftStorage) (*pb.Snapshot, error) {
 func (e *Engine) installSnapshot(g *group, snap *pb.Snapshot) error {
 	md := snap.GetMetadata()
 	index, term := md.GetIndex(), md.GetTerm()
-	b := e.db.NewBatch()
+	b := e.cfg.Store.NewWriteBatch()
 	defer b.Close()
-	if err := e.cfg.Store.DeleteObjects(b, func(id storage.ObjectID) bool { return e.cfg.PartitionOf(id) == g.part }); err != nil {
+	if err := b.DeleteObjects(func(id storage.ObjectID) bool { return e.cfg.PartitionOf(id) == g.part }); err != nil {
 		return err
 	}
 	data := snap.Data
@@ -753,24 +749,23 @@ func (e *Engine) installSnapshot(g *group, snap *pb.Snapshot) error {
 		}
 		value := data[n : n+int(vl)]
 		data = data[n+int(vl):]
-		if err := storage.ImportObjectKey(b, key, value); err != nil {
+		if err := b.ImportObjectKey(key, value); err != nil {
 			return err
 		}
 	}
-	if err := b.DeleteRange(entryKey(g.part, 0), raftKey(g.part, suffixEntry+1), nil); err != nil {
+	if err := b.DeleteRaftLog(g.part); err != nil {
 		return err
 	}
-	trunc := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, index), term)
-	if err := b.Set(raftKey(g.part, suffixTruncated), trunc, nil); err != nil {
+	if err := b.SetRaft(g.part, storage.RaftTruncated, truncatedValue(index, term)); err != nil {
 		return err
 	}
-	if err := putProto(b, raftKey(g.part, suffixConfState), md.GetConfState()); err != nil {
+	if err := putProto(b, g.part, storage.RaftConfState, md.GetConfState()); err != nil {
 		return err
 	}
-	if err := b.Set(raftKey(g.part, suffixApplied), binary.BigEndian.AppendUint64(nil, index), nil); err != nil {
+	if err := b.SetRaft(g.part, storage.RaftApplied, binary.BigEndian.AppendUint64(nil, index)); err != nil {
 		return err
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := b.Commit(true); err != nil {
 		return err
 	}
 	g.st.truncIndex, g.st.truncTerm = index, term
@@ -801,16 +796,15 @@ func (e *Engine) maybeTruncate(g *group) error {
 	if err != nil {
 		return err
 	}
-	b := e.db.NewBatch()
+	b := e.cfg.Store.NewWriteBatch()
 	defer b.Close()
-	trunc := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, index), term)
-	if err := b.Set(raftKey(g.part, suffixTruncated), trunc, nil); err != nil {
+	if err := b.SetRaft(g.part, storage.RaftTruncated, truncatedValue(index, term)); err != nil {
 		return err
 	}
-	if err := b.DeleteRange(entryKey(g.part, 0), entryKey(g.part, index+1), nil); err != nil {
+	if err := b.DeleteRaftEntries(g.part, 0, index+1); err != nil {
 		return err
 	}
-	if err := b.Commit(pebble.NoSync); err != nil {
+	if err := b.Commit(false); err != nil {
 		return err
 	}
 	g.st.truncIndex, g.st.truncTerm = index, term
@@ -884,7 +878,7 @@ func neededFrom(pr tracker.Progress) uint64 {
 	}
 }
 
-func (e *Engine) persist(b *pebble.Batch, writer *storage.BatchWriter, w *readyWork) error {
+func (e *Engine) persist(b *storage.WriteBatch, w *readyWork) error {
 	g, rd := w.g, w.rd
 	last, term, err := g.st.appendEntries(b, rd.Entries)
 	if err != nil {
@@ -892,7 +886,7 @@ func (e *Engine) persist(b *pebble.Batch, writer *storage.BatchWriter, w *readyW
 	}
 	w.last, w.term = last, term
 	if hs := rd.HardState; hs != nil && !raft.IsEmptyHardState(hs) {
-		if err := putProto(b, raftKey(g.part, suffixHardState), hs); err != nil {
+		if err := putProto(b, g.part, storage.RaftHardState, hs); err != nil {
 			return err
 		}
 	}
@@ -918,7 +912,7 @@ func (e *Engine) persist(b *pebble.Batch, writer *storage.BatchWriter, w *readyW
 				}
 				break
 			}
-			if err := writer.Add(batch); err != nil {
+			if err := b.Apply(batch); err != nil {
 				return fmt.Errorf("apply entry %d: %w", ent.GetIndex(), err)
 			}
 			if mine {
@@ -934,7 +928,7 @@ func (e *Engine) persist(b *pebble.Batch, writer *storage.BatchWriter, w *readyW
 			// being replayed by a re-added node, so dropping the group on
 			// seeing it would lose a live replica's state.
 			w.conf = g.rn.ApplyConfChange(cc)
-			if err := putProto(b, raftKey(g.part, suffixConfState), w.conf); err != nil {
+			if err := putProto(b, g.part, storage.RaftConfState, w.conf); err != nil {
 				return err
 			}
 			if ent.GetIndex() >= g.pendingConf {
@@ -945,7 +939,7 @@ func (e *Engine) persist(b *pebble.Batch, writer *storage.BatchWriter, w *readyW
 		w.applied = ent.GetIndex()
 	}
 	if w.applied != g.st.applied {
-		if err := b.Set(raftKey(g.part, suffixApplied), binary.BigEndian.AppendUint64(nil, w.applied), nil); err != nil {
+		if err := b.SetRaft(g.part, storage.RaftApplied, binary.BigEndian.AppendUint64(nil, w.applied)); err != nil {
 			return err
 		}
 	}

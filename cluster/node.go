@@ -213,14 +213,13 @@ func Start(cfg Config) (*Node, error) {
 	return n, nil
 }
 
-// identityKey records which node a data directory belongs to: Raft IDs are
-// derived from names, so reusing a directory under another name would make
-// one node speak with another's voice.
-var identityKey = []byte("\x00cluster-identity")
-
+// checkIdentity checks (and on first use records) which node a data
+// directory belongs to: Raft IDs are derived from names, so reusing a
+// directory under another name would make one node speak with another's
+// voice.
 func checkIdentity(s *storage.PebbleStore, name string, partitions int) error {
 	want, _ := json.Marshal(map[string]any{"node": name, "partitions": partitions})
-	got, ok, err := dbGet(s.DB(), identityKey)
+	got, ok, err := s.NodeIdentity()
 	if err != nil {
 		return err
 	}
@@ -237,7 +236,7 @@ func checkIdentity(s *storage.PebbleStore, name string, partitions int) error {
 		}
 		return nil
 	}
-	return s.DB().Set(identityKey, want, nil)
+	return s.SetNodeIdentity(want)
 }
 
 // SetGossipKeys rotates the gossip keyring while the node runs (see

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/cockroachdb/pebble/v2"
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -25,8 +24,8 @@ func openTestStore(t *testing.T, dir string) *storage.PebbleStore {
 
 // newRaftStorage returns the empty storage of a partition, as the engine
 // creates it for a new group.
-func newRaftStorage(db *pebble.DB, part int) *raftStorage {
-	return &raftStorage{db: db, part: part, hard: &pb.HardState{}, conf: &pb.ConfState{}}
+func newRaftStorage(store *storage.PebbleStore, part int) *raftStorage {
+	return &raftStorage{store: store, part: part, hard: &pb.HardState{}, conf: &pb.ConfState{}}
 }
 
 func ent(index, term uint64) *pb.Entry {
@@ -43,28 +42,28 @@ func ent(index, term uint64) *pb.Entry {
 // index into one Pebble batch, committed with fsync; then the cache.
 func persistReady(t *testing.T, s *raftStorage, ents []*pb.Entry, hs *pb.HardState, cs *pb.ConfState, applied uint64) {
 	t.Helper()
-	b := s.db.NewBatch()
+	b := s.store.NewWriteBatch()
 	defer b.Close()
 	last, term, err := s.appendEntries(b, ents)
 	if err != nil {
 		t.Fatalf("appendEntries: %v", err)
 	}
 	if hs != nil {
-		if err := putProto(b, raftKey(s.part, suffixHardState), hs); err != nil {
+		if err := putProto(b, s.part, storage.RaftHardState, hs); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if cs != nil {
-		if err := putProto(b, raftKey(s.part, suffixConfState), cs); err != nil {
+		if err := putProto(b, s.part, storage.RaftConfState, cs); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if applied != s.applied {
-		if err := b.Set(raftKey(s.part, suffixApplied), binary.BigEndian.AppendUint64(nil, applied), nil); err != nil {
+		if err := b.SetRaft(s.part, storage.RaftApplied, binary.BigEndian.AppendUint64(nil, applied)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := b.Commit(true); err != nil {
 		t.Fatalf("commit: %v", err)
 	}
 	if hs != nil {
@@ -104,7 +103,7 @@ func checkEntries(t *testing.T, s *raftStorage, lo, hi uint64, want []*pb.Entry)
 func TestRaftStorageEntriesAndTerm(t *testing.T) {
 	store := openTestStore(t, t.TempDir())
 	defer store.Close()
-	s := newRaftStorage(store.DB(), 3)
+	s := newRaftStorage(store, 3)
 	if li, _ := s.LastIndex(); li != 0 {
 		t.Fatalf("empty: LastIndex = %d, want 0", li)
 	}
@@ -155,7 +154,7 @@ func TestRaftStorageEntriesAndTerm(t *testing.T) {
 	}
 
 	// Partitions share the database but not their logs.
-	other := newRaftStorage(store.DB(), 4)
+	other := newRaftStorage(store, 4)
 	persistReady(t, other, []*pb.Entry{ent(1, 9)}, nil, nil, 0)
 	checkEntries(t, s, 1, 6, ents)
 	checkEntries(t, other, 1, 2, []*pb.Entry{ent(1, 9)})
@@ -167,7 +166,7 @@ func TestRaftStorageEntriesAndTerm(t *testing.T) {
 func TestRaftStorageEntriesMaxSize(t *testing.T) {
 	store := openTestStore(t, t.TempDir())
 	defer store.Close()
-	s := newRaftStorage(store.DB(), 0)
+	s := newRaftStorage(store, 0)
 	ents := []*pb.Entry{ent(1, 1), ent(2, 1), ent(3, 1), ent(4, 1)}
 	persistReady(t, s, ents, nil, nil, 0)
 	size := uint64(proto.Size(ents[0])) // all entries are the same size
@@ -230,7 +229,7 @@ func TestRaftStorageOverwriteTail(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			store := openTestStore(t, dir)
-			s := newRaftStorage(store.DB(), 1)
+			s := newRaftStorage(store, 1)
 			persistReady(t, s, []*pb.Entry{ent(1, 1), ent(2, 1), ent(3, 2), ent(4, 2), ent(5, 3)}, nil, nil, 0)
 			persistReady(t, s, tt.replace, nil, nil, 0)
 
@@ -258,7 +257,7 @@ func TestRaftStorageOverwriteTail(t *testing.T) {
 				// The old tail is gone from the database, not just hidden
 				// by the cached last index.
 				for i := last.GetIndex() + 1; i <= 10; i++ {
-					if _, ok, err := dbGet(s.db, entryKey(1, i)); err != nil || ok {
+					if _, ok, err := s.store.RaftEntry(1, i); err != nil || ok {
 						t.Fatalf("%s: entry %d still stored (ok=%v, err=%v)", when, i, ok, err)
 					}
 				}
@@ -271,7 +270,7 @@ func TestRaftStorageOverwriteTail(t *testing.T) {
 			}
 			store = openTestStore(t, dir)
 			defer store.Close()
-			s2, ok, err := loadRaftStorage(store.DB(), 1)
+			s2, ok, err := loadRaftStorage(store, 1)
 			if err != nil || !ok {
 				t.Fatalf("loadRaftStorage = %v, %v", ok, err)
 			}
@@ -283,12 +282,17 @@ func TestRaftStorageOverwriteTail(t *testing.T) {
 func TestRaftStorageCompactedAndUnavailable(t *testing.T) {
 	store := openTestStore(t, t.TempDir())
 	defer store.Close()
-	db := store.DB()
+	db := store
 	// A log truncated after index 10 (term 2) that holds 11..13.
 	const part = 2
-	if err := db.Set(raftKey(part, suffixTruncated), binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, 10), 2), pebble.Sync); err != nil {
+	b := store.NewWriteBatch()
+	if err := b.SetRaft(part, storage.RaftTruncated, truncatedValue(10, 2)); err != nil {
 		t.Fatal(err)
 	}
+	if err := b.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
 	s := newRaftStorage(db, part)
 	s.truncIndex, s.truncTerm, s.last, s.lastTerm = 10, 2, 10, 2
 	persistReady(t, s, []*pb.Entry{ent(11, 2), ent(12, 3), ent(13, 3)}, nil, nil, 0)
@@ -337,7 +341,7 @@ func TestRaftStorageCompactedAndUnavailable(t *testing.T) {
 	}
 }
 
-func mustLoad(t *testing.T, db *pebble.DB, part int) *raftStorage {
+func mustLoad(t *testing.T, db *storage.PebbleStore, part int) *raftStorage {
 	t.Helper()
 	s, ok, err := loadRaftStorage(db, part)
 	if err != nil || !ok {
@@ -350,7 +354,7 @@ func TestLoadRaftStorageRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	store := openTestStore(t, dir)
 	const part = 300 // needs both bytes of the partition in the key
-	s := newRaftStorage(store.DB(), part)
+	s := newRaftStorage(store, part)
 	ents := []*pb.Entry{ent(1, 1), ent(2, 2), ent(3, 2), ent(4, 2)}
 	hs := &pb.HardState{Term: proto.Uint64(2), Vote: proto.Uint64(0xfeed), Commit: proto.Uint64(3)}
 	cs := &pb.ConfState{Voters: []uint64{1, 2, 3}, Learners: []uint64{4}}
@@ -362,7 +366,7 @@ func TestLoadRaftStorageRoundTrip(t *testing.T) {
 
 	store = openTestStore(t, dir)
 	defer store.Close()
-	got, ok, err := loadRaftStorage(store.DB(), part)
+	got, ok, err := loadRaftStorage(store, part)
 	if err != nil || !ok {
 		t.Fatalf("loadRaftStorage = %v, %v; want state", ok, err)
 	}
@@ -393,7 +397,7 @@ func TestLoadRaftStorageRoundTrip(t *testing.T) {
 	}
 
 	for _, p := range []int{0, part - 1, part + 1, part + 256} {
-		empty, ok, err := loadRaftStorage(store.DB(), p)
+		empty, ok, err := loadRaftStorage(store, p)
 		if err != nil || ok {
 			t.Errorf("partition %d: loadRaftStorage = %v, %v; want no state", p, ok, err)
 			continue

@@ -166,7 +166,7 @@ func TestFailedCommitDropsOutputsAndRefusesLaterCommits(t *testing.T) {
 			// and the file opened by a read: a table whose opening fails
 			// stays unreadable, so the object's constructor would fail
 			// too (500), not only the commit.
-			if err := s.Store.DB().Flush(); err != nil {
+			if err := s.Store.Flush(); err != nil {
 				t.Fatalf("flush: %v", err)
 			}
 			if code, f := s.Do(http.MethodGet, path, nil); code != http.StatusOK || f["n"] != float64(acked) {

@@ -128,9 +128,12 @@ func OpenPebble(dir string, opts PebbleOptions) (*PebbleStore, error) {
 	return s, nil
 }
 
-// DB exposes the underlying database to other storage-layer code of the node
-// (checkpoints, the Raft log); the runtime never uses it.
-func (s *PebbleStore) DB() *pebble.DB { return s.db }
+// Flush writes the memtable to a table file now (a test of a failing disk
+// needs its data in files to fail a read).
+func (s *PebbleStore) Flush() error { return s.db.Flush() }
+
+// Flushes is how many memtable flushes Pebble has made since it opened.
+func (s *PebbleStore) Flushes() int64 { return s.db.Metrics().Flush.Count }
 
 func dataPrefix(obj ObjectID) []byte {
 	k := make([]byte, 0, 2+len(obj))
@@ -405,7 +408,7 @@ func (s *PebbleStore) fail(cause error) {
 }
 
 // Fail fails the store with cause, as a failed commit does (see fail). The
-// Raft engine, which writes to DB() itself, reports its failed writes here,
+// Raft engine, which commits its own WriteBatches, reports their failures here,
 // so that the node has one notion of "its storage failed".
 func (s *PebbleStore) Fail(cause error) { s.fail(cause) }
 
@@ -733,24 +736,24 @@ func (f fatalLogger) Fatalf(format string, args ...any) {
 	panic(err)
 }
 
-// BatchWriter adds Batches to a Pebble batch owned by the caller. A
+// batchWriter adds Batches to a Pebble batch owned by the caller. A
 // replicated store uses it to apply committed entries in the same atomic,
 // fsync'd Pebble batch as its Raft log writes, with the same key layout and
 // alarm index as the local store.
-type BatchWriter struct {
+type batchWriter struct {
 	s  *PebbleStore
 	pb *pebble.Batch
 	g  groupState
 }
 
-// NewBatchWriter returns a writer that adds to pb. Batches added earlier to
+// newBatchWriter returns a writer that adds to pb. Batches added earlier to
 // the same writer are seen by later ones (alarm and meta replacement).
-func (s *PebbleStore) NewBatchWriter(pb *pebble.Batch) *BatchWriter {
-	return &BatchWriter{s: s, pb: pb, g: groupState{alarms: map[ObjectID]*time.Time{}, metas: map[ObjectID]ObjectMeta{}}}
+func (s *PebbleStore) newBatchWriter(pb *pebble.Batch) *batchWriter {
+	return &batchWriter{s: s, pb: pb, g: groupState{alarms: map[ObjectID]*time.Time{}, metas: map[ObjectID]ObjectMeta{}}}
 }
 
 // Add writes b into the Pebble batch.
-func (w *BatchWriter) Add(b *Batch) error { return w.s.addBatch(w.pb, b, &w.g) }
+func (w *batchWriter) Add(b *Batch) error { return w.s.addBatch(w.pb, b, &w.g) }
 
 // objectOf returns the object a raw key of this store belongs to, if any.
 func objectOf(key []byte) (ObjectID, bool) {
@@ -817,22 +820,6 @@ func (s *PebbleStore) ExportObjects(match func(ObjectID) bool, fn func(key, valu
 		}
 	}
 	return nil
-}
-
-// DeleteObjects adds to pb the deletion of every key of the objects for
-// which match is true (replacing a partition's state with a snapshot).
-func (s *PebbleStore) DeleteObjects(pb *pebble.Batch, match func(ObjectID) bool) error {
-	return s.ExportObjects(match, func(key, _ []byte) error { return pb.Delete(key, nil) })
-}
-
-// ImportObjectKey adds a raw key exported by ExportObjects to pb. It refuses
-// keys outside the objects' ranges, so a snapshot cannot overwrite anything
-// else in the database.
-func ImportObjectKey(pb *pebble.Batch, key, value []byte) error {
-	if _, ok := objectOf(key); !ok {
-		return fmt.Errorf("import: %q is not an object key", key)
-	}
-	return pb.Set(key, value, nil)
 }
 
 // Checkpoint writes a consistent, openable copy of the whole database into

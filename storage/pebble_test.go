@@ -1200,7 +1200,7 @@ func TestMemTableHoldsShortLivedWrites(t *testing.T) {
 			for i := range 1536 { // 6 MiB in all, 16 keys
 				mustCommit(t, s, puts(objectID(1), fmt.Sprintf("room-%02d", i%16), value))
 			}
-			flushes := s.DB().Metrics().Flush.Count
+			flushes := s.Flushes()
 			if got := flushes > 0; got != tc.wantFlush {
 				t.Fatalf("memtable %d: %d flushes, want flushes: %v", tc.memtable, flushes, tc.wantFlush)
 			}
