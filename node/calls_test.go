@@ -20,14 +20,24 @@ import (
 var callNode string
 
 func TestMain(m *testing.M) {
-	bin, cleanup, err := proctest.BuildCommand(".", "./testdata/callnode", os.Getenv("HOLOCRON_TEST_NORACE") == "")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+	race := os.Getenv("HOLOCRON_TEST_NORACE") == ""
+	var cleanups []func()
+	for _, b := range []struct {
+		pkg string
+		bin *string
+	}{{"./testdata/callnode", &callNode}, {"./testdata/kvnode", &kvNode}} {
+		bin, cleanup, err := proctest.BuildCommand(".", b.pkg, race)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		*b.bin = bin
+		cleanups = append(cleanups, cleanup)
 	}
-	callNode = bin
 	code := m.Run()
-	cleanup()
+	for _, c := range cleanups {
+		c()
+	}
 	os.Exit(code)
 }
 
