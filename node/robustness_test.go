@@ -150,9 +150,11 @@ func robustnessSeed(t *testing.T) uint64 {
 
 // TestRegisterHistoryIsLinearizableUnderFaults: six clients read and write
 // four registers through every node of a 3-node cluster while the seeded
-// schedule of faults kills a node -9 (restarting it a moment later) or
-// moves a register's object to another node, every two seconds. The
-// recorded history, checked with Porcupine per register, is linearizable.
+// schedule of faults, every two seconds, kills a node -9 (restarting it a
+// moment later), pauses one (SIGSTOP for 3 s, far past its leases, then
+// SIGCONT: it must not serve or commit on what it believed before), or
+// moves a register's object to another node. The recorded history,
+// checked with Porcupine per register, is linearizable.
 func TestRegisterHistoryIsLinearizableUnderFaults(t *testing.T) {
 	seed := robustnessSeed(t)
 	h := &historyRun{t: t, c: proctest.StartCluster(t, kvNode, 3), rec: history.NewRecorder()}
@@ -166,7 +168,11 @@ func TestRegisterHistoryIsLinearizableUnderFaults(t *testing.T) {
 	rounds := cmp.Or(envInt(t, "HOLOCRON_ROBUSTNESS_ROUNDS"), 6)
 	for round := range rounds {
 		time.Sleep(2 * time.Second) // the clients' traffic between faults
-		switch rng.IntN(3) {
+		switch rng.IntN(4) {
+		case 1:
+			i := rng.IntN(len(h.c.Nodes))
+			t.Logf("round %d: node %d paused for 3s", round, i+1)
+			h.c.Nodes[i].Pause(3 * time.Second)
 		case 0:
 			i := rng.IntN(len(h.c.Nodes))
 			t.Logf("round %d: kill -9 of node %d, restarted", round, i+1)

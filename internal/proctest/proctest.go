@@ -275,6 +275,20 @@ func (p *Proc) Kill9() {
 	<-p.done
 }
 
+// Pause stops the process (SIGSTOP) for d, then lets it go on (SIGCONT):
+// a node that hangs, as under a long GC pause or a frozen VM, and wakes
+// up believing what it believed before.
+func (p *Proc) Pause(d time.Duration) {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		p.t.Fatalf("SIGSTOP: %v", err)
+	}
+	time.Sleep(d) // the pause itself
+	if err := p.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		p.t.Fatalf("SIGCONT: %v", err)
+	}
+}
+
 // Stop sends SIGTERM, waits (30s at most) and returns the exit code.
 func (p *Proc) Stop() int {
 	p.t.Helper()
