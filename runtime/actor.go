@@ -385,22 +385,27 @@ func (e *entry) replace(batches []*storage.Batch, code int, reason string, ev ev
 	e.gate.waitIdle()
 	e.instance = nil
 	e.metaSaved = batches[0].Meta != nil
+	// The outcome, set when the last batch is durable (or one failed):
+	// waitIdle returns after that.
+	var outcome error
 	for i, b := range batches {
 		var out []outItem
 		if i == len(batches)-1 {
-			out = []outItem{{done: ev.replaceDone}}
+			out = []outItem{{done: func(err error) { outcome = err }}}
 		}
 		e.gate.after(b, out)
 		e.rt.opts.Store.Commit(b, func(err error) { e.gate.committed(err, e) })
 	}
 	e.gate.waitIdle()
-	if ev.kind == evForget && e.rt.opts.Registry.limit(e.class) > 0 {
-		// A deleted object gives its place back.
+	if ev.kind == evForget && outcome == nil && e.rt.opts.Registry.limit(e.class) > 0 {
+		// A deleted object gives its place back, before the deletion is
+		// reported done: a create that follows it finds the place free.
 		if err := e.askQuota("/release"); err != nil {
 			e.rt.log.Warn("deleted object's quota place not released", "class", e.class, "object", e.id.String(), "err", err)
 		}
 	}
 	e.quotaPlaced = false
+	ev.replaceDone(outcome)
 	e.mu.Lock()
 	socks := append([]*WebSocket(nil), e.sockets...)
 	e.mu.Unlock()
