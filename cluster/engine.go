@@ -89,7 +89,13 @@ type Engine struct {
 type partView struct {
 	lead    atomic.Uint64
 	serving atomic.Bool
-	member  atomic.Bool
+	// leaseEnds is when this node's lease on the partition ends, in
+	// nanoseconds of the engine's monotonic clock (sinceStart): serving
+	// holds only before it. The flag is refreshed on ticks and Readys; a
+	// process paused past its lease (SIGSTOP, a frozen VM) wakes up with
+	// the flag still set, and must not serve on it before a tick runs.
+	leaseEnds atomic.Int64
+	member    atomic.Bool
 	// inConf is whether this node is a voter or learner of the group as
 	// of the configuration it applied. A node removed from a group keeps
 	// the group (and its last known leader, which it never learns to
@@ -302,7 +308,7 @@ func (e *Engine) call(ctx context.Context, fn func() error) error {
 // (0 when unknown) and whether this node serves p itself.
 func (e *Engine) Leader(p int) (lead uint64, serving bool) {
 	v := &e.views[p]
-	return v.lead.Load(), v.serving.Load()
+	return v.lead.Load(), e.Serving(p)
 }
 
 // InGroup reports whether this node is a voter or learner of p's group, as
@@ -331,7 +337,10 @@ func (e *Engine) notifyViews() {
 }
 
 // Serving reports whether this node leads p and has applied its log.
-func (e *Engine) Serving(p int) bool { return e.views[p].serving.Load() }
+func (e *Engine) Serving(p int) bool {
+	v := &e.views[p]
+	return v.serving.Load() && int64(time.Since(e.started)) < v.leaseEnds.Load()
+}
 
 // Propose replicates data in partition p's group; done is called once it is
 // committed and applied on this node, or with storage.ErrNotOwner when this
@@ -1005,10 +1014,22 @@ func (e *Engine) refreshServing(g *group, now time.Time) {
 	}
 	e.advanceTransfer(g, now)
 	heard := 0
+	var recent []time.Time // when each voter was last heard from
 	for _, v := range g.st.conf.Voters {
-		if v == e.cfg.RaftID || now.Sub(g.heard[v]) < e.lease {
+		at := g.heard[v]
+		if v == e.cfg.RaftID {
+			at = now
+		}
+		recent = append(recent, at)
+		if now.Sub(at) < e.lease {
 			heard++
 		}
+	}
+	// The lease lasts while a quorum was heard from within e.lease: until
+	// the quorum-th most recent of those times, plus e.lease.
+	if q := len(recent)/2 + 1; len(recent) >= q {
+		slices.SortFunc(recent, func(a, b time.Time) int { return b.Compare(a) })
+		e.views[g.part].leaseEnds.Store(int64(recent[q-1].Add(e.lease).Sub(e.started)))
 	}
 	// A leader handing over leadership stops serving at once: the transferee
 	// campaigns without waiting for leases to expire.

@@ -13,6 +13,10 @@ import (
 // partition, done once committed by a majority and applied here. Only the
 // partition's serving leader may commit: elsewhere Commit fails with
 // storage.ErrNotOwner.
+// Serves implements storage.Leased: this node leads obj's partition and
+// holds its lease now.
+func (s *replicatedStore) Serves(obj storage.ObjectID) bool { return s.engine.Serving(s.part(obj)) }
+
 type replicatedStore struct {
 	local  *storage.PebbleStore
 	engine *Engine

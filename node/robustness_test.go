@@ -130,6 +130,9 @@ func (h *historyRun) check(seed uint64) (porcupine.CheckResult, string) {
 		h.t.Logf("visualization: %v", err)
 	}
 	os.WriteFile(filepath.Join(dir, "seed"), []byte(strconv.FormatUint(seed, 10)+"\n"), 0o644)
+	if err := h.rec.WriteJSON(filepath.Join(dir, "history.jsonl")); err != nil {
+		h.t.Logf("history: %v", err)
+	}
 	return result, path
 }
 

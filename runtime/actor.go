@@ -348,6 +348,18 @@ func (e *entry) commit(w *writeSet, out []outItem) {
 		}
 		st.pushPending(w)
 	}
+	if batch == nil && e.gate.idle() {
+		// Nothing of this event to commit, and nothing before it in
+		// flight: its answers leave now, unless the store has lost the
+		// right to answer for the object since its last commit (a lapsed
+		// lease). Then they are refused as a lost commit would be: not
+		// served, sockets closed 1012, the instance rebuilt.
+		if l, ok := rt.opts.Store.(storage.Leased); ok && !l.Serves(storage.ObjectID(e.id)) {
+			e.gate.after(&storage.Batch{Object: storage.ObjectID(e.id)}, out)
+			e.gate.committed(errLeaseLapsed, e)
+			return
+		}
+	}
 	e.gate.after(batch, out)
 	if batch == nil {
 		return

@@ -146,6 +146,10 @@ func releaseOutputs(out []outItem, failed bool, cause error) {
 
 var errCommitFailed = fmt.Errorf("object storage commit failed")
 
+// errLeaseLapsed refuses the answers of an event that wrote nothing when
+// the node's lease on the object lapsed before they left (storage.Leased).
+var errLeaseLapsed = fmt.Errorf("this node's lease on the object lapsed before the answer left: %w: %w", storage.ErrNotOwner, storage.ErrNotWritten)
+
 // errAfterFailure answers a batch computed while an earlier batch of the
 // same object failed: it was not submitted.
 var errAfterFailure = fmt.Errorf("an earlier batch of the object failed: %w", storage.ErrNotWritten)

@@ -362,3 +362,50 @@ func (liar) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set(runtime.HeaderNotServed, "1")
 	w.WriteHeader(http.StatusServiceUnavailable)
 }
+
+// leasedStore is a store whose lease can lapse (storage.Leased).
+type leasedStore struct {
+	storage.Store
+	lapsed atomic.Bool
+}
+
+func (s *leasedStore) Serves(storage.ObjectID) bool { return !s.lapsed.Load() }
+
+// An event that wrote nothing lets its answers out only while the store
+// still holds the right to answer for the object: once the lease has
+// lapsed (a node paused past it wakes up), a read is answered 503 not
+// served (a forwarder or client sends it again, to the owner) and the
+// object's sockets are closed 1012, never answered from state another
+// owner may have moved past.
+func TestAnswersOfReadsWaitForTheLease(t *testing.T) {
+	leased := &leasedStore{}
+	var fired atomic.Int64
+	s := runtimetest.Start(t, runtimetest.Options{
+		WrapStore: func(st storage.Store) storage.Store { leased.Store = st; return leased },
+		Register: func(r *runtime.Registry) {
+			r.Register("Counter", func(st *runtime.State) (runtime.Object, error) { return &counter{state: st, alarm: &fired}, nil })
+		},
+	})
+	if code, f := s.Do("POST", "/objects/Counter/c/", nil); code != 200 || f["n"] != 1.0 {
+		t.Fatalf("increment: %d %v", code, f)
+	}
+	ws := s.Dial("/objects/Counter/c/websocket")
+	ws.Expect("hello")
+	leased.lapsed.Store(true)
+	req, _ := http.NewRequest("GET", s.URL+"/objects/Counter/c/", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get(runtime.HeaderNotServed) == "" {
+		t.Fatalf("a read after the lease lapsed: %d (not served %q), want 503 not served", resp.StatusCode, resp.Header.Get(runtime.HeaderNotServed))
+	}
+	if f, err := ws.TryRead(); !websocket.IsCloseError(err, protocol.CloseMoved) {
+		t.Fatalf("socket after the lease lapsed: %v %v, want close %d (moved)", f, err, protocol.CloseMoved)
+	}
+	leased.lapsed.Store(false)
+	if code, f := s.Do("GET", "/objects/Counter/c/", nil); code != 200 || f["n"] != 1.0 {
+		t.Fatalf("a read with the lease back: %d %v", code, f)
+	}
+}

@@ -149,6 +149,16 @@ type Alarm struct {
 // Reads see every batch whose commit has completed. Commits of one object
 // complete in the order they were submitted. Implementations must be safe for
 // concurrent use.
+// Leased is a Store whose right to answer for an object can lapse between
+// its commits (a replicated store's leader lease, which a process paused
+// past it wakes up still holding in its memory): Serves reports whether it
+// may answer for obj now. The runtime asks before it lets out the answers
+// of an event that wrote nothing; an event that wrote learns it from its
+// commit.
+type Leased interface {
+	Serves(obj ObjectID) bool
+}
+
 type Store interface {
 	// Get returns the value of key in obj's namespace.
 	Get(obj ObjectID, key string) (value []byte, ok bool, err error)

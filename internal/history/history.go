@@ -13,6 +13,7 @@ package history
 import (
 	"fmt"
 	"math"
+	"os"
 	"sort"
 	"sync"
 	"time"
@@ -90,6 +91,30 @@ func (r *Recorder) Check(timeout time.Duration) (porcupine.CheckResult, porcupin
 	ops := append([]porcupine.Operation(nil), r.ops...)
 	r.mu.Unlock()
 	return porcupine.CheckOperationsVerbose(RegisterModel, ops, timeout)
+}
+
+// WriteJSON writes the recorded operations to path, one JSON object per
+// line (client, key, write, value, call and return in ns from the start,
+// return -1 for an unknown outcome), for reading a violation by hand.
+func (r *Recorder) WriteJSON(path string) error {
+	r.mu.Lock()
+	ops := append([]porcupine.Operation(nil), r.ops...)
+	r.mu.Unlock()
+	var b []byte
+	for _, op := range ops {
+		in := op.Input.(Input)
+		out, _ := op.Output.(Output)
+		v := in.Value
+		if !in.Write {
+			v = out.Value
+		}
+		ret := op.Return
+		if ret == math.MaxInt64 {
+			ret = -1
+		}
+		b = fmt.Appendf(b, `{"client":%d,"key":%q,"write":%t,"value":%d,"call":%d,"return":%d}`+"\n", op.ClientId, in.Key, in.Write, v, op.Call, ret)
+	}
+	return os.WriteFile(path, b, 0o644)
 }
 
 // Visualize writes Porcupine's HTML visualization of a check to path.
