@@ -648,12 +648,25 @@ func (e *Engine) processReady() error {
 	start := time.Now()
 	b := e.cfg.Store.NewWriteBatch()
 	defer b.Close()
+	sync := false
 	for _, w := range work {
 		if err := e.persist(b, w); err != nil {
 			return fmt.Errorf("partition %d: %w", w.g.part, err)
 		}
+		sync = sync || raft.MustSync(w.rd.HardState, w.g.st.hard, len(w.rd.Entries))
 	}
-	if err := b.Commit(true); err != nil {
+	// The batch is fsync'd when it holds what Raft must have on disk before
+	// anything is sent or acknowledged: log entries, or a new term or vote.
+	// A batch that only applies committed entries (and moves the commit
+	// index) is not: the Raft log, fsync'd on this node and a quorum when
+	// the entries were appended, is their write-ahead log. A crash that
+	// loses such a batch (Pebble's WAL keeps a prefix of the batches, so
+	// nothing written after it survives either) leaves the applied index
+	// and the objects' data as they were before it, together, and the
+	// entries are applied again from the log at restart, before the node
+	// serves: an acknowledged write is never lost. CockroachDB applies
+	// without a sync likewise.
+	if err := b.Commit(sync); err != nil {
 		return fmt.Errorf("commit raft batch: %w", err)
 	}
 	if m := e.cfg.metrics; m != nil {
