@@ -23,7 +23,12 @@ import (
 // that path and answers what the callee answered (or the call's error),
 // then writes "after". The callee answers who called it and its own name,
 // and keeps a log of the "seq" values it was sent.
-type caller struct{ state *runtime.State }
+type caller struct {
+	state *runtime.State
+	// stub is a stub kept across events (with ?cached=1), as an object
+	// that calls one other object keeps it.
+	stub *runtime.Stub
+}
 
 // callResult is what a caller answers.
 type callResult struct {
@@ -41,6 +46,17 @@ func (c *caller) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/count":
 		n, _, _ := runtime.GetJSON[int](st, "n")
 		fmt.Fprintf(w, `{"n":%d}`, n)
+	case r.URL.Path == "/relay":
+		// A callee's call back that calls the callee again, through the
+		// stub the waiting event holds (A→B→A→B).
+		resp, err := c.stub.Fetch(r.Context(), mustRequest(http.MethodPost, "/log?seq=relayed"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		w.Write(b)
 	case r.URL.Path == "/inc":
 		// What a callee's call back (re-entrancy) does.
 		n, _, _ := runtime.GetJSON[int](st, "n")
@@ -56,6 +72,12 @@ func (c *caller) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			defer cancel()
 		}
 		stub := c.state.Namespace(r.URL.Query().Get("class")).GetByName(name)
+		if r.URL.Query().Get("cached") != "" {
+			if c.stub == nil {
+				c.stub = stub
+			}
+			stub = c.stub
+		}
 		var res callResult
 		times := max(1, atoiOr(r.URL.Query().Get("times"), 1))
 		for i := range times {
@@ -135,6 +157,15 @@ func (c *callee) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		out["back"] = json.RawMessage(b)
+	case "/back2":
+		resp, err := c.state.Namespace(who.Class).GetByName(who.Name).Fetch(r.Context(), mustRequest(http.MethodPost, "/relay"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		out["relayed"] = json.RawMessage(b)
 	case "/slow":
 		select {
 		case <-c.release:
@@ -319,5 +350,25 @@ func TestCallErrors(t *testing.T) {
 		if !res.NotServed || res.Code != tc.code {
 			t.Errorf("%s: %+v, want code %s, not served", tc.query, res, tc.code)
 		}
+	}
+}
+
+// A→B→A→B through one stub the caller keeps: the re-entrant event of A
+// calls B with the stub its waiting event is calling through, and B, which
+// waits on A, handles it at once. No lock of the stub's stands in the way.
+func TestCallThroughAKeptStubFromAReentrantEvent(t *testing.T) {
+	s := startCallers(t, nil)
+	res := call(t, s, "b/back2?class=Callee&cached=1&timeout_ms=5000")
+	if res.Err != "" || res.Status != http.StatusOK {
+		t.Fatalf("A→B→A→B: %+v", res)
+	}
+	var got struct {
+		Relayed struct{ Log []string }
+	}
+	if err := json.Unmarshal(res.Body, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Relayed.Log) != 1 || got.Relayed.Log[0] != "relayed" {
+		t.Fatalf("the relayed call's log %v, want [relayed]", got.Relayed.Log)
 	}
 }
