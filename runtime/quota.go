@@ -78,37 +78,48 @@ func (e *entry) placed() error {
 
 // askQuota calls the quota object of e's class at path for e, outside any
 // output gate (nothing of e's is committed first: the answer decides
-// whether it is).
+// whether it is). While the quota's partition has no owner to answer (it
+// is electing a leader, or moving) the call is made again, for up to
+// quotaTimeout: a claim and a release are idempotent.
 func (e *entry) askQuota(path string) error {
 	ctor, _ := e.rt.opts.Registry.Lookup(QuotaClass)
 	ns := &Namespace{rt: e.rt, class: QuotaClass, ctor: ctor, caller: e}
 	stub := ns.GetByName(e.class)
 	ctx, cancel := context.WithTimeout(e.rt.ctx, quotaTimeout)
 	defer cancel()
-	req, err := http.NewRequest(http.MethodPost, path, nil)
-	if err != nil {
-		return err
-	}
-	out, err := stub.request(ctx, req)
-	if err != nil {
-		return err
-	}
-	resp, err := stub.send(ctx, out)
-	var ce *CallError
-	if errors.As(err, &ce) && ce.Code == protocol.CodeLimitExceeded {
-		return errOverQuota
-	}
-	if err != nil {
-		return fmt.Errorf("ask the quota of %s: %w", e.class, err)
-	}
-	resp.Body.Close()
-	switch resp.StatusCode {
-	case http.StatusOK:
-		return nil
-	case http.StatusTooManyRequests:
-		return errOverQuota
-	default:
-		return fmt.Errorf("the quota of %s answered %d", e.class, resp.StatusCode)
+	for {
+		req, err := http.NewRequest(http.MethodPost, path, nil)
+		if err != nil {
+			return err
+		}
+		out, err := stub.request(ctx, req)
+		if err != nil {
+			return err
+		}
+		resp, err := stub.send(ctx, out)
+		var ce *CallError
+		switch {
+		case errors.As(err, &ce) && ce.Code == protocol.CodeLimitExceeded:
+			return errOverQuota
+		case errors.Is(err, ErrNotServed) && ctx.Err() == nil:
+			select {
+			case <-time.After(100 * time.Millisecond):
+				continue
+			case <-ctx.Done():
+				return fmt.Errorf("ask the quota of %s: %w", e.class, err)
+			}
+		case err != nil:
+			return fmt.Errorf("ask the quota of %s: %w", e.class, err)
+		}
+		resp.Body.Close()
+		switch resp.StatusCode {
+		case http.StatusOK:
+			return nil
+		case http.StatusTooManyRequests:
+			return errOverQuota
+		default:
+			return fmt.Errorf("the quota of %s answered %d", e.class, resp.StatusCode)
+		}
 	}
 }
 
