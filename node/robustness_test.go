@@ -213,13 +213,19 @@ func TestHistoryCheckerFindsStaleReads(t *testing.T) {
 		go h.client(ctx, id, seed, &wg)
 	}
 	rng := rand.New(rand.NewPCG(seed, 99))
-	for range 8 {
+	// Moves until the check finds the planted bug (a node must own a
+	// register again after another did), for 24 rounds at most.
+	found := false
+	for round := 0; round < 24 && !found; round++ {
 		time.Sleep(500 * time.Millisecond) // writes on the register's owner
 		for k := range registers {
 			h.move(rng, fmt.Sprint("r", k))
 		}
+		if round >= 3 {
+			result, _ := h.rec.Check(time.Minute)
+			found = result == porcupine.Illegal
+		}
 	}
-	time.Sleep(time.Second)
 	cancel()
 	wg.Wait()
 	if result, path := h.check(seed); result != porcupine.Illegal {
