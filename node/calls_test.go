@@ -193,14 +193,21 @@ func TestCallsSurviveKill9(t *testing.T) {
 	c.Restart(callerOwner)
 	c.WaitConverged(3)
 
-	// The callee's node dies while it holds a call.
+	// The callee's node dies while it holds a call. The restart may have
+	// moved partitions: a callee apart from the caller's owner now, so that
+	// the kill takes the callee's node only.
+	callee = apart(t, c, "a", "h")
 	calleeOwner := c.LeaderOf("Callee", callee)
 	via = c.Nodes[(calleeOwner+1)%3]
-	result := make(chan callAnswer, 1)
+	type answer struct {
+		code int
+		res  callAnswer
+	}
+	result := make(chan answer, 1)
 	go func() {
 		var res callAnswer
-		ask(t, via, "POST", "/objects/Caller/a/call/"+callee+"/log?hold_ms=20000&timeout_ms=40000", &res)
-		result <- res
+		code := ask(t, via, "POST", "/objects/Caller/a/call/"+callee+"/log?hold_ms=20000&timeout_ms=40000", &res)
+		result <- answer{code, res}
 	}()
 	testenv.WaitFor(t, 30*time.Second, "the caller's intent 2, written before its call", func() error {
 		// The caller is busy in its call: read its storage through the
@@ -223,7 +230,11 @@ func TestCallsSurviveKill9(t *testing.T) {
 		return fmt.Errorf("caller's keys %+v", obj.Keys)
 	})
 	c.Nodes[calleeOwner].Kill9()
-	res := <-result
+	a := <-result
+	if a.code != http.StatusOK {
+		t.Fatalf("the caller answered %d (%+v), want 200 with its call's outcome", a.code, a.res)
+	}
+	res := a.res
 	var survivor *proctest.Proc
 	for _, n := range c.Live() {
 		survivor = n
