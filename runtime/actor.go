@@ -104,7 +104,10 @@ type entry struct {
 	// quotaPlaced: the object exists, or its class's quota gave it a
 	// place (see placed).
 	quotaPlaced bool
-	outbox      *[]outItem // the current event's outputs
+	// wroteBeforeCall: the current event committed writes before a call
+	// (commitBeforeCall), so its failure later on is no "not served".
+	wroteBeforeCall bool
+	outbox          *[]outItem // the current event's outputs
 
 	// chain is the current event's call chain (event.chain). calling
 	// counts the calls the actor waits on; reentrant holds the events of
@@ -265,6 +268,7 @@ func (e *entry) handle(ev event) {
 	var out []outItem
 	e.outbox = &out
 	e.chain = ev.chain
+	e.wroteBeforeCall = false
 	st := e.state.storage
 	st.begin()
 	ctx := context.WithValue(rt.ctx, stateKey, e.state)
@@ -319,8 +323,13 @@ func (e *entry) handle(ev event) {
 		out = append(out, outItem{done: func(err error) { done(ok && err == nil) }})
 	}
 	if ev.kind == evHTTP {
-		resp, doneCh := ev.resp, ev.done
+		resp, doneCh, partial := ev.resp, ev.done, e.wroteBeforeCall
 		out = append(out, outItem{done: func(err error) {
+			if partial && errors.Is(err, storage.ErrNotWritten) {
+				// Part of the event is written: sending the request
+				// again would do that part twice.
+				err = fmt.Errorf("%s (the event had written before a call): %w", err, errCommitFailed)
+			}
 			resp.failed = err
 			close(doneCh)
 		}})

@@ -381,6 +381,9 @@ func (e *entry) commitBeforeCall() error {
 		out = slices.Clone(*e.outbox)
 		*e.outbox = (*e.outbox)[:0]
 	}
+	if !w.empty() {
+		e.wroteBeforeCall = true
+	}
 	e.commit(w, out)
 	e.gate.waitIdle()
 	if e.gate.broken() {
@@ -444,9 +447,9 @@ func (e *entry) handleNested(ev event) {
 		close(ev.done)
 		return
 	}
-	outbox, chain := e.outbox, e.chain
+	outbox, chain, wrote := e.outbox, e.chain, e.wroteBeforeCall
 	e.handle(ev)
-	e.outbox, e.chain = outbox, chain
+	e.outbox, e.chain, e.wroteBeforeCall = outbox, chain, wrote
 }
 
 // deliverCall queues ev, a call of chain: to the actor waiting in a call
