@@ -99,6 +99,18 @@ func (h *historyRun) client(ctx context.Context, id int, seed uint64, wg *sync.W
 	}
 }
 
+// startClients runs n clients until the returned stop, which waits for
+// them.
+func (h *historyRun) startClients(n int, seed uint64) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for id := range n {
+		wg.Add(1)
+		go h.client(ctx, id, seed, &wg)
+	}
+	return func() { cancel(); wg.Wait() }
+}
+
 // move asks the cluster to move register key's object to another node.
 func (h *historyRun) move(rng *rand.Rand, key string) {
 	n := h.liveNode(rng)
@@ -162,12 +174,7 @@ func robustnessSeed(t *testing.T) uint64 {
 func TestRegisterHistoryIsLinearizableUnderFaults(t *testing.T) {
 	seed := robustnessSeed(t)
 	h := &historyRun{t: t, c: proctest.StartCluster(t, kvNode, 3), rec: history.NewRecorder()}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	for id := range 6 {
-		wg.Add(1)
-		go h.client(ctx, id, seed, &wg)
-	}
+	stop := h.startClients(6, seed)
 	rng := rand.New(rand.NewPCG(seed, 99))
 	rounds := cmp.Or(envInt(t, "HOLOCRON_ROBUSTNESS_ROUNDS"), 6)
 	// The pause fault finds an open bug (docs/robustness.md): a leader
@@ -202,8 +209,7 @@ func TestRegisterHistoryIsLinearizableUnderFaults(t *testing.T) {
 		}
 	}
 	time.Sleep(2 * time.Second)
-	cancel()
-	wg.Wait()
+	stop()
 	if result, path := h.check(seed); result != porcupine.Ok {
 		t.Fatalf("the history is not linearizable (%v): Porcupine's visualization in %s", result, path)
 	}
@@ -217,12 +223,7 @@ func TestRegisterHistoryIsLinearizableUnderFaults(t *testing.T) {
 func TestHistoryCheckerFindsStaleReads(t *testing.T) {
 	seed := robustnessSeed(t)
 	h := &historyRun{t: t, c: proctest.StartCluster(t, kvNode, 3, "-kv-stale-reads"), rec: history.NewRecorder()}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	for id := range 4 {
-		wg.Add(1)
-		go h.client(ctx, id, seed, &wg)
-	}
+	stop := h.startClients(4, seed)
 	rng := rand.New(rand.NewPCG(seed, 99))
 	// Moves until the check finds the planted bug (a node must own a
 	// register again after another did), for 24 rounds at most.
@@ -237,8 +238,7 @@ func TestHistoryCheckerFindsStaleReads(t *testing.T) {
 			found = result == porcupine.Illegal
 		}
 	}
-	cancel()
-	wg.Wait()
+	stop()
 	if result, path := h.check(seed); result != porcupine.Illegal {
 		t.Fatalf("with stale reads planted the check says %v, want illegal", result)
 	} else {
