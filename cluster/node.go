@@ -746,6 +746,38 @@ func Converged(statuses []Status, voters int) (ok bool, why string) {
 	return true, ""
 }
 
+// Balanced reports whether every partition is served by its preferred
+// member (the first of its ring placement), as statuses (one from each live
+// node) show. After a member returns, Converged holds as soon as its groups
+// have their voters again, but the rebalancer then steers leadership back to
+// it partition by partition, and every such move drops the outputs of the
+// partition's running events. A test that must not see its objects move
+// waits for Balanced too. A partition held by MoveObject stays unbalanced
+// until its hold ends.
+func Balanced(statuses []Status) (ok bool, why string) {
+	parts := 0
+	served := map[int]bool{}
+	for _, st := range statuses {
+		parts = len(st.Partitions)
+		for _, p := range st.Partitions {
+			if !p.Serving {
+				continue
+			}
+			served[p.Partition] = true
+			if p.Partition >= len(st.Preferred) || len(st.Preferred[p.Partition]) == 0 {
+				return false, fmt.Sprintf("partition %d on %s: no ring placement", p.Partition, st.Node)
+			}
+			if want := st.Preferred[p.Partition][0]; want != st.Node {
+				return false, fmt.Sprintf("partition %d served by %s, preferred %s", p.Partition, st.Node, want)
+			}
+		}
+	}
+	if parts == 0 || len(served) != parts {
+		return false, fmt.Sprintf("%d of %d partitions served", len(served), parts)
+	}
+	return true, ""
+}
+
 // Status reports members and every partition's group.
 func (n *Node) Status(ctx context.Context) (Status, error) {
 	parts, err := n.engine.Status(ctx)

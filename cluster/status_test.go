@@ -38,3 +38,37 @@ func TestConverged(t *testing.T) {
 		})
 	}
 }
+
+func TestBalanced(t *testing.T) {
+	serving := func(p int) PartitionStatus { return PartitionStatus{Partition: p, Serving: true} }
+	following := func(p int) PartitionStatus { return PartitionStatus{Partition: p} }
+	pref := [][]string{{"a", "b"}, {"b", "a"}}
+	tests := []struct {
+		name     string
+		statuses []Status
+		want     bool
+	}{
+		{"no status yet", nil, false},
+		{"each partition led by its preferred member", []Status{
+			{Node: "a", Preferred: pref, Partitions: []PartitionStatus{serving(0), following(1)}},
+			{Node: "b", Preferred: pref, Partitions: []PartitionStatus{following(0), serving(1)}},
+		}, true},
+		{"a partition not yet steered back", []Status{
+			{Node: "a", Preferred: pref, Partitions: []PartitionStatus{serving(0), serving(1)}},
+			{Node: "b", Preferred: pref, Partitions: []PartitionStatus{following(0), following(1)}},
+		}, false},
+		{"a partition nobody serves", []Status{
+			{Node: "a", Preferred: pref, Partitions: []PartitionStatus{serving(0), following(1)}},
+		}, false},
+		{"no ring placement", []Status{
+			{Node: "a", Partitions: []PartitionStatus{serving(0)}},
+		}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got, why := Balanced(tt.statuses); got != tt.want {
+				t.Fatalf("Balanced = %v (%s), want %v", got, why, tt.want)
+			}
+		})
+	}
+}

@@ -317,7 +317,8 @@ type Cluster struct {
 }
 
 // StartCluster runs size nodes (n1…) and waits until every partition has
-// min(size, 3) voters and a serving leader. extra flags go to every node.
+// min(size, 3) voters and is served by its preferred member (WaitBalanced).
+// extra flags go to every node.
 func StartCluster(t testing.TB, binary string, size int, extra ...string) *Cluster {
 	t.Helper()
 	c := &Cluster{t: t, binary: binary, extra: extra}
@@ -334,7 +335,9 @@ func StartCluster(t testing.TB, binary string, size int, extra ...string) *Clust
 	for i := range size {
 		c.Nodes = append(c.Nodes, c.launch(i, FreeAddr(t), t.TempDir()))
 	}
-	c.WaitConverged(min(size, 3))
+	// Balanced, not only converged: until the rebalancer has steered each
+	// partition to its preferred member, objects move under the test.
+	c.WaitBalanced(min(size, 3))
 	return c
 }
 
@@ -370,35 +373,65 @@ func (c *Cluster) Live() []*Proc {
 // served partition has voters voters and no learners, and all are served.
 func (c *Cluster) WaitConverged(voters int) {
 	c.t.Helper()
+	c.waitStatuses(fmt.Sprintf("converge to %d voters per partition", voters), func(statuses []cluster.Status) (bool, string) {
+		return cluster.Converged(statuses, voters)
+	})
+}
+
+// WaitBalanced waits (60s at most) until the cluster has converged to
+// voters voters per partition and every partition is led by its preferred
+// member (cluster.Balanced): after a restart, the rebalancer's moves back to
+// the returned node are over.
+func (c *Cluster) WaitBalanced(voters int) {
+	c.t.Helper()
+	c.waitStatuses(fmt.Sprintf("balance (%d voters per partition, preferred leaders)", voters), func(statuses []cluster.Status) (bool, string) {
+		if ok, why := cluster.Converged(statuses, voters); !ok {
+			return false, why
+		}
+		return cluster.Balanced(statuses)
+	})
+}
+
+// waitStatuses waits (60s at most) until ok holds for the statuses of the
+// live nodes.
+func (c *Cluster) waitStatuses(what string, ok func([]cluster.Status) (bool, string)) {
+	c.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		ok, why := c.converged(voters)
-		if ok {
+		statuses, err := c.statuses()
+		why := ""
+		if err != nil {
+			why = err.Error()
+		} else if done, w := ok(statuses); !done {
+			why = w
+		}
+		if why == "" {
 			return
 		}
 		if time.Now().After(deadline) {
-			c.t.Fatalf("cluster did not converge to %d voters per partition: %s", voters, why)
+			c.t.Fatalf("cluster did not %s: %s", what, why)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 }
 
-func (c *Cluster) converged(voters int) (bool, string) {
+// statuses returns /admin/cluster of every live node.
+func (c *Cluster) statuses() ([]cluster.Status, error) {
 	var statuses []cluster.Status
 	for _, n := range c.Live() {
 		var st cluster.Status
 		resp, err := http.Get(n.URL("/admin/cluster"))
 		if err != nil {
-			return false, err.Error()
+			return nil, err
 		}
 		err = json.NewDecoder(resp.Body).Decode(&st)
 		resp.Body.Close()
 		if err != nil {
-			return false, err.Error()
+			return nil, fmt.Errorf("decode /admin/cluster of %s: %w", n.Addr, err)
 		}
 		statuses = append(statuses, st)
 	}
-	return cluster.Converged(statuses, voters)
+	return statuses, nil
 }
 
 // LeaderOf returns the index of the node leading the object (class, name),
