@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -126,8 +127,8 @@ type group struct {
 	termStart uint64
 	pending   map[[16]byte]func(error)
 	metrics   *metrics
-	// heard is when each peer last acknowledged this node as the group's
-	// leader in its current term.
+	// heard is, for each peer, when this node sent the latest heartbeat
+	// the peer acknowledged, as the group's leader in its current term.
 	heard map[uint64]time.Time
 	// holdUntil suspends steering leadership to the preferred member (an
 	// operator moved the partition's objects here).
@@ -519,7 +520,6 @@ func (e *Engine) processReadyGuarded() (err error) {
 }
 
 func (e *Engine) step(envs []Envelope) {
-	now := time.Now()
 	for _, env := range envs {
 		p := env.Partition
 		if p < 0 || p >= len(e.groups) || env.Msg.GetTo() != e.cfg.RaftID {
@@ -542,12 +542,19 @@ func (e *Engine) step(envs []Envelope) {
 			g = e.groups[p]
 			e.log.Info("joining partition group", "partition", p, "from", env.Msg.GetFrom())
 		}
-		switch env.Msg.GetType() {
-		case pb.MessageType_MsgAppResp, pb.MessageType_MsgHeartbeatResp:
-			// Only a peer's acknowledgement of this group's leader in its
-			// current term extends the leader's lease.
-			if g.leader && env.Msg.GetTerm() == g.rn.BasicStatus().GetTerm() {
-				g.heard[env.Msg.GetFrom()] = now
+		if env.Msg.GetType() == pb.MessageType_MsgHeartbeatResp {
+			// Only a peer's acknowledgement of a heartbeat of this group's
+			// leader in its current term extends the leader's lease, and
+			// from when that heartbeat was sent, not when its answer came:
+			// a leader woken from a pause finds answers to its heartbeats
+			// from before the pause waiting in its sockets, and the peers
+			// may have elected another leader since (CI at 232ae14).
+			sent, stamped := e.heartbeatSent(env.Msg.GetContext())
+			if stamped {
+				env.Msg.Context = nil // Raft's own read-index contexts are never stamped
+			}
+			if stamped && g.leader && env.Msg.GetTerm() == g.rn.BasicStatus().GetTerm() && sent.After(g.heard[env.Msg.GetFrom()]) {
+				g.heard[env.Msg.GetFrom()] = sent
 			}
 		}
 		if err := g.rn.Step(env.Msg); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
@@ -684,7 +691,11 @@ func (e *Engine) processReady() error {
 		if w.conf != nil {
 			e.setConf(g, w.conf)
 		}
+		sentAt := e.stampHeartbeat(time.Now())
 		for _, m := range w.rd.Messages {
+			if m.GetType() == pb.MessageType_MsgHeartbeat && len(m.GetContext()) == 0 {
+				m.Context = sentAt
+			}
 			out = append(out, Envelope{Partition: g.part, Msg: m})
 			if m.GetType() == pb.MessageType_MsgSnap {
 				if g.snapshotsSent == nil {
@@ -1013,10 +1024,37 @@ func (e *Engine) updateRole(w *readyWork) {
 	e.refreshServing(g, time.Now())
 }
 
+// heartbeatStampPrefix starts the Context of every heartbeat a leader
+// sends; followers echo it in their answers (etcd raft's handleHeartbeat),
+// so that the leader knows when the heartbeat an answer acknowledges left.
+const heartbeatStampPrefix = "hlease1:"
+
+// stampHeartbeat returns the Context of a heartbeat sent at t: the prefix
+// and t on the engine's monotonic clock (nanoseconds since it started).
+func (e *Engine) stampHeartbeat(t time.Time) []byte {
+	b := make([]byte, len(heartbeatStampPrefix), len(heartbeatStampPrefix)+8)
+	copy(b, heartbeatStampPrefix)
+	return binary.BigEndian.AppendUint64(b, uint64(t.Sub(e.started)))
+}
+
+// heartbeatSent decodes a stamp that a heartbeat answer echoes. A stamp
+// from the future (a forged or garbled answer) is refused.
+func (e *Engine) heartbeatSent(ctx []byte) (time.Time, bool) {
+	rest, ok := bytes.CutPrefix(ctx, []byte(heartbeatStampPrefix))
+	if !ok || len(rest) != 8 {
+		return time.Time{}, false
+	}
+	d := time.Duration(binary.BigEndian.Uint64(rest))
+	if d < 0 || d > time.Since(e.started) {
+		return time.Time{}, false
+	}
+	return e.started.Add(d), true
+}
+
 // refreshServing decides whether a leader may serve: it must have applied
 // its log up to the start of its term (so objects never start on stale
-// state) and hold a lease: a quorum of the group's voters was heard from
-// within half an election timeout. Followers do not vote for anyone else
+// state) and hold a lease: a quorum of the group's voters acknowledged a
+// heartbeat it sent within half an election timeout. Followers do not vote for anyone else
 // within an election timeout of hearing from this leader, so while the
 // lease holds no other node can have become leader, and an isolated leader
 // stops serving (and its objects close their sockets) well before the

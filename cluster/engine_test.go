@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
 	"go.etcd.io/raft/v3/tracker"
 	"google.golang.org/protobuf/proto"
@@ -37,6 +38,10 @@ type memNet struct {
 	blocked  map[[2]uint64]bool // one direction of a link: from, to
 	inboxes  map[uint64]chan []Envelope
 	wg       sync.WaitGroup
+	// held collects, for an engine put on hold (hold), the messages sent
+	// to it instead of delivering them: the answers a paused process
+	// finds waiting in its sockets.
+	held map[uint64][]Envelope
 	// installGate, when set, models a follower slow to install a
 	// snapshot: a batch carrying one is reported delivered to its sender
 	// (as Transport does once the receiver took the batch), and reaches
@@ -75,6 +80,27 @@ func (n *memNet) setBlocked(from, to uint64, blocked bool) {
 	n.blocked[[2]uint64{from, to}] = blocked
 }
 
+// hold makes the messages sent to id wait (heldFor) instead of arriving.
+func (n *memNet) hold(id uint64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.held == nil {
+		n.held = map[uint64][]Envelope{}
+	}
+	n.held[id] = []Envelope{}
+}
+
+// heldFor returns what waits for id; with release, it also ends the hold.
+func (n *memNet) heldFor(id uint64, release bool) []Envelope {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	envs := slices.Clone(n.held[id])
+	if release {
+		delete(n.held, id)
+	}
+	return envs
+}
+
 // passes reports whether a message may travel from one engine to another.
 // The caller holds n.mu.
 func (n *memNet) passes(from, to uint64) bool {
@@ -99,6 +125,10 @@ func (n *memNet) send(from uint64) func([]Envelope) {
 		for to, list := range byPeer {
 			in := n.inboxes[to]
 			if in == nil || !n.passes(from, to) {
+				continue
+			}
+			if held, ok := n.held[to]; ok {
+				n.held[to] = append(held, list...)
 				continue
 			}
 			select {
@@ -653,6 +683,95 @@ func TestEngineNoServingOverlap(t *testing.T) {
 			round, stopped.Round(time.Millisecond), time.Since(isolated).Round(time.Millisecond))
 		c.net.setIsolated(old.id, false)
 	}
+}
+
+// A leader's lease rests on when the heartbeats its followers acknowledged
+// were sent, not on when the acknowledgements arrived. Here the leader A of
+// partition p is paused (its engine goroutine blocked, as by SIGSTOP) with
+// acknowledgements of its last heartbeats waiting for it, and cut off; the
+// others elect a new leader. When A wakes, it reads those acknowledgements:
+// they are of its own term, but must not make it serve p again beside the
+// new leader (CI at 232ae14 saw that as a stale read).
+func TestEngineLateAcksDoNotRenewTheLease(t *testing.T) {
+	c := newEngineClusterTicks(t, 30, "alpha", "beta", "gamma")
+	c.bootstrap()
+	p := 0
+	leader := func() *testNode {
+		var l *testNode
+		waitFor(t, convergeTimeout, "a leader of partition 0", func() (bool, string) {
+			s := c.servers(p, c.nodes)
+			if len(s) != 1 {
+				return false, fmt.Sprintf("%d nodes serve it", len(s))
+			}
+			l = s[0]
+			return true, ""
+		})
+		return l
+	}
+	a := leader()
+	// Hold what is sent to A until both followers' acknowledgements of a
+	// heartbeat of p wait, then pause A. Raft's check-quorum may have
+	// made A step down in between (it heard nothing for a while): then
+	// try again.
+	resume := make(chan struct{})
+	var late []Envelope
+	for attempt := 0; ; attempt++ {
+		if attempt == 10 {
+			t.Fatal("A stepped down before it was paused, ten times")
+		}
+		c.net.hold(a.id)
+		waitFor(t, convergeTimeout, "acknowledgements of A's heartbeats", func() (bool, string) {
+			from := map[uint64]bool{}
+			for _, env := range c.net.heldFor(a.id, false) {
+				if env.Partition == p && env.Msg.GetType() == pb.MessageType_MsgHeartbeatResp {
+					from[env.Msg.GetFrom()] = true
+				}
+			}
+			return len(from) == 2, fmt.Sprintf("from %d followers", len(from))
+		})
+		paused := make(chan bool)
+		go a.engine.call(context.Background(), func() error {
+			paused <- a.engine.groups[p].leader
+			<-resume
+			return nil
+		})
+		if <-paused {
+			break
+		}
+		close(resume)
+		resume = make(chan struct{})
+		c.net.heldFor(a.id, true)
+		a = leader()
+	}
+	c.net.setIsolated(a.id, true)
+	late = c.net.heldFor(a.id, true)
+	var next *testNode
+	waitFor(t, convergeTimeout, "a new leader", func() (bool, string) {
+		s := slices.DeleteFunc(c.servers(p, c.nodes), func(n *testNode) bool { return n == a })
+		if len(s) == 0 {
+			return false, "none"
+		}
+		next = s[0]
+		return true, ""
+	})
+	// A wakes and reads the acknowledgements; until check-quorum makes it
+	// step down (it hears nothing new), it must not serve.
+	go a.engine.Step(late)
+	close(resume)
+	waitFor(t, convergeTimeout, "A to step down", func() (bool, string) {
+		for range 50 {
+			if a.engine.Serving(p) && next.engine.Serving(p) {
+				t.Fatalf("%s serves partition %d again on acknowledgements of heartbeats from before its pause, beside the new leader %s", a.name, p, next.name)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		for _, ps := range status(t, a.engine) {
+			if ps.Partition == p && ps.Role == raft.StateLeader.String() {
+				return false, "A still leads"
+			}
+		}
+		return true, ""
+	})
 }
 
 // resettle runs the rebalancer until the cluster is settled again.
