@@ -61,14 +61,14 @@ type idlePoller struct {
 	fdClosed bool
 
 	mu      sync.Mutex
-	parked  map[uint64]*WebSocket
+	parked  map[uint64]*socketConn
 	nextID  uint64
 	running bool
 	closed  bool
 }
 
 func newIdlePoller(log *slog.Logger, gauge prometheus.Gauge) *idlePoller {
-	return &idlePoller{log: log, gauge: gauge, parked: map[uint64]*WebSocket{}}
+	return &idlePoller{log: log, gauge: gauge, parked: map[uint64]*socketConn{}}
 }
 
 // count is how many sockets are parked.
@@ -118,11 +118,11 @@ func (p *idlePoller) start() error {
 	return p.err
 }
 
-// park hands ws's socket to the poller; true means the poller now owns its
-// reading and the caller (ws's reader) must return. False leaves the
+// park hands connection c to the poller; true means the poller now owns its
+// reading and the caller (c's reader) must return. False leaves the
 // reader in charge: the poller is unavailable, or the socket is closing.
-func (p *idlePoller) park(ws *WebSocket) bool {
-	r := ws.reader
+func (p *idlePoller) park(c *socketConn) bool {
+	r := c.reader
 	if r.raw == nil || p.start() != nil {
 		return false
 	}
@@ -133,8 +133,8 @@ func (p *idlePoller) park(ws *WebSocket) bool {
 	}
 	p.nextID++
 	id := p.nextID
-	p.parked[id] = ws
-	ws.parkID = id
+	p.parked[id] = c
+	c.parkID = id
 	p.gauge.Inc()
 	p.mu.Unlock()
 
@@ -178,13 +178,13 @@ func (p *idlePoller) take(id uint64) bool {
 	return true
 }
 
-// unpark takes ws back from the poller, if it is parked; true means the
+// unpark takes c back from the poller, if it is parked; true means the
 // caller now owns its reading.
-func (p *idlePoller) unpark(ws *WebSocket) bool {
+func (p *idlePoller) unpark(c *socketConn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if got, ok := p.parked[ws.parkID]; ok && got == ws {
-		delete(p.parked, ws.parkID)
+	if got, ok := p.parked[c.parkID]; ok && got == c {
+		delete(p.parked, c.parkID)
 		p.gauge.Dec()
 		return true
 	}
@@ -211,14 +211,14 @@ func (p *idlePoller) run() {
 				return
 			}
 			p.mu.Lock()
-			ws, ok := p.parked[id]
+			c, ok := p.parked[id]
 			if ok {
 				delete(p.parked, id)
 				p.gauge.Dec()
 			}
 			p.mu.Unlock()
 			if ok {
-				go ws.readLoop()
+				go c.readLoop()
 			}
 		}
 	}
@@ -244,12 +244,12 @@ func (p *idlePoller) shutdown() {
 	}
 	p.closed = true
 	parked := p.parked
-	p.parked = map[uint64]*WebSocket{}
+	p.parked = map[uint64]*socketConn{}
 	p.gauge.Sub(float64(len(parked)))
 	running := p.running
 	p.mu.Unlock()
-	for _, ws := range parked {
-		go ws.readLoop()
+	for _, c := range parked {
+		go c.readLoop()
 	}
 	if running {
 		syscall.Write(p.wakeW, []byte{0})

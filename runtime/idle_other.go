@@ -18,8 +18,8 @@ func newIdlePoller(*slog.Logger, prometheus.Gauge) *idlePoller { return &idlePol
 
 func (p *idlePoller) count() int { return 0 }
 
-func (p *idlePoller) park(*WebSocket) bool   { return false }
-func (p *idlePoller) unpark(*WebSocket) bool { return false }
+func (p *idlePoller) park(*socketConn) bool   { return false }
+func (p *idlePoller) unpark(*socketConn) bool { return false }
 func (p *idlePoller) shutdown()              {}
 
 // waitReadable does not wait here: the reader blocks in its read instead.

@@ -52,11 +52,10 @@ func (ws *WebSocket) socketKeys() (ip, principal string) {
 	return ip, principal
 }
 
-// admit counts a new socket against the per-IP and per-principal limits and
-// reports whether it is within them. Every admitted or refused socket is
-// counted until it ends (release).
-func (rt *Runtime) admit(ws *WebSocket) bool {
-	ip, principal := ws.socketKeys()
+// admit counts a new socket connection against the per-IP and
+// per-principal limits and reports whether it is within them. Every
+// admitted or refused connection is counted until it ends (unadmit).
+func (rt *Runtime) admit(ip, principal string) bool {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	rt.socketsByIP[ip]++
@@ -68,9 +67,8 @@ func (rt *Runtime) admit(ws *WebSocket) bool {
 	return ok
 }
 
-// unadmit releases a socket's admission counters.
-func (rt *Runtime) unadmit(ws *WebSocket) {
-	ip, principal := ws.socketKeys()
+// unadmit releases a socket connection's admission counters.
+func (rt *Runtime) unadmit(ip, principal string) {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	if rt.socketsByIP[ip]--; rt.socketsByIP[ip] <= 0 {

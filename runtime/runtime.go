@@ -571,7 +571,11 @@ func (s *Stub) serve(w http.ResponseWriter, r *http.Request, chain []ID) {
 			resp.socket.terminate(protocol.CloseAbnormal, "upgrade failed")
 			return
 		}
-		resp.socket.start(conn, hj.Conn, hj.Reader)
+		var expires time.Time
+		if p := resp.socket.principal; p != nil {
+			expires = p.Expires
+		}
+		resp.socket.conn.start(conn, hj.Conn, hj.Reader, expires)
 		return
 	}
 	resp.writeTo(w)

@@ -7,8 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/holocron-run/holocron/protocol"
-
 	"github.com/gorilla/websocket"
 )
 
@@ -67,8 +65,6 @@ func (s *State) AcceptWebSocket(w http.ResponseWriter, r *http.Request, tags ...
 		entry:      e,
 		seq:        e.rt.socketSeq.Add(1),
 		remoteAddr: r.RemoteAddr,
-		wake:       make(chan struct{}, 1),
-		terminated: make(chan struct{}),
 	}
 	if p, ok := PrincipalFrom(r.Context()); ok {
 		ws.principal = &p
@@ -77,13 +73,7 @@ func (s *State) AcceptWebSocket(w http.ResponseWriter, r *http.Request, tags ...
 		// Set by the cluster's forwarder: the client's own address.
 		ws.remoteAddr = fwd
 	}
-	if !e.rt.admit(ws) {
-		// Over a socket limit: the client gets the upgrade and at once a
-		// close it can read (browsers cannot see an HTTP refusal).
-		ws.queue = append(ws.queue, outFrame{close: true, code: protocol.ClosePolicy, reason: "too many sockets"})
-		ws.closing = true
-		ws.wake <- struct{}{}
-	}
+	ws.conn = e.rt.newSocketConn(ws)
 	e.mu.Lock()
 	e.sockets = append(e.sockets, ws)
 	for _, t := range tags {

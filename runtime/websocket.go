@@ -27,20 +27,35 @@ const MaxAttachmentSize = 16 << 10
 // ErrAttachmentTooLarge is returned by SetAttachment beyond MaxAttachmentSize.
 var ErrAttachmentTooLarge = errors.New("websocket attachment too large")
 
-// WebSocket is one client socket accepted by an object. It belongs to the
-// object, not to an instance: it stays open while the object is evicted and
-// the next instance finds it again with GetWebSockets (hibernation).
+// WebSocket is one client socket accepted by an object: the object's record
+// of it (tags, attachment, identity). It belongs to the object, not to an
+// instance: it stays open while the object is evicted and the next instance
+// finds it again with GetWebSockets (hibernation). Its connection, conn, is
+// the transport on the node the client reached.
 type WebSocket struct {
 	entry      *entry
 	seq        uint64
 	remoteAddr string
 	principal  *Principal
-	expiry     *time.Timer
 
 	// Guarded by entry.mu.
 	tags       []string
 	attachment []byte
 	gone       bool // terminated: in no list of the entry
+
+	conn *socketConn
+}
+
+// socketConn is one client WebSocket connection on the node the client
+// reached: its read loop, rate limit, parking, pings and write queue. What
+// it reads, and its end, go up to its socket's record (up).
+type socketConn struct {
+	rt *Runtime
+	up *WebSocket
+	// ip and principal are the admission counters the connection holds
+	// (see Runtime.admit) until it ends.
+	ip, principal string
+	expiry        *time.Timer
 
 	// reader is the read side; its goroutine runs only while the socket is
 	// busy (see readLoop). parkID is its key in the idle poller.
@@ -52,8 +67,8 @@ type WebSocket struct {
 	heard atomic.Int64
 
 	mu         sync.Mutex
-	conn       *websocket.Conn
-	cork       *corkconn.Conn // conn's transport; set before the loops start
+	ws         *websocket.Conn
+	cork       *corkconn.Conn // ws's transport; set before the loops start
 	pinger     *time.Timer
 	writing    bool // a writeLoop goroutine runs (it exits when idle)
 	queue      []outFrame
@@ -64,6 +79,21 @@ type WebSocket struct {
 	ended      bool // terminate ran
 	closing    bool // a close frame is queued
 	terminated chan struct{}
+}
+
+// newSocketConn returns the connection of a socket about to be upgraded,
+// counted against the runtime's socket limits: over them, it is upgraded
+// only to be closed at once with 4008, which a browser can read (it cannot
+// see an HTTP refusal).
+func (rt *Runtime) newSocketConn(up *WebSocket) *socketConn {
+	c := &socketConn{rt: rt, up: up, wake: make(chan struct{}, 1), terminated: make(chan struct{})}
+	c.ip, c.principal = up.socketKeys()
+	if !rt.admit(c.ip, c.principal) {
+		c.queue = append(c.queue, outFrame{close: true, code: protocol.ClosePolicy, reason: "too many sockets"})
+		c.closing = true
+		c.wake <- struct{}{}
+	}
+	return c
 }
 
 type outFrame struct {
@@ -191,83 +221,90 @@ func (ws *WebSocket) Close(code int, reason string) {
 	ws.entry.emit(outItem{ws: ws, frame: outFrame{close: true, code: code, reason: reason}})
 }
 
-// enqueue hands a released frame to the socket's writer. A socket whose
-// queue exceeds the limit is a slow consumer: it is closed, never waited for.
-func (ws *WebSocket) enqueue(f outFrame) {
-	ws.mu.Lock()
-	if ws.ended || ws.closing || ws.overflow {
-		ws.mu.Unlock()
+// enqueue hands a released frame to the socket's connection.
+func (ws *WebSocket) enqueue(f outFrame) { ws.conn.enqueue(f) }
+
+// terminate ends the socket (see socketConn.terminate).
+func (ws *WebSocket) terminate(code int, reason string) { ws.conn.terminate(code, reason) }
+
+// enqueue hands a released frame to the writer. A connection whose queue
+// exceeds the limit is a slow consumer: it is closed, never waited for.
+func (c *socketConn) enqueue(f outFrame) {
+	c.mu.Lock()
+	if c.ended || c.closing || c.overflow {
+		c.mu.Unlock()
 		return
 	}
 	if f.close {
-		ws.closing = true
+		c.closing = true
 	}
-	if len(ws.queue) == 0 {
-		ws.queuedAt = time.Now()
+	if len(c.queue) == 0 {
+		c.queuedAt = time.Now()
 	}
-	ws.queue = append(ws.queue, f)
-	ws.queueBytes += f.size()
-	if limit := ws.entry.rt.opts.SocketQueueBytes; ws.queueBytes > limit && !f.close {
-		ws.overflow = true
+	c.queue = append(c.queue, f)
+	c.queueBytes += f.size()
+	if limit := c.rt.opts.SocketQueueBytes; c.queueBytes > limit && !f.close {
+		c.overflow = true
 	}
-	ws.kickLocked()
-	ws.mu.Unlock()
+	c.kickLocked()
+	c.mu.Unlock()
 }
 
 // kickLocked makes sure a writer will send the queue: it wakes the
-// lingering one or starts one. Before the upgrade (no conn yet) start does.
-func (ws *WebSocket) kickLocked() {
-	if ws.conn == nil {
+// lingering one or starts one. Before the upgrade (no ws yet) start does.
+func (c *socketConn) kickLocked() {
+	if c.ws == nil {
 		return
 	}
-	if !ws.writing {
-		ws.writing = true
-		go ws.writeLoop()
+	if !c.writing {
+		c.writing = true
+		go c.writeLoop()
 		return
 	}
 	select {
-	case ws.wake <- struct{}{}:
+	case c.wake <- struct{}{}:
 	default:
 	}
 }
 
 // ping queues a keepalive ping and schedules the next one.
-func (ws *WebSocket) ping() {
-	interval := ws.entry.rt.opts.PingInterval
-	if ws.entry.rt.sinceStart()-time.Duration(ws.heard.Load()) > 2*interval {
+func (c *socketConn) ping() {
+	interval := c.rt.opts.PingInterval
+	if c.rt.sinceStart()-time.Duration(c.heard.Load()) > 2*interval {
 		// Silent for two intervals (an active reader's deadline says the
 		// same; a parked socket has no reader to notice).
-		ws.terminate(protocol.CloseAbnormal, "")
+		c.terminate(protocol.CloseAbnormal, "")
 		return
 	}
-	ws.mu.Lock()
-	defer ws.mu.Unlock()
-	if ws.ended || ws.closing {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ended || c.closing {
 		return
 	}
-	ws.queue = append(ws.queue, outFrame{ping: true})
-	ws.kickLocked()
-	ws.pinger.Reset(ws.entry.rt.opts.PingInterval)
+	c.queue = append(c.queue, outFrame{ping: true})
+	c.kickLocked()
+	c.pinger.Reset(c.rt.opts.PingInterval)
 }
 
-// start runs the socket's reader and writer on an upgraded connection; br
-// is the buffered reader conn reads through (nil if unknown).
-func (ws *WebSocket) start(conn *websocket.Conn, cork *corkconn.Conn, br *bufio.Reader) {
-	ws.reader = newSocketReader(ws, conn, cork, br)
-	ws.heard.Store(int64(ws.entry.rt.sinceStart()))
-	ws.mu.Lock()
-	ws.conn, ws.cork = conn, cork
-	if p := ws.principal; p != nil && !p.Expires.IsZero() {
-		ws.expiry = time.AfterFunc(time.Until(p.Expires), func() {
-			ws.enqueue(outFrame{close: true, code: protocol.CloseAuthFailed, reason: "token expired"})
+// start runs the reader and writer on an upgraded connection; br is the
+// buffered reader ws reads through (nil if unknown). expires, when set, is
+// when the client's credential lapses: the socket is closed then.
+func (c *socketConn) start(ws *websocket.Conn, cork *corkconn.Conn, br *bufio.Reader, expires time.Time) {
+	c.reader = newSocketReader(c, ws, cork, br)
+	c.heard.Store(int64(c.rt.sinceStart()))
+	c.mu.Lock()
+	c.ws, c.cork = ws, cork
+	if !expires.IsZero() {
+		c.expiry = time.AfterFunc(time.Until(expires), func() {
+			c.enqueue(outFrame{close: true, code: protocol.CloseAuthFailed, reason: "token expired"})
 		})
 	}
-	ws.pinger = time.AfterFunc(ws.entry.rt.opts.PingInterval, ws.ping)
-	if len(ws.queue) > 0 || ws.overflow {
-		ws.kickLocked()
+	c.pinger = time.AfterFunc(c.rt.opts.PingInterval, c.ping)
+	if len(c.queue) > 0 || c.overflow {
+		c.kickLocked()
 	}
-	ws.mu.Unlock()
-	go ws.readLoop()
+	c.mu.Unlock()
+	go c.readLoop()
 }
 
 // readerLinger is how long a socket's reader waits for the next message
@@ -288,7 +325,7 @@ const (
 // parked with the runtime's idle poller (Linux) until its next byte
 // arrives, so an idle socket costs no goroutine.
 type socketReader struct {
-	ws      *WebSocket
+	c       *socketConn
 	conn    *websocket.Conn
 	rt      *Runtime
 	limit   int64
@@ -302,9 +339,9 @@ type socketReader struct {
 	lingerNext time.Duration
 }
 
-func newSocketReader(ws *WebSocket, conn *websocket.Conn, cork *corkconn.Conn, br *bufio.Reader) *socketReader {
-	rt := ws.entry.rt
-	r := &socketReader{ws: ws, conn: conn, rt: rt, limit: int64(rt.opts.MaxMessageSize), br: br, lingerNext: readerLinger}
+func newSocketReader(c *socketConn, conn *websocket.Conn, cork *corkconn.Conn, br *bufio.Reader) *socketReader {
+	rt := c.rt
+	r := &socketReader{c: c, conn: conn, rt: rt, limit: int64(rt.opts.MaxMessageSize), br: br, lingerNext: readerLinger}
 	if sc, ok := cork.Conn.(syscall.Conn); ok && br != nil {
 		if raw, err := sc.SyscallConn(); err == nil {
 			r.raw = raw
@@ -322,8 +359,8 @@ func newSocketReader(ws *WebSocket, conn *websocket.Conn, cork *corkconn.Conn, b
 // readLoop reads the socket's messages until it ends, or until it has been
 // quiet for readerLinger and the idle poller took it (which runs readLoop
 // again when the socket has something to read).
-func (ws *WebSocket) readLoop() {
-	r := ws.reader
+func (c *socketConn) readLoop() {
+	r := c.reader
 	for {
 		if !r.await() {
 			return
@@ -358,7 +395,7 @@ func (r *socketReader) await() bool {
 		r.lingerNext = readerLinger
 		switch waitReadable(r.raw, r.conn.SetReadDeadline, linger) {
 		case readIdle:
-			if r.rt.idle.park(r.ws) {
+			if r.rt.idle.park(r.c) {
 				return false
 			}
 			waitReadable(r.raw, r.conn.SetReadDeadline, -1)
@@ -394,7 +431,7 @@ func (r *socketReader) skipControl() bool {
 		for i := range payload {
 			payload[i] = frame[6+i] ^ frame[2+i%4]
 		}
-		r.ws.enqueue(outFrame{pong: true, data: payload})
+		r.c.enqueue(outFrame{pong: true, data: payload})
 	}
 	_, _ = r.br.Discard(n)
 	r.heardNow()
@@ -403,7 +440,7 @@ func (r *socketReader) skipControl() bool {
 	return true
 }
 
-func (r *socketReader) heardNow() { r.ws.heard.Store(int64(r.rt.sinceStart())) }
+func (r *socketReader) heardNow() { r.c.heard.Store(int64(r.rt.sinceStart())) }
 
 // deadline gives the peer two ping intervals to send something (a pong at
 // least).
@@ -421,13 +458,13 @@ func (r *socketReader) fail(err error) {
 	if errors.Is(err, websocket.ErrReadLimit) {
 		code, reason = protocol.CloseTooBig, "message too big"
 	}
-	r.ws.terminate(code, reason)
+	r.c.terminate(code, reason)
 }
 
 // handle reads one message and delivers it to the object; false means the
 // socket ended.
 func (r *socketReader) handle(typ int, msg io.Reader) bool {
-	ws, rt := r.ws, r.rt
+	c, rt := r.c, r.rt
 	r.lingerNext = readerLinger // a message: more may follow
 	r.heardNow()
 	r.deadline()
@@ -436,12 +473,12 @@ func (r *socketReader) handle(typ int, msg io.Reader) bool {
 		// mailbox, so a flooder does not delay the object's other
 		// clients; the client is told, cheaply, from a ready frame.
 		if _, err := io.Copy(io.Discard, msg); err != nil {
-			ws.terminate(protocol.CloseAbnormal, err.Error())
+			c.terminate(protocol.CloseAbnormal, err.Error())
 			return false
 		}
 		rt.metrics.wsRateLimited.Inc()
 		if reply := rt.opts.RateLimitedReply; reply != nil {
-			ws.enqueue(outFrame{data: reply})
+			c.enqueue(outFrame{data: reply})
 		}
 		return true
 	}
@@ -451,7 +488,7 @@ func (r *socketReader) handle(typ int, msg io.Reader) bool {
 		if err == nil {
 			rt.metrics.wsMessagesIn.Inc()
 			rt.messagesIn.Add(1)
-			ws.entry.deliverBlocking(event{kind: evWSError, ws: ws, err: ErrMessageTooLarge})
+			c.up.messageError(ErrMessageTooLarge)
 			return true
 		}
 	}
@@ -460,13 +497,24 @@ func (r *socketReader) handle(typ int, msg io.Reader) bool {
 		if errors.Is(err, websocket.ErrReadLimit) {
 			code = protocol.CloseTooBig
 		}
-		ws.terminate(code, err.Error())
+		c.terminate(code, err.Error())
 		return false
 	}
 	rt.metrics.wsMessagesIn.Inc()
 	rt.messagesIn.Add(1)
-	ws.entry.deliverBlocking(event{kind: evWSMessage, ws: ws, msg: Message{Data: data, Binary: typ == websocket.BinaryMessage}})
+	c.up.message(Message{Data: data, Binary: typ == websocket.BinaryMessage})
 	return true
+}
+
+// message delivers a message its connection read to the object; it waits
+// for room in the object's mailbox, which is the socket's backpressure.
+func (ws *WebSocket) message(m Message) {
+	ws.entry.deliverBlocking(event{kind: evWSMessage, ws: ws, msg: m})
+}
+
+// messageError tells the object of a message its connection refused.
+func (ws *WebSocket) messageError(err error) {
+	ws.entry.deliverBlocking(event{kind: evWSError, ws: ws, err: err})
 }
 
 // writerLinger is how long an idle writer waits for more frames before it
@@ -476,48 +524,48 @@ const writerLinger = time.Second
 // writeLoop sends the socket's queue. It runs only while there is work (or
 // for writerLinger after it), started by kickLocked: most sockets of a
 // large idle population have no writer at all.
-func (ws *WebSocket) writeLoop() {
-	rt := ws.entry.rt
-	conn := ws.conn
+func (c *socketConn) writeLoop() {
+	rt := c.rt
+	conn := c.ws
 	linger := time.NewTimer(writerLinger)
 	defer linger.Stop()
 	var batch []outFrame
 	for {
-		ws.mu.Lock()
-		if len(ws.queue) == 0 && !ws.overflow {
-			ws.mu.Unlock()
+		c.mu.Lock()
+		if len(c.queue) == 0 && !c.overflow {
+			c.mu.Unlock()
 			linger.Reset(writerLinger)
 			select {
-			case <-ws.wake:
-			case <-ws.terminated:
+			case <-c.wake:
+			case <-c.terminated:
 				return
 			case <-linger.C:
-				ws.mu.Lock()
-				if len(ws.queue) == 0 && !ws.overflow {
-					ws.writing = false
-					ws.mu.Unlock()
+				c.mu.Lock()
+				if len(c.queue) == 0 && !c.overflow {
+					c.writing = false
+					c.mu.Unlock()
 					return
 				}
-				ws.mu.Unlock()
+				c.mu.Unlock()
 			}
 			continue
 		}
-		batch, ws.queue = ws.queue, batch[:0]
-		ws.queueBytes = 0
+		batch, c.queue = c.queue, batch[:0]
+		c.queueBytes = 0
 		now := time.Now()
-		if !ws.queuedAt.IsZero() {
-			rt.metrics.sendDelay.Observe(now.Sub(ws.queuedAt).Seconds())
-			ws.queuedAt = time.Time{}
+		if !c.queuedAt.IsZero() {
+			rt.metrics.sendDelay.Observe(now.Sub(c.queuedAt).Seconds())
+			c.queuedAt = time.Time{}
 		}
-		if ws.overflow {
+		if c.overflow {
 			// Too far behind: what is queued is dropped and the client
 			// told to come back later; nothing more is queued.
-			ws.overflow, ws.closing = false, true
+			c.overflow, c.closing = false, true
 			batch = append(batch[:0], outFrame{close: true, code: protocol.CloseTryAgainLater, reason: "slow consumer"})
 		}
-		ws.mu.Unlock()
+		c.mu.Unlock()
 		if len(batch) > 1 {
-			ws.cork.Hold()
+			c.cork.Hold()
 		}
 		// One deadline for the burst: a clock read per frame was 5 % of
 		// a fan-out server's CPU.
@@ -528,16 +576,16 @@ func (ws *WebSocket) writeLoop() {
 			case f.close:
 				msg := websocket.FormatCloseMessage(f.code, f.reason)
 				err = conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(rt.opts.WriteTimeout))
-				ws.mu.Lock()
-				ws.closing = true
-				ws.mu.Unlock()
+				c.mu.Lock()
+				c.closing = true
+				c.mu.Unlock()
 				// Give the peer a moment to answer the close, then give up.
 				_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
 				go func(code int, reason string) {
 					select {
-					case <-ws.terminated:
+					case <-c.terminated:
 					case <-time.After(2 * time.Second):
-						ws.terminate(code, reason)
+						c.terminate(code, reason)
 					}
 				}(f.code, f.reason)
 			case f.pong:
@@ -548,7 +596,7 @@ func (ws *WebSocket) writeLoop() {
 				err = conn.WriteMessage(websocket.TextMessage, f.data)
 			}
 			if err != nil {
-				ws.abort()
+				c.abort()
 				return
 			}
 			if !f.close && !f.ping && !f.pong {
@@ -556,8 +604,8 @@ func (ws *WebSocket) writeLoop() {
 				rt.messagesOut.Add(1)
 			}
 		}
-		if err := ws.cork.Release(); err != nil {
-			ws.abort()
+		if err := c.cork.Release(); err != nil {
+			c.abort()
 			return
 		}
 		clear(batch)
@@ -566,43 +614,49 @@ func (ws *WebSocket) writeLoop() {
 
 // abort closes the connection after a write failure; the reader then ends
 // the socket.
-func (ws *WebSocket) abort() {
-	ws.mu.Lock()
-	conn := ws.conn
-	ws.mu.Unlock()
-	if conn != nil {
-		_ = conn.Close()
+func (c *socketConn) abort() {
+	c.mu.Lock()
+	ws := c.ws
+	c.mu.Unlock()
+	if ws != nil {
+		_ = ws.Close()
 	}
 	// A parked socket has no reader to see the close: start one.
-	if ws.entry.rt.idle.unpark(ws) {
-		go ws.readLoop()
+	if c.rt.idle.unpark(c) {
+		go c.readLoop()
 	}
 }
 
-// terminate ends the socket once: it leaves the object's socket list and the
-// object gets OnClose.
-func (ws *WebSocket) terminate(code int, reason string) {
-	ws.mu.Lock()
-	if ws.ended {
-		ws.mu.Unlock()
+// terminate ends the connection once, releases its admission counters,
+// and tells its socket's record (ended).
+func (c *socketConn) terminate(code int, reason string) {
+	c.mu.Lock()
+	if c.ended {
+		c.mu.Unlock()
 		return
 	}
-	ws.ended = true
-	conn := ws.conn
-	ws.queue = nil
-	if ws.expiry != nil {
-		ws.expiry.Stop()
+	c.ended = true
+	ws := c.ws
+	c.queue = nil
+	if c.expiry != nil {
+		c.expiry.Stop()
 	}
-	if ws.pinger != nil {
-		ws.pinger.Stop()
+	if c.pinger != nil {
+		c.pinger.Stop()
 	}
-	ws.mu.Unlock()
-	close(ws.terminated)
-	ws.entry.rt.unadmit(ws)
-	if conn != nil {
-		_ = conn.Close()
+	c.mu.Unlock()
+	close(c.terminated)
+	c.rt.unadmit(c.ip, c.principal)
+	if ws != nil {
+		_ = ws.Close()
 	}
-	ws.entry.rt.idle.unpark(ws) // closing the socket left the epoll set
+	c.rt.idle.unpark(c) // closing the socket left the epoll set
+	c.up.ended(code, reason)
+}
+
+// ended takes a socket whose connection ended out of the object's lists,
+// and the object gets OnClose.
+func (ws *WebSocket) ended(code int, reason string) {
 	e := ws.entry
 	e.rt.metrics.socketsOpen.Dec()
 	e.mu.Lock()
