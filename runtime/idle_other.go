@@ -20,7 +20,7 @@ func (p *idlePoller) count() int { return 0 }
 
 func (p *idlePoller) park(*socketConn) bool   { return false }
 func (p *idlePoller) unpark(*socketConn) bool { return false }
-func (p *idlePoller) shutdown()              {}
+func (p *idlePoller) shutdown()               {}
 
 // waitReadable does not wait here: the reader blocks in its read instead.
 func waitReadable(syscall.RawConn, func(time.Time) error, time.Duration) readiness {
