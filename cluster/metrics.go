@@ -15,6 +15,9 @@ type metrics struct {
 	messagesSent   prometheus.Counter
 	forwards       *prometheus.CounterVec
 	snapshots      *prometheus.CounterVec
+	edgeMessages   prometheus.Counter
+	edgeFrames     prometheus.Counter
+	edgeSessions   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, n *Node) (*metrics, error) {
@@ -35,6 +38,12 @@ func newMetrics(reg prometheus.Registerer, n *Node) (*metrics, error) {
 			Help: "Partition snapshots built for lagging replicas (sent) and applied here (installed)."}, []string{"event"}),
 		forwards: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "holocron_cluster_forwarded_requests_total",
 			Help: "Client requests for objects led elsewhere, by outcome (proxied; rerouted when the leader turned one away unserved; unavailable when no leader appeared within the wait)."}, []string{"outcome"}),
+		edgeMessages: prometheus.NewCounter(prometheus.CounterOpts{Name: "holocron_edge_frame_messages_sent_total",
+			Help: "Frame messages this node, as an owner, sent to edge nodes: one per frame and edge, however many of the edge's sockets it is for."}),
+		edgeFrames: prometheus.NewCounter(prometheus.CounterOpts{Name: "holocron_edge_socket_frames_sent_total",
+			Help: "Socket frames those messages carried (a broadcast to 100 sockets of one edge: 1 message, 100 frames)."}),
+		edgeSessions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "holocron_edge_sessions_total",
+			Help: "Edge sessions opened, by this node's side of them (edge, owner)."}, []string{"side"}),
 	}
 	members := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "holocron_cluster_members_alive",
 		Help: "Members gossip currently believes alive (this node included)."}, func() float64 {
@@ -67,7 +76,7 @@ func newMetrics(reg prometheus.Registerer, n *Node) (*metrics, error) {
 		return float64(count)
 	})
 	for _, c := range []prometheus.Collector{m.readyBatches, m.readySeconds, m.proposals, m.servingChanges,
-		m.sendFailures, m.messagesSent, m.forwards, m.snapshots, members, led, replicas} {
+		m.sendFailures, m.messagesSent, m.forwards, m.snapshots, m.edgeMessages, m.edgeFrames, m.edgeSessions, members, led, replicas} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

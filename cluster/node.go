@@ -101,19 +101,18 @@ type Node struct {
 
 	ring atomic.Pointer[Ring]
 
-	// relayWriteBuffers are lent to forwarded WebSockets while they write.
-	relayWriteBuffers sync.Pool
-	// relayCorkBuffers (of *[]byte) are lent to a relay's corkconn.Conns
-	// for the burst they hold: without them every burst allocated 16 KiB,
-	// a follower's biggest source of garbage.
-	relayCorkBuffers sync.Pool
-	// relayReadBuffers (of *[]byte) hold a relayed message between its
-	// read and its write.
-	relayReadBuffers sync.Pool
-
+	// ctx ends when the node stops (stop).
+	ctx     context.Context
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
 	changed chan struct{}
+
+	// rt runs the sockets this node holds as their edge (SetRuntime).
+	rt atomic.Pointer[runtime.Runtime]
+	// edgeClients are this node's edge sessions, by owner peer address.
+	edgeMu      sync.Mutex
+	edgeClients map[string]*edgeClient
+	edgeSIDs    atomic.Uint64
 }
 
 // Start joins (or bootstraps) the cluster.
@@ -153,6 +152,8 @@ func Start(cfg Config) (*Node, error) {
 		changed: make(chan struct{}, 1),
 		peer:    cfg.Peer,
 		links:   newLinks(cfg.NodeName, cfg.Peer),
+
+		edgeClients: map[string]*edgeClient{},
 	}
 	n.ring.Store(NewRing(cfg.Partitions, cfg.Replication, []string{cfg.NodeName}))
 	if cfg.Metrics != nil {
@@ -207,7 +208,7 @@ func Start(cfg Config) (*Node, error) {
 		ms.SetInitialized()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n.stop = cancel
+	n.ctx, n.stop = ctx, cancel
 	n.wg.Add(1)
 	go n.maintain(ctx)
 	return n, nil
@@ -555,7 +556,7 @@ func (n *Node) route(p int, forwarded bool) (serve bool, candidates []string, wh
 // the request was handled, so the caller may route it again.
 func (n *Node) forward(w http.ResponseWriter, r *http.Request, p int, candidates []string) (retry bool) {
 	if websocket.IsWebSocketUpgrade(r) {
-		return n.forwardWebSocket(w, r, p, candidates)
+		return n.serveEdgeSocket(w, r, p, candidates)
 	}
 	addr := candidates[0]
 	rp := &httputil.ReverseProxy{

@@ -111,27 +111,6 @@ func (l *PeerLink) URL(addr, path string) string {
 	return "https://" + addr + path
 }
 
-// WebSocketURL is the peer URL of a WebSocket path.
-func (l *PeerLink) WebSocketURL(addr, path string) string {
-	if l.tls == nil {
-		return "ws://" + addr + path
-	}
-	return "wss://" + addr + path
-}
-
-// DialWebSocketTLS dials a relayed WebSocket's connection to the peer at
-// addr (HTTP/1.1, which WebSocket upgrades need, with the same mutual TLS);
-// nil in insecure mode.
-func (l *PeerLink) DialWebSocketTLS() func(ctx context.Context, network, addr string) (net.Conn, error) {
-	if l.tls == nil {
-		return nil
-	}
-	d := &net.Dialer{Timeout: 2 * time.Second}
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		return l.dialTLS(ctx, d, network, addr, "http/1.1")
-	}
-}
-
 // RoundTripper sends requests over the link.
 func (l *PeerLink) RoundTripper() http.RoundTripper { return l.transport }
 
@@ -173,7 +152,8 @@ func (l *PeerLink) Server(h http.Handler, log *slog.Logger) *http.Server {
 		Protocols:         new(http.Protocols),
 		HTTP2:             &http.HTTP2Config{MaxReadFrameSize: 1 << 20},
 	}
-	// HTTP/1.1 too: relayed WebSockets upgrade over it.
+	// HTTP/1.1 too, for the peer requests that need no stream (edge
+	// sessions refuse it, see EdgeHandler).
 	srv.Protocols.SetHTTP1(true)
 	if l.tls == nil {
 		srv.Protocols.SetUnencryptedHTTP2(true)

@@ -25,7 +25,7 @@ func TestMain(m *testing.M) {
 	for _, b := range []struct {
 		pkg string
 		bin *string
-	}{{"./testdata/callnode", &callNode}, {"./testdata/kvnode", &kvNode}} {
+	}{{"./testdata/callnode", &callNode}, {"./testdata/kvnode", &kvNode}, {"./testdata/edgenode", &edgeNode}} {
 		bin, cleanup, err := proctest.BuildCommand(".", b.pkg, race)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)

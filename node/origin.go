@@ -64,8 +64,8 @@ func (p originPolicy) allows(r *http.Request) bool {
 }
 
 // guard refuses, on the client port, WebSocket handshakes from origins the
-// policy does not admit (403, a typed error). Sockets relayed over the peer
-// link were checked by the node the client reached.
+// policy does not admit (403, a typed error). The upgrades edges send their
+// owners over the peer link were checked by the node the client reached.
 func (p originPolicy) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if websocket.IsWebSocketUpgrade(r) && !cluster.FromPeer(r) && !p.allows(r) {

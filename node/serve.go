@@ -177,6 +177,9 @@ func Run(ctx context.Context, cfg Config, types Types, logOut io.Writer) error {
 		return fmt.Errorf("start runtime: %w", err)
 	}
 	rtp.Store(rt)
+	if node != nil {
+		node.SetRuntime(rt)
+	}
 
 	var draining atomic.Bool
 	mux := http.NewServeMux()
@@ -280,6 +283,7 @@ func Run(ctx context.Context, cfg Config, types Types, logOut io.Writer) error {
 		pmux.Handle("GET "+cluster.PingPath, cluster.PingHandler())
 		// Calls between objects: only peers may claim to be an object.
 		pmux.Handle(runtime.CallPath, rt.CallHandler())
+		pmux.Handle("POST "+cluster.EdgePath, node.EdgeHandler(objects))
 		objAdmin.routes(pmux)
 		pmux.Handle("/", objects)
 		peerSrv = peer.link.Server(runtime.AbortBodyReads(bodies, refuseWhenFailed(pmux, &failure)), log)

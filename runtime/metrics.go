@@ -10,6 +10,7 @@ type metrics struct {
 	objectsActive prometheus.Gauge
 	socketsOpen   prometheus.Gauge
 	socketsParked prometheus.Gauge
+	edgeSockets   prometheus.Gauge
 	activations   prometheus.Counter
 	evictions     prometheus.Counter
 	events        *prometheus.CounterVec
@@ -30,6 +31,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		objectsActive: prometheus.NewGauge(prometheus.GaugeOpts{Name: "holocron_objects_active", Help: "Objects with a live instance or open sockets on this node."}),
 		socketsOpen:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "holocron_websockets_open", Help: "Open WebSockets on this node."}),
+		edgeSockets:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "holocron_websockets_edge", Help: "Client WebSockets this node holds (is the edge of) for objects that other nodes own; holocron_websockets_open counts the sockets of this node's objects, wherever their clients connected."}),
 		socketsParked: prometheus.NewGauge(prometheus.GaugeOpts{Name: "holocron_websockets_parked", Help: "Open WebSockets quiet long enough to wait in the idle poller, without a goroutine (Linux)."}),
 		activations:   prometheus.NewCounter(prometheus.CounterOpts{Name: "holocron_object_activations_total", Help: "Object instances constructed (first use or wake from hibernation)."}),
 		evictions:     prometheus.NewCounter(prometheus.CounterOpts{Name: "holocron_object_evictions_total", Help: "Idle object instances evicted."}),
@@ -49,7 +51,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.objectsActive, m.socketsOpen, m.socketsParked, m.activations, m.evictions, m.events,
+	for _, c := range []prometheus.Collector{m.objectsActive, m.socketsOpen, m.socketsParked, m.edgeSockets, m.activations, m.evictions, m.events,
 		m.eventSeconds, m.queueSeconds, m.commitSeconds, m.sendDelay, m.panics, m.wsMessagesIn, m.wsFramesOut, m.wsRateLimited, m.alarmsFired, m.alarmRetries, m.alarmsDropped} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

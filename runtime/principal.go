@@ -40,16 +40,17 @@ func (ws *WebSocket) Principal() (Principal, bool) {
 	return *ws.principal, true
 }
 
-// socketKeys are the admission counters a socket occupies.
-func (ws *WebSocket) socketKeys() (ip, principal string) {
-	ip = ws.remoteAddr
-	if host, _, err := net.SplitHostPort(ws.remoteAddr); err == nil {
+// socketKeys are the admission counters a socket from remoteAddr with
+// principal occupies.
+func socketKeys(remoteAddr string, principal *Principal) (ip, id string) {
+	ip = remoteAddr
+	if host, _, err := net.SplitHostPort(remoteAddr); err == nil {
 		ip = host
 	}
-	if ws.principal != nil {
-		principal = ws.principal.ID
+	if principal != nil {
+		id = principal.ID
 	}
-	return ip, principal
+	return ip, id
 }
 
 // admit counts a new socket connection against the per-IP and

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -181,7 +182,10 @@ type Runtime struct {
 	entries map[ID]*entry
 	closed  bool
 	// Admission counters of open sockets.
-	socketsByIP        map[string]int
+	socketsByIP map[string]int
+	// edgeSockets are the connections this node holds as the edge of
+	// other nodes' objects (see EdgeSocket).
+	edgeSockets        map[*socketConn]struct{}
 	socketsByPrincipal map[string]int
 }
 
@@ -219,6 +223,7 @@ func New(opts Options) (*Runtime, error) {
 		cancel:             cancel,
 		entries:            map[ID]*entry{},
 		socketsByIP:        map[string]int{},
+		edgeSockets:        map[*socketConn]struct{}{},
 		socketsByPrincipal: map[string]int{},
 	}
 	rt.started = time.Now()
@@ -281,13 +286,20 @@ func (rt *Runtime) Close(ctx context.Context) error {
 	// Parked sockets get their readers back, to hear the peers' answers to
 	// the close frames below.
 	rt.idle.shutdown()
+	goingAway := outFrame{close: true, code: protocol.CloseGoingAway, reason: "server shutting down"}
 	for _, e := range entries {
 		e.mu.Lock()
 		socks := append([]*WebSocket(nil), e.sockets...)
 		e.mu.Unlock()
 		for _, ws := range socks {
-			ws.enqueue(outFrame{close: true, code: protocol.CloseGoingAway, reason: "server shutting down"})
+			ws.enqueue(goingAway)
 		}
+	}
+	rt.mu.Lock()
+	edges := slices.Collect(maps.Keys(rt.edgeSockets))
+	rt.mu.Unlock()
+	for _, c := range edges {
+		c.enqueue(goingAway)
 	}
 	// The scheduler may be reading the store, which the caller closes once
 	// Close returns (and Pebble panics on a read after its Close).
@@ -564,6 +576,11 @@ func (s *Stub) serve(w http.ResponseWriter, r *http.Request, chain []ID) {
 		return
 	}
 	if resp.socket != nil {
+		if rc, ok := resp.socket.conn.(*remoteConn); ok {
+			a, _ := edgeAttachFrom(r.Context())
+			rc.accepted(a)
+			return
+		}
 		hj := &corkconn.Hijacker{ResponseWriter: w, Pool: &rt.corkBufs, ReaderSize: socketReadBuffer}
 		conn, err := rt.upgrader.Upgrade(hj, r, nil)
 		if err != nil {
@@ -571,11 +588,7 @@ func (s *Stub) serve(w http.ResponseWriter, r *http.Request, chain []ID) {
 			resp.socket.terminate(protocol.CloseAbnormal, "upgrade failed")
 			return
 		}
-		var expires time.Time
-		if p := resp.socket.principal; p != nil {
-			expires = p.Expires
-		}
-		resp.socket.conn.start(conn, hj.Conn, hj.Reader, expires)
+		resp.socket.conn.(*socketConn).start(conn, hj.Conn, hj.Reader)
 		return
 	}
 	resp.writeTo(w)

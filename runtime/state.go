@@ -73,7 +73,17 @@ func (s *State) AcceptWebSocket(w http.ResponseWriter, r *http.Request, tags ...
 		// Set by the cluster's forwarder: the client's own address.
 		ws.remoteAddr = fwd
 	}
-	ws.conn = e.rt.newSocketConn(ws)
+	if a, ok := edgeAttachFrom(r.Context()); ok {
+		// The client's connection is on another node, which counted it.
+		ws.conn = &remoteConn{ws: ws, link: a.Link, sid: a.SID}
+	} else {
+		ip, key := socketKeys(ws.remoteAddr, ws.principal)
+		c := e.rt.newSocketConn(ws, ip, key)
+		if ws.principal != nil {
+			c.expires = ws.principal.Expires
+		}
+		ws.conn = c
+	}
 	e.mu.Lock()
 	e.sockets = append(e.sockets, ws)
 	for _, t := range tags {

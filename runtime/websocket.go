@@ -43,7 +43,26 @@ type WebSocket struct {
 	attachment []byte
 	gone       bool // terminated: in no list of the entry
 
-	conn *socketConn
+	// conn is the socket's connection: here (a *socketConn), or on the
+	// node the client reached (a *remoteConn, see EdgeAttach).
+	conn socketOut
+}
+
+// socketOut is a socket's connection as its record uses it.
+type socketOut interface {
+	// enqueue hands a frame the output gate released to the connection.
+	enqueue(f outFrame)
+	// terminate ends the connection at once, and the socket with it.
+	terminate(code int, reason string)
+}
+
+// socketUpstream receives what a socket connection reads, and its end: the
+// socket's record (*WebSocket), or an edge socket's link to the record on
+// the object's owner (*EdgeSocket).
+type socketUpstream interface {
+	message(m Message)
+	messageError(err error)
+	ended(code int, reason string)
 }
 
 // socketConn is one client WebSocket connection on the node the client
@@ -51,11 +70,14 @@ type WebSocket struct {
 // it reads, and its end, go up to its socket's record (up).
 type socketConn struct {
 	rt *Runtime
-	up *WebSocket
+	up socketUpstream
 	// ip and principal are the admission counters the connection holds
 	// (see Runtime.admit) until it ends.
 	ip, principal string
-	expiry        *time.Timer
+	// expires, when set, is when the client's credential lapses: the
+	// socket is closed then (expiry).
+	expires time.Time
+	expiry  *time.Timer
 
 	// reader is the read side; its goroutine runs only while the socket is
 	// busy (see readLoop). parkID is its key in the idle poller.
@@ -85,10 +107,9 @@ type socketConn struct {
 // counted against the runtime's socket limits: over them, it is upgraded
 // only to be closed at once with 4008, which a browser can read (it cannot
 // see an HTTP refusal).
-func (rt *Runtime) newSocketConn(up *WebSocket) *socketConn {
-	c := &socketConn{rt: rt, up: up, wake: make(chan struct{}, 1), terminated: make(chan struct{})}
-	c.ip, c.principal = up.socketKeys()
-	if !rt.admit(c.ip, c.principal) {
+func (rt *Runtime) newSocketConn(up socketUpstream, ip, principal string) *socketConn {
+	c := &socketConn{rt: rt, up: up, ip: ip, principal: principal, wake: make(chan struct{}, 1), terminated: make(chan struct{})}
+	if !rt.admit(ip, principal) {
 		c.queue = append(c.queue, outFrame{close: true, code: protocol.ClosePolicy, reason: "too many sockets"})
 		c.closing = true
 		c.wake <- struct{}{}
@@ -287,15 +308,14 @@ func (c *socketConn) ping() {
 }
 
 // start runs the reader and writer on an upgraded connection; br is the
-// buffered reader ws reads through (nil if unknown). expires, when set, is
-// when the client's credential lapses: the socket is closed then.
-func (c *socketConn) start(ws *websocket.Conn, cork *corkconn.Conn, br *bufio.Reader, expires time.Time) {
+// buffered reader ws reads through (nil if unknown).
+func (c *socketConn) start(ws *websocket.Conn, cork *corkconn.Conn, br *bufio.Reader) {
 	c.reader = newSocketReader(c, ws, cork, br)
 	c.heard.Store(int64(c.rt.sinceStart()))
 	c.mu.Lock()
 	c.ws, c.cork = ws, cork
-	if !expires.IsZero() {
-		c.expiry = time.AfterFunc(time.Until(expires), func() {
+	if !c.expires.IsZero() {
+		c.expiry = time.AfterFunc(time.Until(c.expires), func() {
 			c.enqueue(outFrame{close: true, code: protocol.CloseAuthFailed, reason: "token expired"})
 		})
 	}

@@ -4,7 +4,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"time"
+
+	"github.com/holocron-run/holocron/internal/wire"
 )
 
 // batchCodecVersion is the first byte of an encoded Batch, so that the
@@ -45,8 +48,8 @@ func AppendBatch(dst []byte, b *Batch) []byte {
 	}
 	dst = append(dst, flags)
 	if b.Meta != nil {
-		dst = appendString(dst, b.Meta.Class)
-		dst = appendString(dst, b.Meta.Name)
+		dst = wire.AppendString(dst, b.Meta.Class)
+		dst = wire.AppendString(dst, b.Meta.Name)
 	}
 	if b.Alarm.Set {
 		dst = binary.BigEndian.AppendUint64(dst, uint64(b.Alarm.At.UnixNano()))
@@ -57,99 +60,54 @@ func AppendBatch(dst []byte, b *Batch) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(b.Ops)))
 	for _, op := range b.Ops {
 		dst = append(dst, byte(op.Kind))
-		dst = appendString(dst, op.Key)
-		dst = binary.AppendUvarint(dst, uint64(len(op.Value)))
-		dst = append(dst, op.Value...)
+		dst = wire.AppendString(dst, op.Key)
+		dst = wire.AppendBytes(dst, op.Value)
 	}
 	return dst
 }
 
-func appendString(dst []byte, s string) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(s)))
-	return append(dst, s...)
-}
-
 // DecodeBatch parses what AppendBatch wrote. Values alias data.
 func DecodeBatch(data []byte) (*Batch, error) {
-	d := decoder{buf: data}
-	if v := d.byte(); v != batchCodecVersion {
+	d := wire.NewDecoder(data, ErrBadBatch)
+	if v := d.Byte(); v != batchCodecVersion {
 		return nil, fmt.Errorf("batch codec version %d: %w", v, ErrBadBatch)
 	}
 	b := &Batch{}
-	copy(b.Object[:], d.bytes(len(b.Object)))
-	flags := d.byte()
+	copy(b.Object[:], d.Fixed(len(b.Object)))
+	flags := d.Byte()
 	if flags&flagMeta != 0 {
-		b.Meta = &ObjectMeta{Class: string(d.lenBytes()), Name: string(d.lenBytes())}
+		b.Meta = &ObjectMeta{Class: string(d.Bytes(math.MaxUint64)), Name: string(d.Bytes(math.MaxUint64))}
 	}
 	if flags&flagAlarmSet != 0 {
 		b.Alarm.Set = true
-		b.Alarm.At = time.Unix(0, int64(binary.BigEndian.Uint64(d.bytes(8)))).UTC()
+		b.Alarm.At = time.Unix(0, int64(binary.BigEndian.Uint64(d.Fixed(8)))).UTC()
 	}
 	b.Alarm.Delete = flags&flagAlarmDelete != 0
 	b.Forget = flags&flagForget != 0
 	if flags&flagWritten != 0 {
-		b.Written = time.Unix(0, int64(binary.BigEndian.Uint64(d.bytes(8)))).UTC()
+		b.Written = time.Unix(0, int64(binary.BigEndian.Uint64(d.Fixed(8)))).UTC()
 	}
-	n := d.uvarint()
-	if d.err == nil && n > uint64(len(data)) {
-		d.err = ErrBadBatch
+	n := d.Uvarint()
+	if n > uint64(len(data)) {
+		d.Fail()
 	}
-	if d.err == nil && n > 0 {
+	if d.Err() == nil && n > 0 {
 		b.Ops = make([]Op, 0, n)
 	}
-	for i := uint64(0); i < n && d.err == nil; i++ {
-		op := Op{Kind: OpKind(d.byte())}
-		op.Key = string(d.lenBytes())
-		op.Value = d.lenBytes()
+	for i := uint64(0); i < n && d.Err() == nil; i++ {
+		op := Op{Kind: OpKind(d.Byte())}
+		op.Key = string(d.Bytes(math.MaxUint64))
+		op.Value = d.Bytes(math.MaxUint64)
 		if op.Kind < OpPut || op.Kind > OpDeleteAll {
-			d.err = ErrBadBatch
+			d.Fail()
 		}
 		b.Ops = append(b.Ops, op)
 	}
-	if d.err == nil && len(d.buf) != 0 {
-		d.err = ErrBadBatch
+	if d.Len() != 0 {
+		d.Fail()
 	}
-	if d.err != nil {
-		return nil, fmt.Errorf("decode batch: %w", d.err)
+	if err := d.Err(); err != nil {
+		return nil, fmt.Errorf("decode batch: %w", err)
 	}
 	return b, nil
-}
-
-type decoder struct {
-	buf []byte
-	err error
-}
-
-func (d *decoder) bytes(n int) []byte {
-	if d.err != nil || n < 0 || n > len(d.buf) {
-		d.err = ErrBadBatch
-		return make([]byte, max(n, 0))
-	}
-	out := d.buf[:n:n]
-	d.buf = d.buf[n:]
-	return out
-}
-
-func (d *decoder) byte() byte { return d.bytes(1)[0] }
-
-func (d *decoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.buf)
-	if n <= 0 {
-		d.err = ErrBadBatch
-		return 0
-	}
-	d.buf = d.buf[n:]
-	return v
-}
-
-func (d *decoder) lenBytes() []byte {
-	n := d.uvarint()
-	if n > uint64(len(d.buf)) {
-		d.err = ErrBadBatch
-		return nil
-	}
-	return d.bytes(int(n))
 }

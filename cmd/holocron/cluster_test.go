@@ -858,16 +858,11 @@ func TestClusterChatAndGameAcrossNodes(t *testing.T) {
 // from a Prometheus text page.
 func metricValue(t *testing.T, page, name string) (float64, bool) {
 	t.Helper()
-	for _, line := range strings.Split(page, "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			var f float64
-			if _, err := fmt.Sscan(v, &f); err != nil {
-				t.Fatalf("metric %s: %q: %v", name, v, err)
-			}
-			return f, true
-		}
+	v, ok, err := proctest.MetricValue(page, name)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return 0, false
+	return v, ok
 }
 
 // TestClusterLeaderKill9UnderLoad runs with the tests' short Raft tick and

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -258,6 +259,41 @@ func (p *Proc) WSURL(path string) string {
 		return "wss://" + p.Addr + path
 	}
 	return "ws://" + p.Addr + path
+}
+
+// Metric reads one metric of the process's /metrics page: name with its
+// labels, as printed (`holocron_x_total{kind="a"}`); false when absent.
+func (p *Proc) Metric(name string) (float64, bool) {
+	p.t.Helper()
+	resp, err := http.Get(p.URL("/metrics"))
+	if err != nil {
+		p.t.Fatalf("GET /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	page, err := io.ReadAll(resp.Body)
+	if err != nil {
+		p.t.Fatalf("GET /metrics: %v", err)
+	}
+	v, ok, err := MetricValue(string(page), name)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return v, ok
+}
+
+// MetricValue reads a metric's value (name with its labels, as printed)
+// from a Prometheus text page.
+func MetricValue(page, name string) (float64, bool, error) {
+	for _, line := range strings.Split(page, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			var f float64
+			if _, err := fmt.Sscan(v, &f); err != nil {
+				return 0, false, fmt.Errorf("metric %s: %q: %w", name, v, err)
+			}
+			return f, true, nil
+		}
+	}
+	return 0, false, nil
 }
 
 // Alive reports whether the process has not exited.
