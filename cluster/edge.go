@@ -2,14 +2,18 @@ package cluster
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
+	"net/url"
+	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/holocron-run/holocron/protocol"
@@ -20,10 +24,14 @@ import (
 // its edge, even when another node owns the object it is for. The edge
 // runs the connection (runtime.EdgeSocket: read loop, rate limit, parking,
 // pings); the owner keeps the socket's record (runtime.RemoteSocket). Each
-// edge keeps one session with each owner it has sockets at: one HTTP/2
-// stream over the peer link, full duplex, that carries every socket's
-// upgrade, messages and end one way, and frames and closes the other way
-// (edgewire.go). A broadcast crosses each session once: the owner's queue
+// edge keeps one session with each owner it has sockets at, over the peer
+// link: a long response stream (GET EdgePath) carries frames, closes and
+// records from the owner, and requests of their own (POST EdgeInPath, one
+// at a time, so in order) carry every socket's upgrade, messages and end
+// from the edge (edgewire.go's messages both ways). The response stream is
+// HTTP/2's well-trodden path; a request body streamed at once with its
+// response stalled under load in testing, with the owner never seeing data
+// the edge's transport had taken. A broadcast crosses each session once: the owner's queue
 // sends consecutive frames of the same data as one message naming the
 // sockets, and the edge writes it to each.
 //
@@ -31,8 +39,16 @@ import (
 // the edge closes its sockets with 1012 and their clients reconnect and
 // resume, as a socket on the owner itself does when the object moves.
 
-// EdgePath is where an edge opens its session with an owner.
-const EdgePath = "/internal/edge"
+// EdgePath is where an edge opens its session with an owner (GET, a
+// response stream); EdgeInPath is where it sends the session's messages
+// (POST, ?session= the ID the stream's header gave).
+const (
+	EdgePath   = "/internal/edge"
+	EdgeInPath = "/internal/edge/in"
+)
+
+// edgeSessionHeader carries an owner session's ID.
+const edgeSessionHeader = "X-Holocron-Edge-Session"
 
 // Bounds of a session's queues. The owner's must never hold up an object's
 // commit: an edge that falls this far behind loses its session (and its
@@ -43,6 +59,9 @@ const (
 	edgeEdgeQueueBytes  = 16 << 20
 )
 
+// maxEdgeBatch bounds one batch of an edge's messages.
+const maxEdgeBatch = 64 << 20
+
 // maxEdgeAnswerBody bounds the body of an owner's refusal of an upgrade.
 const maxEdgeAnswerBody = 64 << 10
 
@@ -50,60 +69,100 @@ const maxEdgeAnswerBody = 64 << 10
 // is set, WebSockets for objects other nodes own are refused.
 func (n *Node) SetRuntime(rt *runtime.Runtime) { n.rt.Store(rt) }
 
-// EdgeHandler serves EdgePath on the peer listener: one edge's session,
-// whose upgrade requests go through objects (the node's object routes, with
-// authentication) as any forwarded request does.
+// EdgeHandler serves EdgePath and EdgeInPath on the peer listener: edges'
+// sessions, whose upgrade requests go through objects (the node's object
+// routes, with authentication) as any forwarded request does.
 func (n *Node) EdgeHandler(objects http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ProtoMajor < 2 {
-			http.Error(w, "edge session needs HTTP/2", http.StatusHTTPVersionNotSupported)
-			return
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+EdgePath, func(w http.ResponseWriter, r *http.Request) { n.serveOwnerSession(w, r, objects) })
+	mux.HandleFunc("POST "+EdgeInPath, n.serveEdgeIn)
+	return mux
+}
+
+// serveOwnerSession runs one edge's session: it streams what the owner
+// sends until the edge goes, the stream breaks or the node stops.
+func (n *Node) serveOwnerSession(w http.ResponseWriter, r *http.Request, objects http.Handler) {
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	stop := context.AfterFunc(n.ctx, cancel)
+	defer stop()
+	s := &ownerSession{
+		n:         n,
+		objects:   objects,
+		ctx:       ctx,
+		cancel:    cancel,
+		out:       newEdgeQueue(edgeOwnerQueueBytes),
+		sockets:   map[uint64]*runtime.RemoteSocket{},
+		attaching: map[uint64]bool{},
+	}
+	id := fmt.Sprintf("%x", n.edgeSIDs.Add(1)) + "-" + rand.Text()
+	n.edgeMu.Lock()
+	n.ownerSessions[id] = s
+	n.edgeMu.Unlock()
+	defer func() {
+		n.edgeMu.Lock()
+		delete(n.ownerSessions, id)
+		n.edgeMu.Unlock()
+	}()
+	if m := n.metrics; m != nil {
+		m.edgeSessions.WithLabelValues("owner").Inc()
+		s.out.sentOut = func(sockets int) {
+			m.edgeMessages.Inc()
+			m.edgeFrames.Add(float64(sockets))
 		}
-		rc := http.NewResponseController(w)
-		w.WriteHeader(http.StatusOK)
-		if err := rc.Flush(); err != nil {
-			return
-		}
-		ctx, cancel := context.WithCancel(r.Context())
-		defer cancel()
-		stop := context.AfterFunc(n.ctx, cancel)
-		defer stop()
-		s := &ownerSession{
-			n:         n,
-			objects:   objects,
-			ctx:       ctx,
-			out:       newEdgeQueue(edgeOwnerQueueBytes),
-			sockets:   map[uint64]*runtime.RemoteSocket{},
-			attaching: map[uint64]bool{},
-		}
-		// The session ends when either direction fails or the node stops:
-		// closing the request body ends the read, a past write deadline
-		// a write the edge does not take.
-		stopRead := context.AfterFunc(ctx, func() { r.Body.Close() })
-		defer stopRead()
-		if m := n.metrics; m != nil {
-			m.edgeSessions.WithLabelValues("owner").Inc()
-			s.out.sentOut = func(sockets int) {
-				m.edgeMessages.Inc()
-				m.edgeFrames.Add(float64(sockets))
-			}
-		}
-		written := make(chan error, 1)
-		go func() {
-			err := s.out.run(w, rc.Flush)
-			cancel()
-			written <- err
-		}()
-		err := s.read(ctx, bufio.NewReaderSize(r.Body, 32<<10))
-		s.out.close()
+	}
+	rc := http.NewResponseController(w)
+	w.Header().Set(edgeSessionHeader, id)
+	w.WriteHeader(http.StatusOK)
+	if err := rc.Flush(); err != nil {
+		return
+	}
+	written := make(chan error, 1)
+	go func() {
+		err := s.out.run(w, rc.Flush)
 		cancel()
-		_ = rc.SetWriteDeadline(time.Now())
-		<-written
-		s.end()
-		if err != nil && !errors.Is(err, io.EOF) && ctx.Err() == nil {
-			n.log.Warn("edge session ended", "edge", peerNameOf(r), "err", err)
+		written <- err
+	}()
+	<-ctx.Done()
+	s.out.close()
+	// A write the edge does not take ends now.
+	_ = rc.SetWriteDeadline(time.Now())
+	err := <-written
+	s.end()
+	if err != nil && n.ctx.Err() == nil {
+		n.log.Info("edge session ended", "edge", peerNameOf(r), "err", err)
+	}
+}
+
+// serveEdgeIn handles one batch of an edge's messages, in order, and
+// answers once they are delivered (the edge sends the next batch then).
+// A batch for a session that is gone is answered 410: the edge ends it.
+func (n *Node) serveEdgeIn(w http.ResponseWriter, r *http.Request) {
+	n.edgeMu.Lock()
+	s := n.ownerSessions[r.URL.Query().Get("session")]
+	n.edgeMu.Unlock()
+	if s == nil {
+		http.Error(w, "no such edge session", http.StatusGone)
+		return
+	}
+	body := bufio.NewReaderSize(io.LimitReader(r.Body, maxEdgeBatch), 32<<10)
+	for {
+		m, err := readEdgeMsg(body)
+		if errors.Is(err, io.EOF) {
+			w.WriteHeader(http.StatusNoContent)
+			return
 		}
-	})
+		if err == nil {
+			err = s.handle(m)
+		}
+		if err != nil {
+			// A batch that does not decode, or breaks off: the
+			// session is over (its messages' order is lost).
+			s.cancel()
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+	}
 }
 
 func peerNameOf(r *http.Request) string {
@@ -118,6 +177,7 @@ type ownerSession struct {
 	n       *Node
 	objects http.Handler
 	ctx     context.Context
+	cancel  context.CancelFunc
 	out     *edgeQueue
 
 	mu      sync.Mutex
@@ -129,55 +189,50 @@ type ownerSession struct {
 	wg        sync.WaitGroup
 }
 
-// read handles what the edge sends until the session ends.
-func (s *ownerSession) read(ctx context.Context, r *bufio.Reader) error {
-	for {
-		m, err := readEdgeMsg(r)
-		if err != nil {
-			return err
+// handle handles one message from the edge.
+func (s *ownerSession) handle(m *edgeMsg) error {
+	switch m.kind {
+	case edgeAttach:
+		s.mu.Lock()
+		_, dup := s.attaching[m.sid]
+		_, open := s.sockets[m.sid]
+		if !dup && !open {
+			s.attaching[m.sid] = false
 		}
-		switch m.kind {
-		case edgeAttach:
-			s.mu.Lock()
-			_, dup := s.attaching[m.sid]
-			_, open := s.sockets[m.sid]
-			if !dup && !open {
-				s.attaching[m.sid] = false
-			}
-			s.mu.Unlock()
-			if dup || open {
-				return fmt.Errorf("%w: socket %d attached twice", errEdgeMalformed, m.sid)
-			}
-			s.wg.Add(1)
-			go s.attach(ctx, m)
-		case edgeIn, edgeInBinary, edgeTooLarge:
-			s.mu.Lock()
-			rs := s.sockets[m.sid]
-			s.mu.Unlock()
-			switch {
-			case rs == nil:
-				// Ended here already (the object closed it): the edge
-				// will hear of it.
-			case m.kind == edgeTooLarge:
-				rs.MessageTooLarge()
-			default:
-				rs.Message(runtime.Message{Data: m.data, Binary: m.kind == edgeInBinary})
-			}
-		case edgeEnded:
-			s.mu.Lock()
-			rs := s.sockets[m.sid]
-			delete(s.sockets, m.sid)
-			if _, ok := s.attaching[m.sid]; ok {
-				s.attaching[m.sid] = true
-			}
-			s.mu.Unlock()
-			if rs != nil {
-				rs.Ended(m.code, m.text)
-			}
+		s.mu.Unlock()
+		if dup || open {
+			return fmt.Errorf("%w: socket %d attached twice", errEdgeMalformed, m.sid)
+		}
+		s.wg.Add(1)
+		go s.attach(s.ctx, m)
+	case edgeIn, edgeInBinary, edgeTooLarge:
+		s.mu.Lock()
+		rs := s.sockets[m.sid]
+		s.mu.Unlock()
+		switch {
+		case rs == nil:
+			// Ended here already (the object closed it): the edge
+			// will hear of it.
+		case m.kind == edgeTooLarge:
+			rs.MessageTooLarge()
 		default:
-			return fmt.Errorf("%w: kind %d from an edge", errEdgeMalformed, m.kind)
+			rs.Message(runtime.Message{Data: m.data, Binary: m.kind == edgeInBinary})
 		}
+	case edgeEnded:
+		s.mu.Lock()
+		rs := s.sockets[m.sid]
+		delete(s.sockets, m.sid)
+		if _, ok := s.attaching[m.sid]; ok {
+			s.attaching[m.sid] = true
+		}
+		s.mu.Unlock()
+		if rs != nil {
+			rs.Ended(m.code, m.text)
+		}
+	default:
+		return fmt.Errorf("%w: kind %d from an edge", errEdgeMalformed, m.kind)
 	}
+	return nil
 }
 
 // attach runs a client's upgrade request through the object routes, as
@@ -198,6 +253,9 @@ func (s *ownerSession) attach(ctx context.Context, m *edgeMsg) {
 			go rs.Ended(protocol.CloseAbnormal, "client gone before upgrade")
 		}
 	}}
+	if m.reattach {
+		a.Reattach = &runtime.EdgeReattach{Tags: m.tags, Attachment: m.attachment, Cursors: m.cursors}
+	}
 	req, err := http.NewRequestWithContext(runtime.WithEdgeAttach(ctx, a), http.MethodGet, m.text, http.NoBody)
 	if err != nil {
 		s.refuse(m.sid, http.StatusBadRequest, nil, []byte(err.Error()))
@@ -231,8 +289,13 @@ func (s *ownerSession) refuse(sid uint64, status int, h http.Header, body []byte
 
 // Send, Close and Accepted are the session as the runtime's EdgeLink: they
 // never wait. An edge whose queue is full is cut off.
-func (s *ownerSession) Send(sid uint64, data []byte) {
-	s.push(edgeMsg{kind: edgeOut, sid: sid, data: data})
+func (s *ownerSession) Send(sids []uint64, data []byte, cursor *runtime.Cursor) {
+	s.push(edgeMsg{kind: edgeOut, sids: sids, data: data, cursor: cursor})
+}
+
+// Record sends the edge socket sid's record.
+func (s *ownerSession) Record(sid uint64, tags []string, attachment []byte) {
+	s.push(edgeMsg{kind: edgeRecord, sid: sid, tags: tags, attachment: attachment})
 }
 
 // Close asks the edge to close socket sid.
@@ -291,7 +354,9 @@ type edgeClient struct {
 	n    *Node
 	addr string
 	out  *edgeQueue
-	body *io.PipeWriter
+	// id is the session's name at the owner; stream its response stream.
+	id     string
+	stream io.Closer
 
 	mu      sync.Mutex
 	sockets map[uint64]*edgeConn
@@ -299,15 +364,34 @@ type edgeClient struct {
 	done    chan struct{}
 }
 
-// edgeConn is one socket of an edge session, as the edge holds it.
+// edgeConn is one client socket this node holds as its edge. It outlives
+// the sessions it is carried by: when its object's owner changes, it is
+// attached to the next one (move) and its client notices nothing.
 type edgeConn struct {
-	cl     *edgeClient
-	sid    uint64
-	sock   *runtime.EdgeSocket
-	answer chan *edgeMsg // the owner's accepted or refused; nil: the session ended
-	// answered is set once the answer came: frames before it queue in
-	// sock until the client is upgraded.
-	answered atomic.Bool
+	n    *Node
+	sock *runtime.EdgeSocket
+	// p, uri and header route the socket and attach it again.
+	p      int
+	uri    string
+	header http.Header
+
+	mu   sync.Mutex
+	cond *sync.Cond // signalled when a move ends or the socket ends
+	cl   *edgeClient
+	sid  uint64 // the socket's name in cl
+	// answer receives the owner's accepted or refused for the attach in
+	// flight; nil: its session ended first. answered is set once it came.
+	answer   chan *edgeMsg
+	answered bool
+	moving   bool
+	ended    bool
+	// The record the owner keeps of the socket, mirrored to attach it to a
+	// new owner: its tags, attachment, and each key's last cursor (in the
+	// order heard of last, for the bound MaxCursorKeys).
+	tags       []string
+	attachment []byte
+	cursors    map[string]string
+	cursorKeys []string
 }
 
 // errEdgeSessionEnded fails an upgrade whose session ended before the
@@ -322,8 +406,9 @@ func (n *Node) edgeSession(ctx context.Context, addr string) (*edgeClient, error
 	if cl != nil {
 		return cl, nil
 	}
-	pr, pw := io.Pipe()
-	req, err := http.NewRequestWithContext(n.ctx, http.MethodPost, n.peer.URL(addr, EdgePath), pr)
+	ctx, cancel := context.WithTimeout(ctx, edgeDialTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(n.ctx, http.MethodGet, n.peer.URL(addr, EdgePath), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -341,29 +426,26 @@ func (n *Node) edgeSession(ctx context.Context, addr string) (*edgeClient, error
 	select {
 	case res = <-got:
 	case <-ctx.Done():
-		pw.CloseWithError(ctx.Err())
 		go func() {
 			if r := <-got; r.resp != nil {
 				r.resp.Body.Close()
 			}
 		}()
-		return nil, ctx.Err()
+		return nil, fmt.Errorf("edge session with %s: %w", addr, ctx.Err())
 	}
 	if res.err != nil {
-		pw.CloseWithError(res.err)
 		return nil, res.err
 	}
-	if res.resp.StatusCode != http.StatusOK {
+	id := res.resp.Header.Get(edgeSessionHeader)
+	if res.resp.StatusCode != http.StatusOK || id == "" {
 		res.resp.Body.Close()
-		pw.Close()
 		return nil, fmt.Errorf("edge session with %s: %s", addr, res.resp.Status)
 	}
-	cl = &edgeClient{n: n, addr: addr, out: newEdgeQueue(edgeEdgeQueueBytes), body: pw, sockets: map[uint64]*edgeConn{}, done: make(chan struct{})}
+	cl = &edgeClient{n: n, addr: addr, id: id, stream: res.resp.Body, out: newEdgeQueue(edgeEdgeQueueBytes), sockets: map[uint64]*edgeConn{}, done: make(chan struct{})}
 	n.edgeMu.Lock()
 	if other := n.edgeClients[addr]; other != nil {
 		n.edgeMu.Unlock()
 		res.resp.Body.Close()
-		pw.Close()
 		return other, nil
 	}
 	n.edgeClients[addr] = cl
@@ -372,8 +454,11 @@ func (n *Node) edgeSession(ctx context.Context, addr string) (*edgeClient, error
 		m.edgeSessions.WithLabelValues("edge").Inc()
 	}
 	go func() {
-		bw := bufio.NewWriterSize(pw, 32<<10)
-		err := cl.out.run(bw, bw.Flush)
+		var batch bytes.Buffer
+		err := cl.out.run(&batch, func() error {
+			defer batch.Reset()
+			return cl.post(batch.Bytes())
+		})
 		cl.fail(err)
 	}()
 	go func() {
@@ -382,6 +467,34 @@ func (n *Node) edgeSession(ctx context.Context, addr string) (*edgeClient, error
 		cl.fail(err)
 	}()
 	return cl, nil
+}
+
+// edgeDialTimeout bounds opening a session, and edgePostTimeout one batch
+// of an edge's messages: an owner that takes longer is taken for gone.
+const (
+	edgeDialTimeout = 5 * time.Second
+	edgePostTimeout = 10 * time.Second
+)
+
+// post sends one batch of the session's messages and waits until the
+// owner has them.
+func (cl *edgeClient) post(batch []byte) error {
+	ctx, cancel := context.WithTimeout(cl.n.ctx, edgePostTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, cl.n.peer.URL(cl.addr, EdgeInPath+"?session="+url.QueryEscape(cl.id)), bytes.NewReader(batch))
+	if err != nil {
+		return err
+	}
+	req.Header.Set(HopHeader, cl.n.cfg.NodeName)
+	resp, err := cl.n.peer.RoundTripper().RoundTrip(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return fmt.Errorf("edge session with %s: batch answered %s", cl.addr, resp.Status)
+	}
+	return nil
 }
 
 // read handles what the owner sends until the session ends.
@@ -396,26 +509,39 @@ func (cl *edgeClient) read(r *bufio.Reader) error {
 			cl.mu.Lock()
 			for _, sid := range m.sids {
 				if c := cl.sockets[sid]; c != nil {
+					if m.cursor != nil {
+						c.setCursor(*m.cursor)
+					}
 					c.sock.Send(m.data)
 				}
 			}
 			cl.mu.Unlock()
+		case edgeRecord:
+			if c := cl.socket(m.sid); c != nil {
+				c.mu.Lock()
+				c.tags, c.attachment = m.tags, m.attachment
+				c.mu.Unlock()
+			}
 		case edgeClose:
-			cl.mu.Lock()
-			c := cl.sockets[m.sid]
-			cl.mu.Unlock()
-			if c != nil {
+			c := cl.socket(m.sid)
+			switch {
+			case c == nil:
+			case m.code == protocol.CloseMoved && m.text == protocol.ReasonMoved:
+				// The object left its owner: attach the socket to
+				// the next one. The old owner lets its record go.
+				cl.drop(c)
+				cl.out.push(edgeMsg{kind: edgeEnded, sid: m.sid, code: protocol.CloseMoved, text: protocol.ReasonMoved}, false)
+				go c.move(cl)
+			default:
 				c.sock.Close(m.code, m.text)
 			}
 		case edgeAccepted, edgeRefused:
-			cl.mu.Lock()
-			c := cl.sockets[m.sid]
+			c := cl.socket(m.sid)
 			if m.kind == edgeRefused {
-				delete(cl.sockets, m.sid)
+				cl.drop(c)
 			}
-			cl.mu.Unlock()
-			if c != nil && !c.answered.Swap(true) {
-				c.answer <- m
+			if c != nil {
+				c.answerWith(cl, m)
 			}
 		default:
 			return fmt.Errorf("%w: kind %d from an owner", errEdgeMalformed, m.kind)
@@ -423,9 +549,29 @@ func (cl *edgeClient) read(r *bufio.Reader) error {
 	}
 }
 
-// fail ends the session once: upgrades waiting for an answer fail, and
-// every socket is closed with 1012 (its client reconnects, through any
-// node, to the object's owner as it is then).
+func (cl *edgeClient) socket(sid uint64) *edgeConn {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return cl.sockets[sid]
+}
+
+// drop takes c out of the session (its frames there are no longer its).
+func (cl *edgeClient) drop(c *edgeConn) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	sid := c.sid
+	c.mu.Unlock()
+	cl.mu.Lock()
+	if cl.sockets[sid] == c {
+		delete(cl.sockets, sid)
+	}
+	cl.mu.Unlock()
+}
+
+// fail ends the session once: attaches waiting for an answer fail, and
+// every attached socket moves to its object's next owner.
 func (cl *edgeClient) fail(err error) {
 	cl.mu.Lock()
 	if cl.ended {
@@ -438,7 +584,7 @@ func (cl *edgeClient) fail(err error) {
 	cl.mu.Unlock()
 	close(cl.done)
 	cl.out.close()
-	cl.body.CloseWithError(errors.Join(err, errEdgeSessionEnded))
+	cl.stream.Close()
 	cl.n.edgeMu.Lock()
 	if cl.n.edgeClients[cl.addr] == cl {
 		delete(cl.n.edgeClients, cl.addr)
@@ -448,51 +594,222 @@ func (cl *edgeClient) fail(err error) {
 		cl.n.log.Info("edge session ended", "owner", cl.addr, "err", err)
 	}
 	for _, c := range socks {
-		if !c.answered.Swap(true) {
-			c.answer <- nil
-			continue
+		if !c.answerWith(cl, nil) {
+			go c.move(cl)
 		}
-		c.sock.Close(protocol.CloseMoved, "moved")
 	}
 }
 
-// add registers a new socket of the session.
+// add registers c under a new name in the session, for an attach.
 func (cl *edgeClient) add(c *edgeConn) bool {
+	sid := cl.n.edgeSIDs.Add(1)
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	if cl.ended {
 		return false
 	}
-	cl.sockets[c.sid] = c
+	c.mu.Lock()
+	c.cl, c.sid, c.answer, c.answered = cl, sid, make(chan *edgeMsg, 1), false
+	c.mu.Unlock()
+	cl.sockets[sid] = c
 	return true
 }
 
+// answerWith hands the owner's answer to the attach in flight on cl, and
+// reports whether there was one.
+func (c *edgeConn) answerWith(cl *edgeClient, m *edgeMsg) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cl != cl || c.answered {
+		return false
+	}
+	c.answered = true
+	c.answer <- m
+	return true
+}
+
+func (c *edgeConn) setCursor(cur runtime.Cursor) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cursors == nil {
+		c.cursors = map[string]string{}
+	}
+	if i := slices.Index(c.cursorKeys, cur.Key); i >= 0 {
+		c.cursorKeys = slices.Delete(c.cursorKeys, i, i+1)
+	} else if len(c.cursorKeys) == runtime.MaxCursorKeys {
+		delete(c.cursors, c.cursorKeys[0])
+		c.cursorKeys = slices.Delete(c.cursorKeys, 0, 1)
+	}
+	c.cursorKeys = append(c.cursorKeys, cur.Key)
+	c.cursors[cur.Key] = cur.Value
+}
+
+// attach sends the socket's upgrade request (with its record, for a
+// reattach) over cl and waits for the owner's answer: nil when the
+// session ended first, or ctx did.
+func (c *edgeConn) attach(ctx context.Context, cl *edgeClient, reattach bool) *edgeMsg {
+	if !cl.add(c) {
+		return nil
+	}
+	c.mu.Lock()
+	m := edgeMsg{kind: edgeAttach, sid: c.sid, text: c.uri, header: c.header, reattach: reattach}
+	if reattach {
+		m.tags, m.attachment, m.cursors = c.tags, c.attachment, maps.Clone(c.cursors)
+	}
+	answer := c.answer
+	c.mu.Unlock()
+	if !cl.out.push(m, false) {
+		cl.drop(c)
+		return nil
+	}
+	select {
+	case a := <-answer:
+		return a
+	case <-ctx.Done():
+		// Given up: should the owner accept it yet, it lets it go.
+		cl.drop(c)
+		cl.out.push(edgeMsg{kind: edgeEnded, sid: m.sid, code: protocol.CloseGoingAway, text: "attach abandoned"}, false)
+		return nil
+	}
+}
+
+// edgeMoveTimeout bounds how long a socket waits for its object's next
+// owner before it is closed (1012) for its client to reconnect;
+// edgeAttachTimeout one attempt at a node (its session may be with a node
+// that just died, which the edge learns of later).
+const (
+	edgeMoveTimeout   = 30 * time.Second
+	edgeAttachTimeout = 5 * time.Second
+)
+
+// move attaches the socket to its object's owner after it left from (the
+// session ended, or the object moved away): the client's messages wait
+// meanwhile, and the new owner catches the socket up (runtime.Reattacher).
+func (c *edgeConn) move(from *edgeClient) {
+	c.mu.Lock()
+	if c.ended || c.moving || c.cl != from {
+		c.mu.Unlock()
+		return
+	}
+	c.moving = true
+	c.mu.Unlock()
+	n := c.n
+	if m := n.metrics; m != nil {
+		m.edgeMoves.WithLabelValues("started").Inc()
+	}
+	outcome := "closed"
+	defer func() {
+		c.mu.Lock()
+		c.moving = false
+		ended := c.ended
+		cl, sid := c.cl, c.sid
+		c.cond.Broadcast()
+		c.mu.Unlock()
+		if outcome == "attached" && ended {
+			// The client left while the move was under way.
+			cl.out.push(edgeMsg{kind: edgeEnded, sid: sid, code: protocol.CloseGoingAway}, false)
+		}
+		if m := n.metrics; m != nil {
+			m.edgeMoves.WithLabelValues(outcome).Inc()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(n.ctx, edgeMoveTimeout)
+	defer cancel()
+	poll := time.NewTicker(50 * time.Millisecond)
+	defer poll.Stop()
+	for {
+		changed := n.engine.ViewsChanged()
+		serve, candidates, _ := n.route(c.p, false)
+		if serve {
+			candidates = []string{n.cfg.PeerAddr}
+		}
+		for _, addr := range candidates {
+			if c.isEnded() {
+				return
+			}
+			cl, err := n.edgeSession(ctx, addr)
+			if err != nil {
+				n.log.Debug("edge socket move: no session", "to", addr, "err", err)
+				continue
+			}
+			attempt, cancelAttempt := context.WithTimeout(ctx, edgeAttachTimeout)
+			a := c.attach(attempt, cl, true)
+			cancelAttempt()
+			switch {
+			case a == nil:
+				continue // the session ended (or ctx): route again
+			case a.kind == edgeAccepted:
+				outcome = "attached"
+				return
+			case a.code == http.StatusServiceUnavailable && a.header.Get(runtime.HeaderNotServed) != "":
+				continue // not the owner (any more)
+			}
+			// Refused: the object does not take sockets back, or the
+			// client's credential no longer holds.
+			c.sock.Close(protocol.CloseMoved, protocol.ReasonMoved)
+			return
+		}
+		select {
+		case <-changed:
+		case <-poll.C:
+		case <-ctx.Done():
+			c.sock.Close(protocol.CloseMoved, protocol.ReasonMoved)
+			return
+		}
+	}
+}
+
+func (c *edgeConn) isEnded() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ended
+}
+
 // Message, MessageTooLarge and Ended are the socket's runtime.EdgeUpstream.
+// While the socket moves to a new owner they wait: that is the client's
+// backpressure.
 func (c *edgeConn) Message(m runtime.Message) {
 	kind := edgeIn
 	if m.Binary {
 		kind = edgeInBinary
 	}
-	c.cl.out.push(edgeMsg{kind: kind, sid: c.sid, data: m.Data}, true)
+	c.send(edgeMsg{kind: kind, data: m.Data})
 }
 
 // MessageTooLarge tells the owner of a message refused for its size.
-func (c *edgeConn) MessageTooLarge() {
-	c.cl.out.push(edgeMsg{kind: edgeTooLarge, sid: c.sid}, true)
+func (c *edgeConn) MessageTooLarge() { c.send(edgeMsg{kind: edgeTooLarge}) }
+
+// send sends m for the socket once it is attached.
+func (c *edgeConn) send(m edgeMsg) {
+	c.mu.Lock()
+	for c.moving && !c.ended {
+		c.cond.Wait()
+	}
+	cl, sid := c.cl, c.sid
+	c.mu.Unlock()
+	if cl == nil {
+		return
+	}
+	m.sid = sid
+	cl.out.push(m, true)
 }
 
 // Ended tells the owner that the client's connection ended.
 func (c *edgeConn) Ended(code int, reason string) {
-	c.cl.mu.Lock()
-	if c.cl.sockets[c.sid] == c {
-		delete(c.cl.sockets, c.sid)
+	c.mu.Lock()
+	c.ended = true
+	cl, sid, moving := c.cl, c.sid, c.moving
+	c.cond.Broadcast()
+	c.mu.Unlock()
+	if cl == nil || moving {
+		return // a move under way tells the next owner
 	}
-	c.cl.mu.Unlock()
-	c.cl.out.push(edgeMsg{kind: edgeEnded, sid: c.sid, code: code, text: reason}, true)
+	cl.drop(c)
+	cl.out.push(edgeMsg{kind: edgeEnded, sid: sid, code: code, text: reason}, true)
 }
 
 // edgeHeaders are the headers of a client's upgrade request that its
-// owner sees (as a relayed request's): what authentication and objects
+// owner sees (as a forwarded request's): what authentication and objects
 // read.
 var edgeHeaders = []string{"Authorization", "Cookie", "Origin", "User-Agent", "Sec-WebSocket-Protocol"}
 
@@ -523,20 +840,14 @@ func (n *Node) serveEdgeSocket(w http.ResponseWriter, r *http.Request, p int, ca
 			n.log.Debug("edge session failed", "to", addr, "err", err)
 			continue
 		}
-		c := &edgeConn{cl: cl, sid: n.edgeSIDs.Add(1), answer: make(chan *edgeMsg, 1)}
+		c := &edgeConn{n: n, p: p, uri: r.URL.RequestURI(), header: header}
+		c.cond = sync.NewCond(&c.mu)
 		c.sock = rt.NewEdgeSocket(r, c)
-		if !cl.add(c) || !cl.out.push(edgeMsg{kind: edgeAttach, sid: c.sid, text: r.URL.RequestURI(), header: header}, false) {
-			c.sock.Abort()
-			continue // the session ended before the request left
-		}
-		var m *edgeMsg
-		select {
-		case m = <-c.answer:
-		case <-r.Context().Done():
+		m := c.attach(r.Context(), cl, false)
+		switch {
+		case m == nil && r.Context().Err() != nil:
 			c.sock.Abort()
 			return false
-		}
-		switch {
 		case m == nil:
 			c.sock.Abort()
 			unavailable(w, fmt.Sprintf("partition %d: %v", p, errEdgeSessionEnded))

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/holocron-run/holocron/internal/wire"
+	"github.com/holocron-run/holocron/runtime"
 )
 
 // The edge session's wire: each message is its length (uvarint) and then
@@ -21,7 +22,7 @@ type edgeKind byte
 
 const (
 	// From the edge to the owner.
-	edgeAttach   edgeKind = iota + 1 // sid, text (request URI), header: a client's upgrade request
+	edgeAttach   edgeKind = iota + 1 // sid, text (request URI), header, [reattach: tags, attachment, cursors]: a client's upgrade request, or an open socket for its object's new owner
 	edgeIn                           // sid, data: a text message from the client
 	edgeInBinary                     // sid, data: a binary message from the client
 	edgeTooLarge                     // sid: a message the edge refused for its size
@@ -30,8 +31,9 @@ const (
 	// From the owner to the edge.
 	edgeAccepted // sid: the object accepted the socket; upgrade the client
 	edgeRefused  // sid, code (status), header, data (body): the object's answer instead
-	edgeOut      // sids, data: a text frame for each of the sockets
+	edgeOut      // sids, data, [cursor]: a text frame for each of the sockets
 	edgeClose    // sid, code, text: close the socket
+	edgeRecord   // sid, tags, attachment: the socket's record, to keep for a new owner
 )
 
 // edgeMsg is one message of an edge session.
@@ -43,6 +45,14 @@ type edgeMsg struct {
 	code   int
 	text   string
 	header http.Header
+	// cursor (edgeOut) is what the frame brings its sockets up to.
+	cursor *runtime.Cursor
+	// tags and attachment are a socket's record (edgeRecord, and an
+	// edgeAttach with reattach); cursors its keys' last cursors.
+	reattach   bool
+	tags       []string
+	attachment []byte
+	cursors    map[string]string
 }
 
 // maxEdgeMessage bounds one edge session message: a frame as large as a
@@ -54,6 +64,7 @@ const (
 	maxEdgeHeaders = 64
 	maxEdgeText    = 8 << 10
 	maxEdgeSIDs    = 1 << 20
+	maxEdgeTags    = 1024
 )
 
 // errEdgeMalformed is a message that does not decode: the session ends.
@@ -70,6 +81,13 @@ func appendEdgeMsg(b []byte, m *edgeMsg) []byte {
 			body = binary.AppendUvarint(body, sid)
 		}
 		body = wire.AppendBytes(body, m.data)
+		if m.cursor == nil {
+			body = append(body, 0)
+		} else {
+			body = append(body, 1)
+			body = wire.AppendString(body, m.cursor.Key)
+			body = wire.AppendString(body, m.cursor.Value)
+		}
 	default:
 		body = binary.AppendUvarint(body, m.sid)
 	}
@@ -77,6 +95,19 @@ func appendEdgeMsg(b []byte, m *edgeMsg) []byte {
 	case edgeAttach:
 		body = wire.AppendString(body, m.text)
 		body = appendHeader(body, m.header)
+		if !m.reattach {
+			body = append(body, 0)
+			break
+		}
+		body = append(body, 1)
+		body = appendRecord(body, m.tags, m.attachment)
+		body = binary.AppendUvarint(body, uint64(len(m.cursors)))
+		for k, v := range m.cursors {
+			body = wire.AppendString(body, k)
+			body = wire.AppendString(body, v)
+		}
+	case edgeRecord:
+		body = appendRecord(body, m.tags, m.attachment)
 	case edgeIn, edgeInBinary:
 		body = wire.AppendBytes(body, m.data)
 	case edgeEnded, edgeClose:
@@ -89,6 +120,29 @@ func appendEdgeMsg(b []byte, m *edgeMsg) []byte {
 	}
 	b = binary.AppendUvarint(b, uint64(len(body)))
 	return append(b, body...)
+}
+
+func appendRecord(b []byte, tags []string, attachment []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(tags)))
+	for _, t := range tags {
+		b = wire.AppendString(b, t)
+	}
+	return wire.AppendBytes(b, attachment)
+}
+
+func decodeRecord(d *wire.Decoder) (tags []string, attachment []byte) {
+	n := d.Uvarint()
+	if n > maxEdgeTags {
+		d.Fail()
+		return nil, nil
+	}
+	for range n {
+		tags = append(tags, string(d.Bytes(maxEdgeText)))
+	}
+	if a := d.Bytes(runtime.MaxAttachmentSize); len(a) > 0 {
+		attachment = a
+	}
+	return tags, attachment
 }
 
 func appendHeader(b []byte, h http.Header) []byte {
@@ -155,6 +209,13 @@ func decodeEdgeMsg(b []byte) (*edgeMsg, error) {
 			m.sids[i] = d.Uvarint()
 		}
 		m.data = d.Bytes(maxEdgeMessage)
+		switch d.Byte() {
+		case 0:
+		case 1:
+			m.cursor = &runtime.Cursor{Key: string(d.Bytes(runtime.MaxCursorKey)), Value: string(d.Bytes(runtime.MaxCursorValue))}
+		default:
+			d.Fail()
+		}
 	} else {
 		m.sid = d.Uvarint()
 	}
@@ -163,6 +224,26 @@ func decodeEdgeMsg(b []byte) (*edgeMsg, error) {
 	case edgeAttach:
 		m.text = string(d.Bytes(maxEdgeText))
 		m.header = decodeHeader(d)
+		switch d.Byte() {
+		case 0:
+		case 1:
+			m.reattach = true
+			m.tags, m.attachment = decodeRecord(d)
+			n := d.Uvarint()
+			if n > runtime.MaxCursorKeys {
+				d.Fail()
+				break
+			}
+			m.cursors = make(map[string]string, n)
+			for range n {
+				k, v := d.Bytes(runtime.MaxCursorKey), d.Bytes(runtime.MaxCursorValue)
+				m.cursors[string(k)] = string(v)
+			}
+		default:
+			d.Fail()
+		}
+	case edgeRecord:
+		m.tags, m.attachment = decodeRecord(d)
 	case edgeIn, edgeInBinary:
 		m.data = d.Bytes(maxEdgeMessage)
 	case edgeEnded, edgeClose:
@@ -280,14 +361,14 @@ func (q *edgeQueue) run(w io.Writer, flush func() error) error {
 		for i := range batch {
 			m := &batch[i]
 			if m.kind == edgeOut {
-				if out != nil && sameBytes(out.data, m.data) {
-					outSIDs = append(outSIDs, m.sid)
+				if out != nil && sameBytes(out.data, m.data) && out.cursor == m.cursor {
+					outSIDs = append(outSIDs, m.sids...)
 					continue
 				}
 				if out != nil {
 					flushOut()
 				}
-				out, outSIDs = m, append(outSIDs[:0], m.sid)
+				out, outSIDs = m, append(outSIDs[:0], m.sids...)
 				continue
 			}
 			if out != nil {

@@ -98,12 +98,11 @@ func TestEdgeQueueSendsABroadcastOnce(t *testing.T) {
 	var counted []int
 	q.sentOut = func(n int) { counted = append(counted, n) }
 	for _, m := range []edgeMsg{
-		{kind: edgeOut, sid: 1, data: a},
-		{kind: edgeOut, sid: 2, data: a},
-		{kind: edgeOut, sid: 3, data: a},
-		{kind: edgeOut, sid: 1, data: b},
+		{kind: edgeOut, sids: []uint64{1}, data: a},
+		{kind: edgeOut, sids: []uint64{2, 3}, data: a},
+		{kind: edgeOut, sids: []uint64{1}, data: b},
 		{kind: edgeClose, sid: 2, code: 1000},
-		{kind: edgeOut, sid: 3, data: b},
+		{kind: edgeOut, sids: []uint64{3}, data: b},
 	} {
 		if !q.push(m, false) {
 			t.Fatal("push refused")
@@ -159,10 +158,10 @@ func (c *closingWriter) Write(b []byte) (int, error) {
 // limit (the session is then cut); an edge's waits for room instead.
 func TestEdgeQueueLimit(t *testing.T) {
 	q := newEdgeQueue(100)
-	if !q.push(edgeMsg{kind: edgeOut, sid: 1, data: make([]byte, 200)}, false) {
+	if !q.push(edgeMsg{kind: edgeOut, sids: []uint64{1}, data: make([]byte, 200)}, false) {
 		t.Fatal("the first message was refused")
 	}
-	if q.push(edgeMsg{kind: edgeOut, sid: 1, data: []byte("x")}, false) {
+	if q.push(edgeMsg{kind: edgeOut, sids: []uint64{1}, data: []byte("x")}, false) {
 		t.Fatal("a message beyond the limit was queued")
 	}
 	pushed := make(chan bool)

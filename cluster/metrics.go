@@ -18,6 +18,7 @@ type metrics struct {
 	edgeMessages   prometheus.Counter
 	edgeFrames     prometheus.Counter
 	edgeSessions   *prometheus.CounterVec
+	edgeMoves      *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, n *Node) (*metrics, error) {
@@ -44,6 +45,8 @@ func newMetrics(reg prometheus.Registerer, n *Node) (*metrics, error) {
 			Help: "Socket frames those messages carried (a broadcast to 100 sockets of one edge: 1 message, 100 frames)."}),
 		edgeSessions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "holocron_edge_sessions_total",
 			Help: "Edge sessions opened, by this node's side of them (edge, owner)."}, []string{"side"}),
+		edgeMoves: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "holocron_edge_socket_moves_total",
+			Help: "Sockets held here whose object's owner changed: moves started, and how they ended (attached to the new owner; closed with 1012 for the client to reconnect)."}, []string{"outcome"}),
 	}
 	members := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "holocron_cluster_members_alive",
 		Help: "Members gossip currently believes alive (this node included)."}, func() float64 {
@@ -76,7 +79,7 @@ func newMetrics(reg prometheus.Registerer, n *Node) (*metrics, error) {
 		return float64(count)
 	})
 	for _, c := range []prometheus.Collector{m.readyBatches, m.readySeconds, m.proposals, m.servingChanges,
-		m.sendFailures, m.messagesSent, m.forwards, m.snapshots, m.edgeMessages, m.edgeFrames, m.edgeSessions, members, led, replicas} {
+		m.sendFailures, m.messagesSent, m.forwards, m.snapshots, m.edgeMessages, m.edgeFrames, m.edgeSessions, m.edgeMoves, members, led, replicas} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

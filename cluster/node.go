@@ -112,7 +112,9 @@ type Node struct {
 	// edgeClients are this node's edge sessions, by owner peer address.
 	edgeMu      sync.Mutex
 	edgeClients map[string]*edgeClient
-	edgeSIDs    atomic.Uint64
+	// ownerSessions are the edges' sessions with this node, by ID.
+	ownerSessions map[string]*ownerSession
+	edgeSIDs      atomic.Uint64
 }
 
 // Start joins (or bootstraps) the cluster.
@@ -153,7 +155,8 @@ func Start(cfg Config) (*Node, error) {
 		peer:    cfg.Peer,
 		links:   newLinks(cfg.NodeName, cfg.Peer),
 
-		edgeClients: map[string]*edgeClient{},
+		edgeClients:   map[string]*edgeClient{},
+		ownerSessions: map[string]*ownerSession{},
 	}
 	n.ring.Store(NewRing(cfg.Partitions, cfg.Replication, []string{cfg.NodeName}))
 	if cfg.Metrics != nil {

@@ -298,6 +298,6 @@ func (a *objectsAdmin) serveMove(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	a.rt.Evict(func(x runtime.ID) bool { return x == id }, protocol.CloseMoved, "moved")
+	a.rt.Evict(func(x runtime.ID) bool { return x == id }, protocol.CloseMoved, protocol.ReasonMoved)
 	protocol.WriteJSON(w, http.StatusOK, map[string]any{"id": id.String(), "from": a.nodeName, "leadershipMoved": moved})
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -189,4 +190,133 @@ func TestEdgeSocketsFanOutOncePerNode(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestEdgeSocketsStayOpenWhenTheOwnerChanges: sockets of one Room
+// connected through the two nodes that do not own it, while the room
+// broadcasts (HTTP requests through those nodes, one broadcast each, sent
+// again when they fail). Then the owner goes away: killed -9, handed over
+// on SIGTERM, or the room moved by an operator. The edge sockets stay
+// open: their nodes attach them to the new owner, which catches them up
+// from their cursors, and every socket receives every broadcast the room
+// committed exactly once, in order — the room's own count says how many.
+func TestEdgeSocketsStayOpenWhenTheOwnerChanges(t *testing.T) {
+	for _, fault := range []string{"kill9", "sigterm", "move"} {
+		t.Run(fault, func(t *testing.T) {
+			c := proctest.StartCluster(t, edgeNode, 3)
+			owner := c.LeaderOf("Room", "r")
+			edges := []*proctest.Proc{c.Nodes[(owner+1)%3], c.Nodes[(owner+2)%3]}
+			var clients []*edgeClient
+			for _, n := range edges {
+				for range 5 {
+					clients = append(clients, dialEdge(t, n, "/objects/Room/r/ws"))
+				}
+			}
+			testenv.WaitFor(t, 30*time.Second, "every socket on the room", func() error {
+				var st roomState
+				if code := ask(t, c.Nodes[owner], "GET", "/objects/Room/r/state", &st); code != http.StatusOK || st.Open != len(clients) {
+					return fmt.Errorf("%d: %d open", code, st.Open)
+				}
+				return nil
+			})
+			var acked atomic.Int64
+			stop := make(chan struct{})
+			sent := make(chan struct{})
+			go func() {
+				defer close(sent)
+				client := &http.Client{Timeout: 5 * time.Second}
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					req, _ := http.NewRequest(http.MethodPost, edges[i%2].URL("/objects/Room/r/broadcast?n=1"), nil)
+					if resp, err := client.Do(req); err == nil {
+						if resp.StatusCode == http.StatusOK {
+							acked.Add(1)
+						}
+						resp.Body.Close()
+					}
+					time.Sleep(20 * time.Millisecond) // a chat's pace, not a flood
+				}
+			}()
+			testenv.WaitFor(t, 30*time.Second, "broadcasts before the fault", func() error {
+				if n := acked.Load(); n < 20 {
+					return fmt.Errorf("%d acknowledged", n)
+				}
+				return nil
+			})
+			switch fault {
+			case "kill9":
+				c.Nodes[owner].Kill9()
+			case "sigterm":
+				if code := c.Nodes[owner].Stop(); code != 0 {
+					t.Fatalf("SIGTERM: exit %d", code)
+				}
+			case "move":
+				if code := ask(t, c.Nodes[owner], "POST", "/admin/objects/Room/r/move", nil); code/100 != 2 {
+					t.Fatalf("move: %d", code)
+				}
+			}
+			before := acked.Load()
+			testenv.WaitFor(t, 60*time.Second, "broadcasts after the fault", func() error {
+				if n := acked.Load() - before; n < 20 {
+					return fmt.Errorf("%d acknowledged since", n)
+				}
+				return nil
+			})
+			close(stop)
+			<-sent
+			var st struct {
+				roomState
+				N          int
+				Reattached int
+			}
+			testenv.WaitFor(t, 30*time.Second, "the room's count", func() error {
+				if code := ask(t, edges[0], "GET", "/objects/Room/r/state", &st); code != http.StatusOK {
+					return fmt.Errorf("GET state: %d", code)
+				}
+				return nil
+			})
+			if int64(st.N) < acked.Load() {
+				t.Fatalf("the room counts %d broadcasts, fewer than the %d acknowledged", st.N, acked.Load())
+			}
+			var want []string
+			for i := 1; i <= st.N; i++ {
+				want = append(want, fmt.Sprintf("%d:b0", i))
+			}
+			for i, cl := range clients {
+				testenv.WaitFor(t, 30*time.Second, fmt.Sprintf("client %d's broadcasts", i), func() error {
+					if got := cl.received(); len(got) < st.N {
+						return fmt.Errorf("%d of %d, the last %q", len(got), st.N, got[max(0, len(got)-3):])
+					}
+					return nil
+				})
+				cl.mu.Lock()
+				closed := cl.closed
+				cl.mu.Unlock()
+				if closed != 0 {
+					t.Errorf("client %d (through a surviving node) was closed with %d", i, closed)
+				}
+				if got := cl.received(); !slices.Equal(got, want) {
+					t.Fatalf("client %d received %v, want every committed broadcast once, in order: %v", i, got, want)
+				}
+			}
+			// Every edge socket was taken back (more than once when a
+			// hand-over is followed by the rebalancer's, or an attempt
+			// timed out), and the room holds each once: none left behind.
+			if st.Reattached < len(clients) {
+				t.Errorf("the room took back %d sockets, want at least the %d edge sockets", st.Reattached, len(clients))
+			}
+			testenv.WaitFor(t, 30*time.Second, "the room to hold each edge socket once", func() error {
+				ask(t, edges[0], "GET", "/objects/Room/r/state", &st)
+				if st.Open != len(clients) {
+					return fmt.Errorf("%d open", st.Open)
+				}
+				return nil
+			})
+			t.Logf("%s: %d broadcasts (%d acknowledged), every edge socket open with all of them", fault, st.N, acked.Load())
+		})
+	}
 }

@@ -131,7 +131,7 @@ func Run(ctx context.Context, cfg Config, types Types, logOut io.Writer) error {
 				// Either way, no instance built under another leader may be
 				// reused: drop them; on a loss, clients reconnect elsewhere.
 				if rt := rtp.Load(); rt != nil {
-					rt.Evict(func(id runtime.ID) bool { return node.PartitionOf(id) == part }, protocol.CloseMoved, "moved")
+					rt.Evict(func(id runtime.ID) bool { return node.PartitionOf(id) == part }, protocol.CloseMoved, protocol.ReasonMoved)
 				}
 			},
 		})
@@ -283,7 +283,9 @@ func Run(ctx context.Context, cfg Config, types Types, logOut io.Writer) error {
 		pmux.Handle("GET "+cluster.PingPath, cluster.PingHandler())
 		// Calls between objects: only peers may claim to be an object.
 		pmux.Handle(runtime.CallPath, rt.CallHandler())
-		pmux.Handle("POST "+cluster.EdgePath, node.EdgeHandler(objects))
+		edges := node.EdgeHandler(objects)
+		pmux.Handle("GET "+cluster.EdgePath, edges)
+		pmux.Handle("POST "+cluster.EdgeInPath, edges)
 		objAdmin.routes(pmux)
 		pmux.Handle("/", objects)
 		peerSrv = peer.link.Server(runtime.AbortBodyReads(bodies, refuseWhenFailed(pmux, &failure)), log)

@@ -88,6 +88,13 @@ const (
 	ClosePolicy = 4008
 )
 
+// ReasonMoved is the reason of a 1012 close because the object left its
+// node (a move, a hand-over, a lost partition), as against another 1012
+// (an operator restored the object): the node holding the client's
+// connection attaches such a socket to the object's next owner instead of
+// closing it, when the object takes sockets back.
+const ReasonMoved = "moved"
+
 // Error is a protocol failure: a code and a human message.
 type Error struct {
 	Code    string

@@ -450,6 +450,10 @@ const (
 func (e *entry) dispatch(ctx context.Context, ev event) alarmOutcome {
 	switch ev.kind {
 	case evHTTP:
+		if a, ok := edgeAttachFrom(ctx); ok && a.Reattach != nil {
+			e.reattach(ctx, ev, a)
+			return alarmSkipped
+		}
 		// ctx carries the State (StateFrom) on top of the request's own.
 		e.instance.ServeHTTP(ev.resp, ev.req.WithContext(ctx))
 	case evWSMessage, evWSClose, evWSError:

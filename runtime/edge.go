@@ -2,8 +2,10 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 
 	"github.com/holocron-run/holocron/internal/corkconn"
@@ -99,12 +101,63 @@ func (s *EdgeSocket) ended(code int, reason string) {
 	s.up.Ended(code, reason)
 }
 
+// Cursor is what a frame sent with SendAt brings its socket up to: under
+// Key (a stream of the object's, such as a chat room), Value.
+type Cursor struct{ Key, Value string }
+
+// Bounds of cursors, which a socket's edge keeps for as long as the socket
+// is open.
+const (
+	MaxCursorKey   = 64
+	MaxCursorValue = 256
+	// MaxCursorKeys is how many keys an edge keeps per socket; beyond
+	// them it forgets the key it heard of least recently.
+	MaxCursorKeys = 32
+)
+
+// ErrCursorTooLong is returned by SendAt and BroadcastAt for a key or
+// cursor beyond MaxCursorKey or MaxCursorValue, or an empty key.
+var ErrCursorTooLong = errors.New("websocket cursor key empty or cursor too long")
+
+func newCursor(key, value string) (*Cursor, error) {
+	if key == "" || len(key) > MaxCursorKey || len(value) > MaxCursorValue {
+		return nil, fmt.Errorf("cursor %q=%q: %w", key, value, ErrCursorTooLong)
+	}
+	return &Cursor{Key: key, Value: value}, nil
+}
+
+// Reattacher is implemented by objects that take a socket back when their
+// owner changes: the old owner died, hung, was cut off or handed the
+// object over, while the client's connection stayed open on another node
+// (its edge). The edge then attaches the socket to the object on its new
+// owner, and OnReattach runs, as an event, with the socket as it was: its
+// tags, its attachment and, for each key, the cursor of the last frame
+// sent with SendAt or BroadcastAt under it that reached the edge. The
+// object sends the socket what it has missed since; frames of later events
+// follow. Without it, such sockets are closed with 1012 and their clients
+// reconnect.
+type Reattacher interface {
+	OnReattach(ctx context.Context, ws *WebSocket, cursors map[string]string)
+}
+
+// EdgeReattach is what an edge sends with a socket it attaches to a new
+// owner.
+type EdgeReattach struct {
+	Tags       []string
+	Attachment []byte
+	Cursors    map[string]string
+}
+
 // EdgeLink carries the frames of an owner's remote sockets to the edge
 // that holds their connections, in the order given.
 type EdgeLink interface {
-	// Send queues a text frame for the edge's socket sid. Consecutive
-	// sends of the same data (a broadcast) may cross as one message.
-	Send(sid uint64, data []byte)
+	// Send queues a text frame for the edge's sockets sids, with the
+	// cursor it brings them to (nil: none): a broadcast crosses as one
+	// message.
+	Send(sids []uint64, data []byte, cursor *Cursor)
+	// Record tells the edge the socket's tags and attachment, which it
+	// keeps to attach the socket to a new owner.
+	Record(sid uint64, tags []string, attachment []byte)
 	// Close asks the edge to close socket sid with code and reason.
 	Close(sid uint64, code int, reason string)
 	// Accepted tells the edge that the object accepted socket sid: it
@@ -120,6 +173,9 @@ type EdgeLink interface {
 type EdgeAttach struct {
 	Link EdgeLink
 	SID  uint64
+	// Reattach, when set, attaches an open socket to the object after its
+	// owner changed: the object's OnReattach runs instead of ServeHTTP.
+	Reattach *EdgeReattach
 	// Attached receives the accepted socket's owner end, to which the
 	// edge's traffic for it is delivered.
 	Attached func(*RemoteSocket)
@@ -179,9 +235,18 @@ func (c *remoteConn) enqueue(f outFrame) {
 		c.link.Close(c.sid, f.code, f.reason)
 	case f.ping || f.pong:
 		// The edge keeps the connection alive.
+	case f.record != nil:
+		c.link.Record(c.sid, f.record.tags, f.record.attachment)
 	default:
-		c.link.Send(c.sid, f.data)
+		c.link.Send([]uint64{c.sid}, f.data, f.cursor)
 	}
+}
+
+// sendable reports whether frames may still go to the socket.
+func (c *remoteConn) sendable() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.ended && !c.closing
 }
 
 // terminate ends the socket here and asks the edge to close it.
@@ -208,5 +273,29 @@ func (c *remoteConn) accepted(a *EdgeAttach) {
 	if a.Attached != nil {
 		a.Attached(&RemoteSocket{ws: c.ws})
 	}
+	// The record as accepted (AcceptWebSocket's tags); later changes
+	// follow with the frames (recordChanged).
+	e := c.ws.entry
+	e.mu.Lock()
+	tags, attachment := slices.Clone(c.ws.tags), c.ws.attachment
+	e.mu.Unlock()
+	if len(tags) > 0 || attachment != nil {
+		c.link.Record(c.sid, tags, attachment)
+	}
 	c.link.Accepted(c.sid)
+}
+
+// reattach runs ev, an edge's request to attach an open socket to this
+// object after its owner changed (a.Reattach): the object's OnReattach, or,
+// for an object without one, an answer that makes the edge close the
+// socket (1012) for its client to reconnect.
+func (e *entry) reattach(ctx context.Context, ev event, a *EdgeAttach) {
+	h, ok := e.instance.(Reattacher)
+	if !ok {
+		WriteError(ev.resp, http.StatusConflict, protocol.CodeUnavailable, "the object does not take sockets back after a move; reconnect")
+		return
+	}
+	ws := e.newSocket(ev.req, a.Reattach.Tags, a.Reattach.Attachment)
+	ev.resp.socket = ws
+	h.OnReattach(ctx, ws, a.Reattach.Cursors)
 }

@@ -3,6 +3,7 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/holocron-run/holocron/protocol"
@@ -115,7 +116,7 @@ func (g *gate) committed(err error, e *entry) {
 		e.mu.Unlock()
 		code, reason := protocol.CloseInternalError, "storage failure"
 		if moved {
-			code, reason = protocol.CloseMoved, "moved"
+			code, reason = protocol.CloseMoved, protocol.ReasonMoved
 		}
 		for _, ws := range socks {
 			ws.enqueue(outFrame{close: true, code: code, reason: reason})
@@ -134,13 +135,63 @@ func releaseOutputs(out []outItem, failed bool, cause error) {
 	case failed:
 		err = errCommitFailed
 	}
-	for _, it := range out {
+	for i := 0; i < len(out); i++ {
+		it := out[i]
 		switch {
 		case it.done != nil:
 			it.done(err)
-		case !failed:
+		case failed:
+		case it.frame.data != nil && !it.frame.close:
+			// A broadcast: the same frame for a run of sockets. Those on
+			// other nodes get it as one message per node.
+			j := i + 1
+			for j < len(out) && out[j].done == nil && sameFrame(out[j].frame, it.frame) {
+				j++
+			}
+			sendFrame(out[i:j])
+			i = j - 1
+		default:
 			it.ws.enqueue(it.frame)
 		}
+	}
+}
+
+// sameFrame reports whether a and b are one frame (a broadcast's): the same
+// bytes in memory and the same cursor.
+func sameFrame(a, b outFrame) bool {
+	return len(a.data) == len(b.data) && len(a.data) > 0 && &a.data[0] == &b.data[0] &&
+		a.cursor == b.cursor && !b.close && b.record == nil
+}
+
+// sendFrame hands one frame to each socket of run: to a local socket's
+// connection, and, for the sockets whose connections are on other nodes,
+// once per node (EdgeLink), naming them.
+func sendFrame(run []outItem) {
+	f := run[0].frame
+	if len(run) == 1 {
+		run[0].ws.enqueue(f)
+		return
+	}
+	var links []EdgeLink
+	var sids [][]uint64
+	for _, it := range run {
+		rc, remote := it.ws.conn.(*remoteConn)
+		if !remote {
+			it.ws.enqueue(f)
+			continue
+		}
+		if !rc.sendable() {
+			continue
+		}
+		k := slices.Index(links, rc.link)
+		if k < 0 {
+			links, sids = append(links, rc.link), append(sids, nil)
+			k = len(links) - 1
+		}
+		sids[k] = append(sids[k], rc.sid)
+	}
+	for k, l := range links {
+		l.Send(sids[k], f.data, f.cursor)
 	}
 }
 

@@ -60,11 +60,18 @@ func (s *State) AcceptWebSocket(w http.ResponseWriter, r *http.Request, tags ...
 	if resp.socket != nil {
 		return nil, fmt.Errorf("accept websocket: already accepted")
 	}
-	e := s.entry
+	resp.socket = s.entry.newSocket(r, tags, nil)
+	return resp.socket, nil
+}
+
+// newSocket makes the record of a socket accepted (or, from an edge,
+// re-attached) for upgrade request r, and lists it under tags.
+func (e *entry) newSocket(r *http.Request, tags []string, attachment []byte) *WebSocket {
 	ws := &WebSocket{
 		entry:      e,
 		seq:        e.rt.socketSeq.Add(1),
 		remoteAddr: r.RemoteAddr,
+		attachment: attachment,
 	}
 	if p, ok := PrincipalFrom(r.Context()); ok {
 		ws.principal = &p
@@ -87,13 +94,14 @@ func (s *State) AcceptWebSocket(w http.ResponseWriter, r *http.Request, tags ...
 	e.mu.Lock()
 	e.sockets = append(e.sockets, ws)
 	for _, t := range tags {
-		ws.tags = append(ws.tags, t)
-		e.byTag[t] = append(e.byTag[t], ws)
+		if !slices.Contains(ws.tags, t) {
+			ws.tags = append(ws.tags, t)
+			e.byTag[t] = append(e.byTag[t], ws)
+		}
 	}
 	e.mu.Unlock()
 	e.rt.metrics.socketsOpen.Inc()
-	resp.socket = ws
-	return ws, nil
+	return ws
 }
 
 // GetWebSockets returns the object's open sockets carrying tag (all of them
@@ -114,13 +122,26 @@ func (s *State) GetWebSockets(tag string) []*WebSocket {
 // gorilla/websocket's PreparedMessage (one encoding shared by all sockets)
 // allocates a 4 KiB writer per message to build it — a third of everything
 // a cluster's leader allocated under load.
-func (s *State) Broadcast(tag string, data []byte) {
+func (s *State) Broadcast(tag string, data []byte) { s.broadcast(tag, outFrame{data: data}) }
+
+// BroadcastAt is Broadcast with a cursor: each socket is marked as sent
+// everything up to cursor under key (see WebSocket.SendAt and Reattacher).
+func (s *State) BroadcastAt(tag string, data []byte, key, cursor string) error {
+	c, err := newCursor(key, cursor)
+	if err != nil {
+		return err
+	}
+	s.broadcast(tag, outFrame{data: data, cursor: c})
+	return nil
+}
+
+func (s *State) broadcast(tag string, f outFrame) {
 	socks := s.GetWebSockets(tag)
 	if e := s.entry; e.outbox != nil {
 		// One allocation for the whole broadcast, not one per doubling.
 		*e.outbox = slices.Grow(*e.outbox, len(socks))
 	}
 	for _, ws := range socks {
-		s.entry.emit(outItem{ws: ws, frame: outFrame{data: data}})
+		s.entry.emit(outItem{ws: ws, frame: f})
 	}
 }

@@ -124,6 +124,17 @@ type outFrame struct {
 	close  bool
 	code   int
 	reason string
+	// cursor, when set, marks what the frame brings the socket up to
+	// (SendAt); record, when set, is the socket's record as its edge must
+	// keep it, to attach it to a new owner (a tag or attachment changed).
+	cursor *Cursor
+	record *socketRecord
+}
+
+// socketRecord is what a socket's edge keeps of its record.
+type socketRecord struct {
+	tags       []string
+	attachment []byte
 }
 
 func (f outFrame) size() int { return len(f.data) + 32 }
@@ -153,31 +164,49 @@ func (ws *WebSocket) HasTag(tag string) bool {
 func (ws *WebSocket) AddTag(tag string) {
 	e := ws.entry
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if slices.Contains(ws.tags, tag) || ws.gone {
+		e.mu.Unlock()
 		return
 	}
 	ws.tags = append(ws.tags, tag)
 	e.byTag[tag] = append(e.byTag[tag], ws)
+	e.mu.Unlock()
+	ws.recordChanged()
 }
 
 // RemoveTag removes tag from the socket.
 func (ws *WebSocket) RemoveTag(tag string) {
 	e := ws.entry
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	ws.removeTagLocked(tag)
+	removed := ws.removeTagLocked(tag)
+	e.mu.Unlock()
+	if removed {
+		ws.recordChanged()
+	}
 }
 
-func (ws *WebSocket) removeTagLocked(tag string) {
+// recordChanged sends the socket's record to its edge, after the event's
+// writes like its frames, when the connection is on another node.
+func (ws *WebSocket) recordChanged() {
+	if _, remote := ws.conn.(*remoteConn); !remote {
+		return
+	}
+	e := ws.entry
+	e.mu.Lock()
+	rec := &socketRecord{tags: slices.Clone(ws.tags), attachment: ws.attachment}
+	e.mu.Unlock()
+	e.emit(outItem{ws: ws, frame: outFrame{record: rec}})
+}
+
+func (ws *WebSocket) removeTagLocked(tag string) bool {
 	e := ws.entry
 	i := slices.Index(ws.tags, tag)
 	if i < 0 {
-		return
+		return false
 	}
 	ws.tags = slices.Delete(ws.tags, i, i+1)
 	if ws.gone {
-		return
+		return true
 	}
 	list := e.byTag[tag]
 	if j := slices.Index(list, ws); j >= 0 {
@@ -188,6 +217,7 @@ func (ws *WebSocket) removeTagLocked(tag string) {
 	} else {
 		e.byTag[tag] = list
 	}
+	return true
 }
 
 // SetAttachment stores v (as JSON) with the socket. It survives eviction of
@@ -203,6 +233,7 @@ func (ws *WebSocket) SetAttachment(v any) error {
 	ws.entry.mu.Lock()
 	ws.attachment = raw
 	ws.entry.mu.Unlock()
+	ws.recordChanged()
 	return nil
 }
 
@@ -225,6 +256,21 @@ func (ws *WebSocket) Attachment(v any) (bool, error) {
 // (and every earlier one's) are durable. Call it only from a handler.
 func (ws *WebSocket) Send(data []byte) {
 	ws.entry.emit(outItem{ws: ws, frame: outFrame{data: data}})
+}
+
+// SendAt is Send with a cursor: once the frame is out, the socket counts as
+// sent everything up to cursor under key. Should the object's owner change
+// while the client's connection stays open on another node, the next owner
+// gets each key's last cursor that reached that node in OnReattach, and
+// sends the socket what it missed since (see Reattacher). key and cursor
+// are the object's own: a chat room's name and its last message's ID, say.
+func (ws *WebSocket) SendAt(data []byte, key, cursor string) error {
+	c, err := newCursor(key, cursor)
+	if err != nil {
+		return err
+	}
+	ws.entry.emit(outItem{ws: ws, frame: outFrame{data: data, cursor: c}})
+	return nil
 }
 
 // SendJSON encodes v and sends it as a text message.

@@ -4,11 +4,14 @@
 //
 // Room, GET /ws (a WebSocket upgrade; ?refuse=1 answers 403 instead):
 // accepts the socket. A text message "say:X" is broadcast to every socket
-// as "N:X", N counting the room's broadcasts; any other message is echoed
-// to its sender as "echo:X". A message over the runtime's size limit is
-// answered {"error":"too_large"}. POST /broadcast?n=N broadcasts N frames
-// "N:bI", one event each write. GET /state answers the open sockets and
-// the closes the room saw, with their codes.
+// as "N:X", N counting the room's broadcasts (each stored, and sent with
+// cursor N under key "room"); any other message is echoed to its sender
+// as "echo:X". A message over the runtime's size limit is answered
+// {"error":"too_large"}. POST /broadcast?n=N broadcasts N frames "N:bI".
+// GET /state answers the open sockets, the closes the room saw, with their
+// codes, the count N and the sockets taken back after a move. Room is a
+// runtime.Reattacher: a socket attached to it after its owner changed is
+// sent every broadcast after its cursor.
 package main
 
 import (
@@ -35,13 +38,33 @@ func main() {
 
 type room struct{ state *runtime.State }
 
-// broadcast sends "N:text" to every socket, N the room's next count.
+// broadcast sends "N:text" to every socket, N the room's next count, and
+// keeps it for sockets that come back after a move.
 func (o *room) broadcast(text string) {
 	st := o.state.Storage()
 	n, _, _ := runtime.GetJSON[int](st, "n")
 	n++
 	runtime.PutJSON(st, "n", n)
-	o.state.Broadcast("", []byte(fmt.Sprintf("%d:%s", n, text)))
+	frame := fmt.Sprintf("%d:%s", n, text)
+	runtime.PutJSON(st, fmt.Sprint("m/", n), frame)
+	if err := o.state.BroadcastAt("", []byte(frame), "room", strconv.Itoa(n)); err != nil {
+		panic(err)
+	}
+}
+
+// OnReattach sends the socket every broadcast after its cursor.
+func (o *room) OnReattach(ctx context.Context, ws *runtime.WebSocket, cursors map[string]string) {
+	st := o.state.Storage()
+	from, _ := strconv.Atoi(cursors["room"])
+	n, _, _ := runtime.GetJSON[int](st, "n")
+	for i := from + 1; i <= n; i++ {
+		frame, _, _ := runtime.GetJSON[string](st, fmt.Sprint("m/", i))
+		if err := ws.SendAt([]byte(frame), "room", strconv.Itoa(i)); err != nil {
+			panic(err)
+		}
+	}
+	back, _, _ := runtime.GetJSON[int](st, "reattached")
+	runtime.PutJSON(st, "reattached", back+1)
 }
 
 func (o *room) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -61,8 +84,11 @@ func (o *room) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		fmt.Fprintf(w, `{"sent":%d}`, n)
 	case "/state":
-		closes, _, _ := runtime.GetJSON[[]int](o.state.Storage(), "closes")
-		json.NewEncoder(w).Encode(map[string]any{"open": len(o.state.GetWebSockets("")), "closes": closes})
+		st := o.state.Storage()
+		closes, _, _ := runtime.GetJSON[[]int](st, "closes")
+		n, _, _ := runtime.GetJSON[int](st, "n")
+		back, _, _ := runtime.GetJSON[int](st, "reattached")
+		json.NewEncoder(w).Encode(map[string]any{"open": len(o.state.GetWebSockets("")), "closes": closes, "n": n, "reattached": back})
 	default:
 		http.NotFound(w, r)
 	}
