@@ -673,6 +673,72 @@ func (c *edgeConn) attach(ctx context.Context, cl *edgeClient, reattach bool) *e
 	}
 }
 
+// watchEdges moves this node's edge sockets whose object's partition has a
+// new leader while their session still stands: an owner that hangs
+// (SIGSTOP, a frozen VM) keeps its connections open until the link's pings
+// give up, and its sockets would wait for it meanwhile. Only this node's
+// own Raft view counts (a member of the partition's group sees its new
+// leader at once); gossip's slower word does not move sockets.
+func (n *Node) watchEdges(ctx context.Context) {
+	defer n.wg.Done()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		changed := n.engine.ViewsChanged()
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		case <-tick.C:
+		}
+		n.edgeMu.Lock()
+		clients := slices.Collect(maps.Values(n.edgeClients))
+		n.edgeMu.Unlock()
+		for _, cl := range clients {
+			cl.moveLeft()
+		}
+	}
+}
+
+// moveLeft moves the session's sockets whose partitions this node sees led
+// by another node than the session's owner.
+func (cl *edgeClient) moveLeft() {
+	n := cl.n
+	owner, ok := n.memberAt(cl.addr)
+	if !ok {
+		return
+	}
+	ownerID := RaftIDFor(owner)
+	left := map[int]bool{}
+	var moving []*edgeConn
+	cl.mu.Lock()
+	for _, c := range cl.sockets {
+		gone, seen := left[c.p]
+		if !seen {
+			lead, _ := n.engine.Leader(c.p)
+			gone = n.engine.InGroup(c.p) && lead != 0 && lead != ownerID
+			left[c.p] = gone
+		}
+		if gone {
+			moving = append(moving, c)
+		}
+	}
+	cl.mu.Unlock()
+	for _, c := range moving {
+		c.mu.Lock()
+		attached := c.cl == cl && c.answered && !c.moving
+		sid := c.sid
+		c.mu.Unlock()
+		if !attached {
+			continue
+		}
+		cl.drop(c)
+		// The old owner, should it wake, lets the socket go.
+		cl.out.push(edgeMsg{kind: edgeEnded, sid: sid, code: protocol.CloseMoved, text: protocol.ReasonMoved}, false)
+		go c.move(cl)
+	}
+}
+
 // edgeMoveTimeout bounds how long a socket waits for its object's next
 // owner before it is closed (1012) for its client to reconnect;
 // edgeAttachTimeout one attempt at a node (its session may be with a node

@@ -212,8 +212,9 @@ func Start(cfg Config) (*Node, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n.ctx, n.stop = ctx, cancel
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.maintain(ctx)
+	go n.watchEdges(ctx)
 	return n, nil
 }
 

@@ -195,13 +195,14 @@ func TestEdgeSocketsFanOutOncePerNode(t *testing.T) {
 // TestEdgeSocketsStayOpenWhenTheOwnerChanges: sockets of one Room
 // connected through the two nodes that do not own it, while the room
 // broadcasts (HTTP requests through those nodes, one broadcast each, sent
-// again when they fail). Then the owner goes away: killed -9, handed over
-// on SIGTERM, or the room moved by an operator. The edge sockets stay
+// again when they fail). Then the owner goes away: killed -9, paused
+// (SIGSTOP, for longer than an election, then SIGCONT), handed over on
+// SIGTERM, or the room moved by an operator. The edge sockets stay
 // open: their nodes attach them to the new owner, which catches them up
 // from their cursors, and every socket receives every broadcast the room
 // committed exactly once, in order — the room's own count says how many.
 func TestEdgeSocketsStayOpenWhenTheOwnerChanges(t *testing.T) {
-	for _, fault := range []string{"kill9", "sigterm", "move"} {
+	for _, fault := range []string{"kill9", "pause", "sigterm", "move"} {
 		t.Run(fault, func(t *testing.T) {
 			c := proctest.StartCluster(t, edgeNode, 3)
 			owner := c.LeaderOf("Room", "r")
@@ -250,6 +251,10 @@ func TestEdgeSocketsStayOpenWhenTheOwnerChanges(t *testing.T) {
 			switch fault {
 			case "kill9":
 				c.Nodes[owner].Kill9()
+			case "pause":
+				// Far past an election: the others elect a leader, and the
+				// edges move their sockets to it while the owner hangs.
+				c.Nodes[owner].Pause(3 * time.Second)
 			case "sigterm":
 				if code := c.Nodes[owner].Stop(); code != 0 {
 					t.Fatalf("SIGTERM: exit %d", code)
