@@ -419,7 +419,7 @@ func (n *Node) edgeSession(ctx context.Context, addr string) (*edgeClient, error
 	}
 	got := make(chan result, 1)
 	go func() {
-		resp, err := n.peer.RoundTripper().RoundTrip(req)
+		resp, err := n.peer.EdgeRoundTripper().RoundTrip(req)
 		got <- result{resp, err}
 	}()
 	var res result
@@ -486,7 +486,7 @@ func (cl *edgeClient) post(batch []byte) error {
 		return err
 	}
 	req.Header.Set(HopHeader, cl.n.cfg.NodeName)
-	resp, err := cl.n.peer.RoundTripper().RoundTrip(req)
+	resp, err := cl.n.peer.EdgeRoundTripper().RoundTrip(req)
 	if err != nil {
 		return err
 	}

@@ -35,6 +35,12 @@ type PeerLink struct {
 	nameAt atomic.Pointer[func(addr string) (string, bool)]
 
 	transport *http.Transport
+	// edges carries edge sessions over connections of their own: a
+	// session's traffic waits on its objects (an owner reads an edge's
+	// messages only as its objects take them), and on a shared connection
+	// HTTP/2's connection-wide flow control then held up the Raft traffic
+	// behind it; a leader lost its quorum (CI at 4a66083).
+	edges *http.Transport
 }
 
 // Limits of the peer link: one request's headers, and how long a peer may
@@ -70,6 +76,7 @@ func NewPeerLink(tlsPeer *certs.Peer) *PeerLink {
 		}
 	}
 	l.transport = t
+	l.edges = t.Clone()
 	return l
 }
 
@@ -111,6 +118,10 @@ func (l *PeerLink) URL(addr, path string) string {
 	return "https://" + addr + path
 }
 
+// EdgeRoundTripper sends the requests of edge sessions over the link, on
+// connections apart from every other request's.
+func (l *PeerLink) EdgeRoundTripper() http.RoundTripper { return l.edges }
+
 // RoundTripper sends requests over the link.
 func (l *PeerLink) RoundTripper() http.RoundTripper { return l.transport }
 
@@ -121,7 +132,10 @@ func (l *PeerLink) Client(timeout time.Duration) *http.Client {
 }
 
 // Close closes the link's idle connections.
-func (l *PeerLink) Close() { l.transport.CloseIdleConnections() }
+func (l *PeerLink) Close() {
+	l.transport.CloseIdleConnections()
+	l.edges.CloseIdleConnections()
+}
 
 type peerNameKey struct{}
 
