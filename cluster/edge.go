@@ -361,7 +361,6 @@ type edgeClient struct {
 	mu      sync.Mutex
 	sockets map[uint64]*edgeConn
 	ended   bool
-	done    chan struct{}
 }
 
 // edgeConn is one client socket this node holds as its edge. It outlives
@@ -441,7 +440,7 @@ func (n *Node) edgeSession(ctx context.Context, addr string) (*edgeClient, error
 		res.resp.Body.Close()
 		return nil, fmt.Errorf("edge session with %s: %s", addr, res.resp.Status)
 	}
-	cl = &edgeClient{n: n, addr: addr, id: id, stream: res.resp.Body, out: newEdgeQueue(edgeEdgeQueueBytes), sockets: map[uint64]*edgeConn{}, done: make(chan struct{})}
+	cl = &edgeClient{n: n, addr: addr, id: id, stream: res.resp.Body, out: newEdgeQueue(edgeEdgeQueueBytes), sockets: map[uint64]*edgeConn{}}
 	n.edgeMu.Lock()
 	if other := n.edgeClients[addr]; other != nil {
 		n.edgeMu.Unlock()
@@ -582,7 +581,6 @@ func (cl *edgeClient) fail(err error) {
 	socks := cl.sockets
 	cl.sockets = map[uint64]*edgeConn{}
 	cl.mu.Unlock()
-	close(cl.done)
 	cl.out.close()
 	cl.stream.Close()
 	cl.n.edgeMu.Lock()
